@@ -1,0 +1,349 @@
+//! The command line: kubectl's flag names and conventions, parsed once by clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (rollout-preview --exit-code: nothing would roll)
+  1  rollout-preview --exit-code: something would roll
+  2  bad command line, file or manifest
+  3  kubeconfig, context or apiserver connection problem (incl. --request-timeout)
+  4  object not found
+  5  refused by the apiserver (RBAC, admission, precondition conflict)
+  6  refused by a safety check or declined at the prompt: nothing changed
+  7  a mutation ran but its end state could not be verified
+  10 any other error";
+
+/// Explain DaemonSets node by node, preview their rollouts, and replace them without restarts.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl ds",
+    bin_name = "kubectl ds",
+    version,
+    about = "Explain DaemonSets node by node, preview their rollouts, and replace them safely.",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// kubectl's global flags (`kubectl options`), accepted after any subcommand.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalFlags {
+    /// Path to the kubeconfig file to use (this file only, as kubectl).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The name of the kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The name of the kubeconfig cluster to use.
+    #[arg(long, global = true)]
+    pub cluster: Option<String>,
+    /// The name of the kubeconfig user to use.
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// The namespace (default: the context's namespace).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// List across all namespaces (explain without NAME).
+    #[arg(short = 'A', long, global = true)]
+    pub all_namespaces: bool,
+    /// Username to impersonate.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Group to impersonate (repeatable).
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub as_group: Vec<String>,
+    /// UID to impersonate.
+    #[arg(long = "as-uid", global = true, value_name = "UID")]
+    pub as_uid: Option<String>,
+    /// Bearer token for the apiserver.
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+    /// The address of the apiserver.
+    #[arg(short = 's', long, global = true)]
+    pub server: Option<String>,
+    /// Do not check the apiserver's certificate (insecure).
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
+    /// Time to wait for each request: 0 (no limit), or a duration such as 5s, 2m, 1h.
+    #[arg(long, global = true, default_value = "0", value_name = "DURATION")]
+    pub request_timeout: String,
+    /// When to colour output: auto (tty and no NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Output formats, as kubectl's `-o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+/// `--dry-run` values, as kubectl's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Print the plan only; send nothing that mutates.
+    Client,
+    /// Send every mutation with dryRun=All: the apiserver validates, nothing persists.
+    Server,
+    /// Not a dry run.
+    None,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explain, node by node, why a DaemonSet pod is present, missing, pending or misplaced.
+    #[command(after_help = concat!("Examples:
+  # Why does DESIRED differ from the number of nodes?
+  kubectl ds explain node-exporter -n monitoring
+
+  # Only the nodes of one pool, with every reason and the pod names
+  kubectl ds explain fluent-bit -l pool=gpu -o wide
+
+  # One line per DaemonSet in every namespace
+  kubectl ds explain -A
+
+  # From a support bundle, no cluster needed
+  kubectl get ds,nodes,pods,controllerrevisions,events -A -o yaml > bundle.yaml
+  kubectl ds explain fluent-bit -n logging -f bundle.yaml -o json
+
+", "Exit codes: 0 ok, 2 bad input, 3 connection, 4 not found, 5 forbidden, 10 other."))]
+    Explain(ExplainArgs),
+
+    /// Preview what a template change would roll out, node by node, before it is applied.
+    #[command(name = "rollout-preview", after_help = "Examples:
+  # What would a new manifest roll out?
+  kubectl ds rollout-preview node-exporter -f node-exporter.yaml
+
+  # What would an image bump do? Exit 1 if anything would roll (as kubectl diff).
+  kubectl ds rollout-preview fluent-bit --image fluent-bit=fluent/fluent-bit:3.1 --exit-code
+
+Exit codes: 0 nothing would roll (with --exit-code) or ok, 1 something would roll (with --exit-code),
+2 bad input, 3 connection, 4 not found, 5 forbidden, 10 other.")]
+    RolloutPreview(RolloutPreviewArgs),
+
+    /// Delete a DaemonSet but keep its pods and ControllerRevisions running (orphaning delete).
+    #[command(after_help = "Examples:
+  # Show the plan only
+  kubectl ds orphan kube-proxy -n kube-system
+
+  # Do it, keeping a backup manifest
+  kubectl ds orphan kube-proxy -n kube-system --backup kube-proxy.yaml --yes
+
+Exit codes: 0 done, 2 bad input, 4 not found, 5 forbidden, 6 refused or declined (nothing changed),
+7 could not verify the end state, 10 other.")]
+    Orphan(OrphanArgs),
+
+    /// Create a DaemonSet that takes over orphaned pods without restarting them.
+    #[command(after_help = "Examples:
+  # Check the new manifest against the orphaned pods (changes nothing)
+  kubectl ds adopt -f kube-proxy-v2.yaml -n kube-system
+
+  # Create it and verify every pod was adopted with its UID unchanged
+  kubectl ds adopt -f kube-proxy-v2.yaml -n kube-system --yes
+
+Exit codes: 0 done, 2 bad input, 5 forbidden, 6 refused by a check or declined (nothing changed),
+7 could not verify the end state, 10 other.")]
+    Adopt(AdoptArgs),
+
+    /// Replace a DaemonSet (new name, new selector) in one resumable step: orphan, then adopt.
+    #[command(after_help = "Examples:
+  # Plan only: every pre-flight check runs, nothing changes
+  kubectl ds migrate kube-proxy -f kube-proxy-v2.yaml -n kube-system
+
+  # Do it; if interrupted, run the same command again to finish
+  kubectl ds migrate kube-proxy -f kube-proxy-v2.yaml -n kube-system --yes
+
+Exit codes: 0 done, 2 bad input, 4 not found, 5 forbidden, 6 refused by a check or declined
+(nothing changed), 7 could not verify the end state, 10 other.")]
+    Migrate(MigrateArgs),
+
+    /// Print a shell completion script (bash, zsh or fish).
+    #[command(after_help = "Examples:
+  # bash
+  source <(kubectl ds completion bash)
+
+  # zsh
+  kubectl ds completion zsh > \"${fpath[1]}/_kubectl-ds\"
+
+  # fish
+  kubectl ds completion fish > ~/.config/fish/completions/kubectl-ds.fish")]
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The DaemonSet. Without it: one line per DaemonSet in the namespace (or all with -A).
+    pub name: Option<String>,
+    /// Only these nodes (repeatable).
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// Only nodes matching this label selector (e.g. pool=gpu,zone!=a).
+    #[arg(short = 'l', long = "node-selector", value_name = "SELECTOR")]
+    pub node_selector: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Explain from a saved List (kubectl get ds,nodes,pods,controllerrevisions,events -o yaml).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutPreviewArgs {
+    /// The DaemonSet to change.
+    pub name: String,
+    /// The new manifest (a DaemonSet), as for kubectl apply.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with = "images")]
+    pub file: Option<PathBuf>,
+    /// Set a container's image: CONTAINER=IMAGE (repeatable), as kubectl set image.
+    #[arg(long = "image", value_name = "CONTAINER=IMAGE")]
+    pub images: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Exit 1 when anything would roll, 0 when nothing would (as kubectl diff).
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+/// Flags shared by the mutating commands.
+#[derive(Debug, Args, Clone)]
+pub struct MutationFlags {
+    /// Act without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// none (act), server (send with dryRun=All: validated, nothing persists), client (plan only).
+    #[arg(long = "dry-run", value_enum, num_args = 0..=1, default_missing_value = "client", default_value_t = DryRun::None)]
+    pub dry_run: DryRun,
+    /// How long to wait for the garbage collector and the DaemonSet controller.
+    #[arg(long, default_value = "120s", value_name = "DURATION")]
+    pub timeout: String,
+    /// Output format for the plan and the result: table or json.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct OrphanArgs {
+    /// The DaemonSet to delete while keeping its pods.
+    pub name: String,
+    /// Where to write the backup manifest (default: ./NAMESPACE-NAME.daemonset.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub backup: Option<PathBuf>,
+    #[command(flatten)]
+    pub mutation: MutationFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The new DaemonSet manifest.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Proceed although some matching pods would be left behind (duplicates beside them).
+    #[arg(long)]
+    pub allow_leftover_pods: bool,
+    /// Proceed although some adopted pods would be deleted (nodes the new DaemonSet no longer covers).
+    #[arg(long)]
+    pub allow_pod_deletion: bool,
+    /// Proceed although adopted pods would be restarted (template differs).
+    #[arg(long)]
+    pub allow_restarts: bool,
+    #[command(flatten)]
+    pub mutation: MutationFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The DaemonSet to replace.
+    pub name: String,
+    /// The new DaemonSet manifest (new name and/or selector).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Where to write the backup of the old DaemonSet (default: ./NAMESPACE-NAME.daemonset.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub backup: Option<PathBuf>,
+    /// Proceed although some matching pods would be left behind.
+    #[arg(long)]
+    pub allow_leftover_pods: bool,
+    /// Proceed although some pods would be deleted.
+    #[arg(long)]
+    pub allow_pod_deletion: bool,
+    /// Proceed although pods would be restarted.
+    #[arg(long)]
+    pub allow_restarts: bool,
+    #[command(flatten)]
+    pub mutation: MutationFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_after_subcommand() {
+        let cli = Cli::try_parse_from([
+            "kubectl-ds", "explain", "x", "-n", "kube-system", "--context", "c", "-o", "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.namespace.as_deref(), Some("kube-system"));
+        assert_eq!(cli.global.context.as_deref(), Some("c"));
+        match cli.command {
+            Command::Explain(a) => assert_eq!(a.output, Output::Json),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dry_run_without_value_means_client() {
+        let cli = Cli::try_parse_from(["kubectl-ds", "orphan", "x", "--dry-run"]).unwrap();
+        match cli.command {
+            Command::Orphan(a) => assert_eq!(a.mutation.dry_run, DryRun::Client),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["kubectl-ds", "orphan", "x", "--dry-run=server"]).unwrap();
+        match cli.command {
+            Command::Orphan(a) => assert_eq!(a.mutation.dry_run, DryRun::Server),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Fetching what the engine needs, concurrently, and no more: the DaemonSet, every node, the
+//! pods its selector matches, its revisions and events; other pods only on the nodes that need
+//! a fit check (a `spec.nodeName` field selector per node).
+
+use std::collections::BTreeMap;
+
+use futures::{stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use kube::api::{Api, ListParams};
+use kube::Resource;
+use serde::de::DeserializeOwned;
+
+use super::client::Cluster;
+use crate::engine::explain::nodes_needing_fit_check;
+use crate::engine::snapshot::Snapshot;
+use crate::error::{Error, Result};
+
+/// Concurrent per-node pod lists for the fit check.
+const FIT_CHECK_CONCURRENCY: usize = 16;
+/// Page size for large lists (bounds memory per response).
+const PAGE: u32 = 500;
+
+/// Renders a LabelSelector in the `-l` syntax the apiserver accepts.
+pub fn selector_string(sel: &LabelSelector) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in sel.match_labels.iter().flatten() {
+        parts.push(format!("{k}={v}"));
+    }
+    for e in sel.match_expressions.iter().flatten() {
+        let vals = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({vals})", e.key),
+            "NotIn" => format!("{} notin ({vals})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+/// Lists every object, page by page.
+pub async fn list_all<K>(api: Api<K>, lp: ListParams, what: &str) -> Result<Vec<K>>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    let mut lp = lp.limit(PAGE);
+    loop {
+        let page = api.list(&lp).await.map_err(|e| Error::kube(&format!("listing {what}"), e))?;
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        out.extend(page.items);
+        match next {
+            Some(c) => lp = lp.continue_token(&c),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Gets the DaemonSet, or a NotFound error that suggests near names and other namespaces.
+pub async fn fetch_daemon_set(cluster: &Cluster, ns: &str, name: &str) -> Result<DaemonSet> {
+    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), ns);
+    match api.get_opt(name).await {
+        Ok(Some(ds)) => Ok(ds),
+        Ok(None) => Err(not_found(cluster, ns, name).await),
+        Err(e) => Err(Error::kube(&format!("getting daemonset {ns}/{name}"), e)),
+    }
+}
+
+async fn not_found(cluster: &Cluster, ns: &str, name: &str) -> Error {
+    let mut hint = None;
+    let all: Api<DaemonSet> = Api::all(cluster.client.clone());
+    if let Ok(list) = all.list_metadata(&ListParams::default()).await {
+        let elsewhere: Vec<String> = list
+            .items
+            .iter()
+            .filter(|d| d.metadata.name.as_deref() == Some(name))
+            .filter_map(|d| d.metadata.namespace.clone())
+            .collect();
+        let near: Vec<String> = list
+            .items
+            .iter()
+            .filter(|d| d.metadata.namespace.as_deref() == Some(ns))
+            .filter_map(|d| d.metadata.name.clone())
+            .filter(|n| is_near(n, name))
+            .collect();
+        if !elsewhere.is_empty() {
+            hint = Some(format!("it exists in namespace {}: add -n {}", elsewhere.join(", "), elsewhere[0]));
+        } else if !near.is_empty() {
+            hint = Some(format!("did you mean {}?", near.join(", ")));
+        }
+    }
+    Error::NotFound { message: format!("daemonset {name:?} not found in namespace {ns:?}"), hint }
+}
+
+/// Near names: one contains the other, or an edit distance of at most 2.
+fn is_near(a: &str, b: &str) -> bool {
+    a.contains(b) || b.contains(a) || edit_distance(a, b) <= 2
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Fetches everything `explain` needs for one DaemonSet.
+pub async fn fetch_snapshot(cluster: &Cluster, ns: &str, name: &str) -> Result<Snapshot> {
+    let ds = fetch_daemon_set(cluster, ns, name).await?;
+    fetch_snapshot_for(cluster, ds).await
+}
+
+/// Fetches the rest of a snapshot for a DaemonSet already in hand.
+pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    let client = cluster.client.clone();
+    let selector = ds.spec.as_ref().map(|s| selector_string(&s.selector)).unwrap_or_default();
+    let by_selector = ListParams::default().labels(&selector);
+    let nodes = list_all(Api::<Node>::all(client.clone()), ListParams::default(), "nodes");
+    let pods = list_all(Api::<Pod>::namespaced(client.clone(), &ns), by_selector.clone(), "pods");
+    let revisions = list_all(
+        Api::<ControllerRevision>::namespaced(client.clone(), &ns),
+        by_selector,
+        "controllerrevisions",
+    );
+    let events_api = Api::<Event>::namespaced(client.clone(), &ns);
+    let ds_events = list_all(
+        events_api.clone(),
+        ListParams::default().fields(&format!("involvedObject.kind=DaemonSet,involvedObject.name={name}")),
+        "events",
+    );
+    let sched_events = list_all(
+        events_api.clone(),
+        ListParams::default().fields("involvedObject.kind=Pod,reason=FailedScheduling"),
+        "events",
+    );
+    let (nodes, pods, revisions, mut events, sched_events) =
+        futures::try_join!(nodes, pods, revisions, ds_events, sched_events)?;
+    events.extend(sched_events);
+    let mut snap = Snapshot {
+        daemon_set: ds,
+        nodes,
+        pods,
+        revisions,
+        events,
+        pods_on_nodes: BTreeMap::new(),
+        now: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+    };
+    snap.pods_on_nodes = fetch_pods_on_nodes(cluster, &nodes_needing_fit_check(&snap)).await?;
+    Ok(snap)
+}
+
+/// The non-terminal pods bound to each node, as `kubectl describe node` lists them.
+pub async fn fetch_pods_on_nodes(cluster: &Cluster, nodes: &[String]) -> Result<BTreeMap<String, Vec<Pod>>> {
+    let api: Api<Pod> = Api::all(cluster.client.clone());
+    stream::iter(nodes.iter().cloned())
+        .map(|node| {
+            let api = api.clone();
+            async move {
+                let fields = format!("spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed");
+                let pods = list_all(api, ListParams::default().fields(&fields), "pods on node").await?;
+                Ok::<_, Error>((node, pods))
+            }
+        })
+        .buffer_unordered(FIT_CHECK_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_rendering() {
+        let sel: LabelSelector = crate::yaml::from_str(
+            "matchLabels: {app: a}\nmatchExpressions: [{key: tier, operator: In, values: [x, y]}, {key: z, operator: DoesNotExist}]",
+        )
+        .unwrap();
+        assert_eq!(selector_string(&sel), "app=a,tier in (x,y),!z");
+    }
+
+    #[test]
+    fn near_names() {
+        assert!(is_near("node-exporter", "node-exportr"));
+        assert!(is_near("fluent-bit", "fluent"));
+        assert!(!is_near("kube-proxy", "calico-node"));
+    }
+}

@@ -1,0 +1,5 @@
+//! Cluster access, kube-rs only: a client from kubeconfig flags, concurrent fetches of the
+//! objects the engine needs, and mutations with preconditions and dry-run.
+
+pub mod client;
+pub mod fetch;

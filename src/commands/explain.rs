@@ -1,0 +1,205 @@
+//! `kubectl ds explain`: fetch, explain (pure), render.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+use crate::cli::{ExplainArgs, Output};
+use crate::cluster::client::{self, Cluster};
+use crate::cluster::fetch::{self, list_all};
+use crate::engine::explain::{self, nodes_needing_fit_check, Explanation, NodeFilter};
+use crate::engine::snapshot::{is_claimed_by, Snapshot};
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::render::{self, palette::Palette};
+use crate::settings::Settings;
+
+pub async fn run(args: ExplainArgs, settings: &Settings) -> Result<Exit> {
+    let filter = NodeFilter::parse(&args.nodes, args.node_selector.as_deref())
+        .map_err(|e| Error::Usage(format!("invalid --node-selector: {e}")))?;
+    let palette = Palette::new(settings.color);
+    let mut out = std::io::stdout().lock();
+    if let Some(file) = &args.file {
+        let name = args
+            .name
+            .as_deref()
+            .ok_or_else(|| Error::Usage("explain -f needs the DaemonSet NAME".into()))?;
+        let snap = snapshot_from_file(file, name, settings.global.namespace.as_deref())?;
+        let e = explain::explain(&snap, &filter);
+        return emit(&mut out, &e, args.output, &palette);
+    }
+    let cluster = client::connect(settings).await?;
+    match &args.name {
+        Some(name) => {
+            let snap = fetch::fetch_snapshot(&cluster, &cluster.namespace, name).await?;
+            let e = explain::explain(&snap, &filter);
+            emit(&mut out, &e, args.output, &palette)
+        }
+        None => {
+            let all = settings.global.all_namespaces;
+            let items = overview(&cluster, all).await?;
+            match args.output {
+                Output::Json => render::json(&mut out, &list_value(&items))?,
+                Output::Yaml => render::yaml(&mut out, &list_value(&items))?,
+                Output::Table | Output::Wide => render::explain::overview_table(&mut out, &items, all, &palette)?,
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn emit<W: Write>(out: &mut W, e: &Explanation, output: Output, palette: &Palette) -> Result<Exit> {
+    match output {
+        Output::Json => render::json(out, e)?,
+        Output::Yaml => render::yaml(out, e)?,
+        Output::Table => render::explain::explanation_table(out, e, false, palette)?,
+        Output::Wide => render::explain::explanation_table(out, e, true, palette)?,
+    }
+    Ok(Exit::Ok)
+}
+
+fn list_value(items: &[Explanation]) -> Value {
+    serde_json::json!({
+        "apiVersion": explain::API_VERSION,
+        "kind": "ExplanationList",
+        "items": items,
+    })
+}
+
+/// Every DaemonSet of the namespace (or all), explained from one list of each kind.
+async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explanation>> {
+    let c = cluster.client.clone();
+    let ns = cluster.namespace.as_str();
+    let (dss, pods, revs): (Api<DaemonSet>, Api<Pod>, Api<ControllerRevision>) = if all_namespaces {
+        (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone()))
+    } else {
+        (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns))
+    };
+    let lp = ListParams::default();
+    let (dss, nodes, pods, revs) = futures::try_join!(
+        list_all(dss, lp.clone(), "daemonsets"),
+        list_all(Api::<Node>::all(c.clone()), lp.clone(), "nodes"),
+        list_all(pods, lp.clone(), "pods"),
+        list_all(revs, lp.clone(), "controllerrevisions"),
+    )?;
+    let now = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()));
+    let mut items: Vec<Explanation> = dss
+        .into_iter()
+        .map(|ds| {
+            let snap = snapshot_of(ds, &nodes, &pods, &revs, &[], now.clone());
+            explain::explain(&snap, &NodeFilter::default())
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        (a.daemon_set.namespace.as_str(), a.daemon_set.name.as_str())
+            .cmp(&(b.daemon_set.namespace.as_str(), b.daemon_set.name.as_str()))
+    });
+    Ok(items)
+}
+
+/// A snapshot for one DaemonSet out of objects listed for many.
+fn snapshot_of(
+    ds: DaemonSet,
+    nodes: &[Node],
+    pods: &[Pod],
+    revs: &[ControllerRevision],
+    events: &[Event],
+    now: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+) -> Snapshot {
+    let ns = ds.metadata.namespace.clone();
+    let same_ns = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace == ns;
+    let own_pods: Vec<Pod> = pods
+        .iter()
+        .filter(|p| same_ns(&p.metadata) && is_claimed_by(&ds, &p.metadata))
+        .cloned()
+        .collect();
+    let own_revs = revs
+        .iter()
+        .filter(|r| same_ns(&r.metadata) && is_claimed_by(&ds, &r.metadata))
+        .cloned()
+        .collect();
+    let events = events.iter().filter(|e| same_ns(&e.metadata)).cloned().collect();
+    let mut snap = Snapshot {
+        daemon_set: ds,
+        nodes: nodes.to_vec(),
+        pods: own_pods,
+        revisions: own_revs,
+        events,
+        pods_on_nodes: BTreeMap::new(),
+        now,
+    };
+    for node in nodes_needing_fit_check(&snap) {
+        let on_node = pods
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str()))
+            .filter(|p| crate::engine::fit::is_active(p))
+            .cloned()
+            .collect();
+        snap.pods_on_nodes.insert(node, on_node);
+    }
+    snap
+}
+
+/// Reads a saved `kubectl get ds,nodes,pods,controllerrevisions,events -o yaml|json` List.
+pub fn snapshot_from_file(path: &std::path::Path, name: &str, namespace: Option<&str>) -> Result<Snapshot> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+    let docs: Vec<Value> = crate::yaml::from_str_multi(&text)
+        .map_err(|e| Error::Input(format!("{}: not valid YAML or JSON: {e}", path.display())))?;
+    let mut objects = Vec::new();
+    for d in docs {
+        flatten_list(d, &mut objects);
+    }
+    let (mut dss, mut nodes, mut pods, mut revs, mut events) = (vec![], vec![], vec![], vec![], vec![]);
+    for o in objects {
+        let kind = o.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+        let bad = |e: serde_json::Error| Error::Input(format!("{}: a {kind} is malformed: {e}", path.display()));
+        match kind.as_str() {
+            "DaemonSet" => dss.push(serde_json::from_value::<DaemonSet>(o).map_err(bad)?),
+            "Node" => nodes.push(serde_json::from_value::<Node>(o).map_err(bad)?),
+            "Pod" => pods.push(serde_json::from_value::<Pod>(o).map_err(bad)?),
+            "ControllerRevision" => revs.push(serde_json::from_value::<ControllerRevision>(o).map_err(bad)?),
+            "Event" => events.push(serde_json::from_value::<Event>(o).map_err(bad)?),
+            _ => {}
+        }
+    }
+    let candidates: Vec<&DaemonSet> = dss
+        .iter()
+        .filter(|d| d.metadata.name.as_deref() == Some(name))
+        .filter(|d| namespace.is_none() || d.metadata.namespace.as_deref() == namespace)
+        .collect();
+    let ds = match candidates.as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            return Err(Error::NotFound {
+                message: format!("daemonset {name:?} not found in {}", path.display()),
+                hint: None,
+            })
+        }
+        _ => return Err(Error::Usage(format!("{} holds several DaemonSets named {name:?}: pass -n", path.display()))),
+    };
+    let now = latest_time(&events);
+    Ok(snapshot_of(ds, &nodes, &pods, &revs, &events, now))
+}
+
+fn latest_time(events: &[Event]) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+    events.iter().filter_map(|e| e.last_timestamp.clone()).max_by_key(|t| t.0)
+}
+
+fn flatten_list(v: Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Object(ref m) if m.get("items").is_some_and(Value::is_array) => {
+            if let Some(Value::Array(items)) = m.get("items") {
+                for i in items.clone() {
+                    flatten_list(i, out);
+                }
+            }
+        }
+        Value::Object(_) => out.push(v),
+        _ => {}
+    }
+}

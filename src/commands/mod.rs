@@ -1,0 +1,25 @@
+//! One file per subcommand, gluing settings, cluster access, the engine and rendering.
+
+pub mod adopt;
+pub mod completion;
+pub mod explain;
+pub mod migrate;
+pub mod orphan;
+pub mod rollout_preview;
+
+use crate::cli::Command;
+use crate::error::Result;
+use crate::exit::Exit;
+use crate::settings::Settings;
+
+/// Runs a subcommand; returns the exit code of a successful run (errors map to theirs).
+pub async fn run(command: Command, settings: &Settings) -> Result<Exit> {
+    match command {
+        Command::Explain(args) => explain::run(args, settings).await,
+        Command::RolloutPreview(args) => rollout_preview::run(args, settings).await,
+        Command::Orphan(args) => orphan::run(args, settings).await,
+        Command::Adopt(args) => adopt::run(args, settings).await,
+        Command::Migrate(args) => migrate::run(args, settings).await,
+        Command::Completion(args) => completion::run(args),
+    }
+}

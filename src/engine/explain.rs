@@ -1,0 +1,587 @@
+//! `explain`: one state and its reasons per node, and a summary that reconciles the
+//! DaemonSet's status counters with what is seen.
+//! mirrors daemon_controller.go podsShouldBeOnNode / updateDaemonSetStatus over NodeShouldRunDaemonPod
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use serde::{Deserialize, Serialize};
+
+use super::fit;
+use super::labels::{self, Selector};
+use super::placement::{self, Eligibility};
+use super::podstate;
+use super::reason::{serialize_reasons, Reason};
+use super::revision;
+use super::schedmsg;
+use super::snapshot::{is_claimed_by, Snapshot};
+
+pub const API_VERSION: &str = "kubectl-ds/v1";
+
+/// One state per node. Problems sort first (the order of the variants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum NodeState {
+    /// Eligible node without a pod.
+    Missing,
+    /// A pod not yet bound to the node.
+    Pending,
+    /// A pod bound, not Ready.
+    Unhealthy,
+    /// A pod on a node that should not run one.
+    Misscheduled,
+    /// Only terminating pods.
+    Terminating,
+    /// Ready, older revision.
+    Outdated,
+    /// Ready, current revision.
+    Running,
+    /// Not eligible, no pod: as it should be.
+    NotEligible,
+}
+
+impl NodeState {
+    pub const ALL: [NodeState; 8] = [
+        NodeState::Missing,
+        NodeState::Pending,
+        NodeState::Unhealthy,
+        NodeState::Misscheduled,
+        NodeState::Terminating,
+        NodeState::Outdated,
+        NodeState::Running,
+        NodeState::NotEligible,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Missing => "Missing",
+            NodeState::Pending => "Pending",
+            NodeState::Unhealthy => "Unhealthy",
+            NodeState::Misscheduled => "Misscheduled",
+            NodeState::Terminating => "Terminating",
+            NodeState::Outdated => "Outdated",
+            NodeState::Running => "Running",
+            NodeState::NotEligible => "NotEligible",
+        }
+    }
+
+    /// Does this state need attention?
+    pub fn is_problem(self) -> bool {
+        !matches!(self, NodeState::Running | NodeState::NotEligible)
+    }
+}
+
+/// The status counters, as the DaemonSet's status names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    pub desired: i32,
+    pub current: i32,
+    pub ready: i32,
+    pub up_to_date: i32,
+    pub available: i32,
+    pub misscheduled: i32,
+    pub unavailable: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+    pub update_strategy: String,
+    pub current_revision: Option<String>,
+    pub status: Counters,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodInfo {
+    pub name: String,
+    pub uid: String,
+    pub phase: String,
+    pub ready: bool,
+    pub revision: Option<String>,
+    pub revision_number: Option<i64>,
+    pub restarts: i32,
+    pub node_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeVerdict {
+    pub name: String,
+    pub state: NodeState,
+    pub should_run: bool,
+    pub should_continue_running: bool,
+    pub pod: Option<PodInfo>,
+    #[serde(serialize_with = "serialize_reasons")]
+    pub reasons: Vec<Reason>,
+}
+
+/// One ineligibility cause and how many nodes it removes from DESIRED.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Exclusion {
+    pub code: String,
+    pub nodes: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// Nodes listed (after --node / -l).
+    pub shown: usize,
+    /// The counters as computed here from the objects.
+    pub computed: Counters,
+    /// Ineligible nodes, by their first reason.
+    pub excluded: Vec<Exclusion>,
+    /// "desired 7 = 10 nodes - 2 UntoleratedTaint - 1 NodeSelectorMismatch".
+    pub reconciliation: String,
+    /// Nodes per state.
+    pub states: BTreeMap<String, usize>,
+    /// The status is behind (observedGeneration) or its counters disagree with the pods.
+    pub stale: bool,
+    pub notes: Vec<String>,
+    /// DaemonSet-wide reasons (SelectingAll, DaemonSetDeleting).
+    #[serde(serialize_with = "serialize_reasons")]
+    pub daemon_set_reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub daemon_set: DaemonSetInfo,
+    pub summary: Summary,
+    pub nodes: Vec<NodeVerdict>,
+}
+
+/// Which nodes to list (`--node`, `-l`). The summary always covers every node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFilter {
+    pub names: Vec<String>,
+    pub selector: Option<Selector>,
+}
+
+impl NodeFilter {
+    pub fn parse(names: &[String], selector: Option<&str>) -> Result<NodeFilter, String> {
+        let selector = selector.map(labels::parse).transpose()?;
+        Ok(NodeFilter { names: names.to_vec(), selector })
+    }
+
+    fn keeps(&self, node: &Node) -> bool {
+        let name = node.metadata.name.as_deref().unwrap_or("");
+        (self.names.is_empty() || self.names.iter().any(|n| n == name))
+            && self.selector.as_ref().is_none_or(|s| s.matches(node.metadata.labels.as_ref()))
+    }
+}
+
+/// The DaemonSet's pods grouped by target node, terminal+deleted ones dropped.
+/// mirrors daemon_controller.go getNodesToDaemonPods(includeDeletedTerminal=false)
+pub fn pods_by_node<'a>(ds: &DaemonSet, pods: &'a [Pod]) -> HashMap<String, Vec<&'a Pod>> {
+    let mut map: HashMap<String, Vec<&Pod>> = HashMap::new();
+    for p in pods {
+        if !is_claimed_by(ds, &p.metadata) {
+            continue;
+        }
+        let terminal = matches!(podstate::phase(p), "Succeeded" | "Failed");
+        if terminal && podstate::is_terminating(p) {
+            continue;
+        }
+        if let Some(node) = podstate::target_node(p) {
+            map.entry(node).or_default().push(p);
+        }
+    }
+    map
+}
+
+/// Nodes whose DaemonSet pod waits for the scheduler: only these need the other pods bound to
+/// them fetched (for the resource and host-port fit check).
+pub fn nodes_needing_fit_check(snap: &Snapshot) -> Vec<String> {
+    let by_node = pods_by_node(&snap.daemon_set, &snap.pods);
+    let mut out: Vec<String> = by_node
+        .into_iter()
+        .filter(|(_, pods)| pods.iter().any(|p| !podstate::is_terminating(p) && !podstate::is_scheduled(p)))
+        .map(|(n, _)| n)
+        .collect();
+    out.sort();
+    out
+}
+
+/// Explains every node.
+pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
+    let ds = &snap.daemon_set;
+    let spec = placement::template_spec(ds);
+    let ctx = Context::new(snap);
+    let by_node = pods_by_node(ds, &snap.pods);
+    let mut computed = Counters::default();
+    let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
+    let mut states: BTreeMap<String, usize> = BTreeMap::new();
+    let mut nodes = Vec::new();
+    for node in &snap.nodes {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let elig = placement::node_should_run(&spec, node);
+        let pods: &[&Pod] = by_node.get(&name).map(Vec::as_slice).unwrap_or(&[]);
+        count_status(&ctx, &elig, pods, &mut computed);
+        if !elig.should_run {
+            if let Some(first) = elig.reasons.iter().find(|r| r.is_eligibility()) {
+                *excluded.entry(first.code().to_string()).or_default() += 1;
+            }
+        }
+        let verdict = node_verdict(&ctx, node, name, elig, pods);
+        *states.entry(verdict.state.as_str().to_string()).or_default() += 1;
+        if filter.keeps(node) {
+            nodes.push(verdict);
+        }
+    }
+    computed.unavailable = computed.desired - computed.available;
+    nodes.sort_by(|a, b| a.state.cmp(&b.state).then_with(|| a.name.cmp(&b.name)));
+    let daemon_set = ds_info(snap, ctx.current_hash.clone());
+    let summary = summarise(snap, &daemon_set, computed, excluded, states, nodes.len());
+    Explanation { api_version: API_VERSION, kind: "Explanation", daemon_set, summary, nodes }
+}
+
+/// What every node verdict needs, computed once.
+struct Context<'a> {
+    snap: &'a Snapshot,
+    current_hash: Option<String>,
+    template_generation: Option<i64>,
+    min_ready_seconds: i32,
+    on_delete: bool,
+    failed_create: Option<Reason>,
+    failed_pod_events: HashMap<String, String>,
+    scheduling_events: HashMap<String, String>,
+}
+
+impl<'a> Context<'a> {
+    fn new(snap: &'a Snapshot) -> Self {
+        let ds = &snap.daemon_set;
+        let spec = ds.spec.as_ref();
+        let current_hash = revision::current_revision(ds, &snap.revisions).map(revision::revision_hash);
+        let on_delete = spec
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref())
+            == Some("OnDelete");
+        let ds_events: Vec<&Event> = snap
+            .events
+            .iter()
+            .filter(|e| e.involved_object.kind.as_deref() == Some("DaemonSet"))
+            .filter(|e| e.involved_object.name.as_deref() == ds.metadata.name.as_deref())
+            .collect();
+        let failed_create = latest(ds_events.iter().copied().filter(|e| e.reason.as_deref() == Some("FailedCreate")))
+            .map(|e| Reason::FailedCreate {
+                event_message: e.message.clone().unwrap_or_default(),
+                count: e.count.unwrap_or(1),
+                last_seen: event_time(e).map(|t| t.0.to_string()),
+            });
+        let mut failed_pod_events = HashMap::new();
+        for e in ds_events.iter().filter(|e| e.reason.as_deref() == Some("FailedDaemonPod")) {
+            let msg = e.message.clone().unwrap_or_default();
+            if let Some(node) = msg.split(" on node ").nth(1).and_then(|r| r.split(',').next()) {
+                failed_pod_events.insert(node.to_string(), msg.clone());
+            }
+        }
+        let mut scheduling_events = HashMap::new();
+        let mut sched: Vec<&Event> = snap
+            .events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+            .collect();
+        sched.sort_by_key(|e| event_time(e).map(|t| t.0));
+        for e in sched {
+            if let (Some(pod), Some(msg)) = (e.involved_object.name.clone(), e.message.clone()) {
+                scheduling_events.insert(pod, msg);
+            }
+        }
+        Context {
+            snap,
+            current_hash,
+            template_generation: revision::template_generation(ds),
+            min_ready_seconds: spec.and_then(|s| s.min_ready_seconds).unwrap_or(0),
+            on_delete,
+            failed_create,
+            failed_pod_events,
+            scheduling_events,
+        }
+    }
+
+    fn is_updated(&self, pod: &Pod) -> bool {
+        revision::is_pod_updated(pod, self.current_hash.as_deref(), self.template_generation)
+    }
+}
+
+fn event_time(e: &Event) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+    e.last_timestamp
+        .as_ref()
+        .or(e.first_timestamp.as_ref())
+        .or(e.metadata.creation_timestamp.as_ref())
+}
+
+fn latest<'e>(events: impl Iterator<Item = &'e Event>) -> Option<&'e Event> {
+    events.max_by_key(|e| event_time(e).map(|t| t.0))
+}
+
+/// mirrors daemon_controller.go updateDaemonSetStatus (one node's contribution)
+fn count_status(ctx: &Context, elig: &Eligibility, pods: &[&Pod], c: &mut Counters) {
+    let scheduled = !pods.is_empty();
+    if elig.should_run {
+        c.desired += 1;
+        if scheduled {
+            c.current += 1;
+            let mut sorted = pods.to_vec();
+            podstate::oldest_first(&mut sorted);
+            let pod = sorted[0];
+            if podstate::is_ready(pod) {
+                c.ready += 1;
+                if podstate::is_available(pod, ctx.min_ready_seconds, ctx.snap.now.as_ref()) {
+                    c.available += 1;
+                }
+            }
+            if ctx.is_updated(pod) {
+                c.up_to_date += 1;
+            }
+        }
+    } else if scheduled {
+        c.misscheduled += 1;
+    }
+}
+
+fn node_verdict(ctx: &Context, node: &Node, name: String, elig: Eligibility, pods: &[&Pod]) -> NodeVerdict {
+    let (active, terminating): (Vec<&Pod>, Vec<&Pod>) =
+        pods.iter().copied().partition(|p| !podstate::is_terminating(p));
+    let mut active = active;
+    podstate::oldest_first(&mut active);
+    let mut reasons = elig.reasons.clone();
+    let pod = active.first().or(terminating.first()).copied();
+    let state = if active.is_empty() && !terminating.is_empty() {
+        for p in &terminating {
+            reasons.push(Reason::Terminating {
+                pod: p.metadata.name.clone().unwrap_or_default(),
+                since: p.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()),
+            });
+        }
+        NodeState::Terminating
+    } else if !elig.should_run {
+        if active.is_empty() {
+            NodeState::NotEligible
+        } else {
+            NodeState::Misscheduled
+        }
+    } else if let Some(p) = pod {
+        pod_state(ctx, node, &name, p, &mut reasons)
+    } else {
+        missing_reasons(ctx, &name, &mut reasons);
+        NodeState::Missing
+    };
+    if active.len() > 1 {
+        reasons.push(Reason::DuplicatePods {
+            pods: active.iter().map(|p| p.metadata.name.clone().unwrap_or_default()).collect(),
+        });
+    }
+    NodeVerdict {
+        name,
+        state,
+        should_run: elig.should_run,
+        should_continue_running: elig.should_continue_running,
+        pod: pod.map(|p| pod_info(ctx, p)),
+        reasons,
+    }
+}
+
+fn pod_state(ctx: &Context, node: &Node, node_name: &str, pod: &Pod, reasons: &mut Vec<Reason>) -> NodeState {
+    let updated = ctx.is_updated(pod);
+    let outdated = || Reason::OutdatedRevision {
+        pod_revision: revision::pod_hash(pod).map(str::to_string),
+        current_revision: ctx.current_hash.clone(),
+        on_delete: ctx.on_delete,
+    };
+    if !podstate::is_scheduled(pod) {
+        pending_reasons(ctx, node, node_name, pod, reasons);
+        return NodeState::Pending;
+    }
+    if podstate::is_ready(pod) {
+        if updated {
+            return NodeState::Running;
+        }
+        reasons.push(outdated());
+        return NodeState::Outdated;
+    }
+    reasons.extend(podstate::unhealthy_reasons(pod));
+    if podstate::phase(pod) == "Failed" {
+        if let Some(msg) = ctx.failed_pod_events.get(node_name) {
+            reasons.push(Reason::FailedPodBackoff { event_message: msg.clone() });
+        }
+    }
+    if !updated {
+        reasons.push(outdated());
+    }
+    NodeState::Unhealthy
+}
+
+fn pending_reasons(ctx: &Context, node: &Node, node_name: &str, pod: &Pod, reasons: &mut Vec<Reason>) {
+    let spec = pod.spec.clone().unwrap_or_default();
+    if let Some(gates) = spec.scheduling_gates.as_ref().filter(|g| !g.is_empty()) {
+        reasons.push(Reason::SchedulingGated { gates: gates.iter().map(|g| g.name.clone()).collect() });
+        return;
+    }
+    let condition_msg = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"))
+        .and_then(|c| c.message.clone());
+    let message = condition_msg.or_else(|| {
+        pod.metadata
+            .name
+            .as_ref()
+            .and_then(|n| ctx.scheduling_events.get(n).cloned())
+    });
+    if let Some(message) = message {
+        reasons.push(Reason::Unschedulable { entries: schedmsg::parse(&message), scheduler_message: message });
+    }
+    let others = ctx.snap.pods_on_nodes.get(node_name).map(Vec::as_slice).unwrap_or(&[]);
+    let uid = pod.metadata.uid.as_deref();
+    let others: Vec<Pod> = others
+        .iter()
+        .filter(|o| o.metadata.uid.as_deref() != uid || uid.is_none())
+        .cloned()
+        .collect();
+    reasons.extend(fit::misfits(&spec, node, &others));
+    if reasons.iter().all(|r| !matches!(r, Reason::Unschedulable { .. } | Reason::InsufficientResources { .. } | Reason::HostPortConflict { .. } | Reason::TooManyPods { .. })) {
+        reasons.push(Reason::AwaitingScheduler {});
+    }
+}
+
+fn missing_reasons(ctx: &Context, node_name: &str, reasons: &mut Vec<Reason>) {
+    if let Some(msg) = ctx.failed_pod_events.get(node_name) {
+        reasons.push(Reason::FailedPodBackoff { event_message: msg.clone() });
+    } else if let Some(fc) = &ctx.failed_create {
+        reasons.push(fc.clone());
+    } else {
+        reasons.push(Reason::NotYetCreated {});
+    }
+}
+
+fn pod_info(ctx: &Context, pod: &Pod) -> PodInfo {
+    let hash = revision::pod_hash(pod).map(str::to_string);
+    let restarts = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+        .unwrap_or(0);
+    PodInfo {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        phase: podstate::phase(pod).to_string(),
+        ready: podstate::is_ready(pod),
+        revision_number: hash.as_deref().and_then(|h| revision::revision_number(h, &ctx.snap.revisions)),
+        revision: hash,
+        restarts,
+        node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+    }
+}
+
+fn ds_info(snap: &Snapshot, current_revision: Option<String>) -> DaemonSetInfo {
+    let ds = &snap.daemon_set;
+    let st = ds.status.clone().unwrap_or_default();
+    DaemonSetInfo {
+        namespace: snap.namespace().to_string(),
+        name: snap.name().to_string(),
+        uid: snap.uid().to_string(),
+        generation: ds.metadata.generation,
+        observed_generation: st.observed_generation,
+        update_strategy: ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.clone())
+            .unwrap_or_else(|| "RollingUpdate".into()),
+        current_revision,
+        status: Counters {
+            desired: st.desired_number_scheduled,
+            current: st.current_number_scheduled,
+            ready: st.number_ready,
+            up_to_date: st.updated_number_scheduled.unwrap_or(0),
+            available: st.number_available.unwrap_or(0),
+            misscheduled: st.number_misscheduled,
+            unavailable: st.number_unavailable.unwrap_or(0),
+        },
+    }
+}
+
+fn summarise(
+    snap: &Snapshot,
+    info: &DaemonSetInfo,
+    computed: Counters,
+    excluded: BTreeMap<String, usize>,
+    states: BTreeMap<String, usize>,
+    shown: usize,
+) -> Summary {
+    let ds = &snap.daemon_set;
+    let mut excluded: Vec<Exclusion> = excluded.into_iter().map(|(code, nodes)| Exclusion { code, nodes }).collect();
+    excluded.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.code.cmp(&b.code)));
+    let mut reconciliation = format!("desired {} = {} nodes", computed.desired, snap.nodes.len());
+    for e in &excluded {
+        reconciliation.push_str(&format!(" - {} {}", e.nodes, e.code));
+    }
+    let mut notes = Vec::new();
+    let mut stale = false;
+    if let (Some(g), Some(o)) = (info.generation, info.observed_generation) {
+        if o < g {
+            stale = true;
+            notes.push(format!("status is stale: observedGeneration {o} < generation {g} (the controller has not processed the latest change)"));
+        }
+    } else if info.observed_generation.is_none() {
+        stale = true;
+        notes.push("status not written yet: the controller has not synced this DaemonSet".into());
+    }
+    let s = &info.status;
+    let pairs = [
+        ("desired", s.desired, computed.desired),
+        ("current", s.current, computed.current),
+        ("ready", s.ready, computed.ready),
+        ("up-to-date", s.up_to_date, computed.up_to_date),
+        ("available", s.available, computed.available),
+        ("misscheduled", s.misscheduled, computed.misscheduled),
+    ];
+    let differing: Vec<String> = pairs
+        .iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(n, a, b)| format!("{n} {a} in status, {b} seen"))
+        .collect();
+    if !differing.is_empty() {
+        stale = true;
+        notes.push(format!("status counters disagree with the pods: {}", differing.join(", ")));
+    }
+    let mut daemon_set_reasons = Vec::new();
+    if ds.metadata.deletion_timestamp.is_some() {
+        daemon_set_reasons.push(Reason::DaemonSetDeleting {});
+    }
+    let selects_all = ds
+        .spec
+        .as_ref()
+        .map(|s| labels::from_label_selector(Some(&s.selector)).is_ok_and(|sel| sel.is_everything()))
+        .unwrap_or(false);
+    if selects_all {
+        daemon_set_reasons.push(Reason::SelectingAll {});
+    }
+    Summary {
+        nodes: snap.nodes.len(),
+        shown,
+        computed,
+        excluded,
+        reconciliation,
+        states,
+        stale,
+        notes,
+        daemon_set_reasons,
+    }
+}

@@ -1,0 +1,19 @@
+//! The pure decision engine: k8s-openapi objects in, typed verdicts out.
+//!
+//! No kube client, no tokio, no environment, no clock (`now` is a parameter), no stdout.
+//! Each rule that mirrors upstream names the upstream function it mirrors.
+
+pub mod affinity;
+pub mod explain;
+pub mod fit;
+pub mod labels;
+pub mod placement;
+pub mod podstate;
+pub mod reason;
+pub mod revision;
+pub mod schedmsg;
+pub mod snapshot;
+pub mod taints;
+
+#[cfg(test)]
+pub mod testutil;

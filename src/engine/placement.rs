@@ -1,0 +1,234 @@
+//! Should this node run the DaemonSet's pod? The controller's exact rule, with the reasons.
+//! mirrors daemon_controller.go NodeShouldRunDaemonPod (and NewPod, predicates)
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, PodSpec, Taint};
+
+use super::affinity;
+use super::reason::{taint_text, PodFate, Reason};
+use super::taints::{self, NOT_READY, NO_EXECUTE, NO_SCHEDULE, UNREACHABLE, UNSCHEDULABLE};
+
+/// The controller's verdict for one node, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Eligibility {
+    /// A pod should run here (counts in DESIRED).
+    pub should_run: bool,
+    /// A pod already here may keep running.
+    pub should_continue_running: bool,
+    /// Why not (eligibility reasons), plus informational ones (Cordoned, AutoTolerated).
+    pub reasons: Vec<Reason>,
+}
+
+/// The DaemonSet's pod spec (empty when the template has none).
+pub fn template_spec(ds: &DaemonSet) -> PodSpec {
+    ds.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .unwrap_or_default()
+}
+
+/// mirrors daemon_controller.go NodeShouldRunDaemonPod
+pub fn node_should_run(spec: &PodSpec, node: &Node) -> Eligibility {
+    let node_name = node.metadata.name.as_deref().unwrap_or("");
+    let mut reasons = Vec::new();
+    // Template nodeName: `!(NodeName == "" || NodeName == node.Name) => (false, false)`.
+    if let Some(wanted) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        if wanted != node_name {
+            return Eligibility {
+                should_run: false,
+                should_continue_running: false,
+                reasons: vec![Reason::NodeNameMismatch { wanted: wanted.to_string() }],
+            };
+        }
+    }
+    // predicates(): fitsNodeAffinity (nodeSelector + required affinity).
+    let affinity_reasons = affinity::mismatches(spec, node);
+    let fits_affinity = affinity_reasons.is_empty();
+    reasons.extend(affinity_reasons);
+
+    // predicates(): fitsTaints, against the template's tolerations + the automatic ones.
+    let node_taints: &[Taint] = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
+    let tolerations = taints::effective_tolerations(spec);
+    let untolerated = taints::untolerated(node_taints, &tolerations);
+    let has_untolerated_no_execute = untolerated.iter().any(|t| t.effect == NO_EXECUTE);
+    let fate = if has_untolerated_no_execute || !fits_affinity {
+        PodFate::Deleted
+    } else {
+        PodFate::Kept
+    };
+    for t in &untolerated {
+        reasons.push(taint_reason(t, node, fate));
+    }
+    let fits_taints = untolerated.is_empty();
+
+    if fits_affinity && fits_taints {
+        reasons.extend(informational(spec, node, node_taints));
+    }
+    let (should_run, should_continue_running) = if !fits_affinity {
+        (false, false)
+    } else if !fits_taints {
+        // "Scheduled daemon pods should continue running if they tolerate NoExecute taint."
+        (false, !has_untolerated_no_execute)
+    } else {
+        (true, true)
+    };
+    Eligibility { should_run, should_continue_running, reasons }
+}
+
+fn taint_reason(t: &Taint, node: &Node, fate: PodFate) -> Reason {
+    if (t.key == NOT_READY || t.key == UNREACHABLE) && t.effect == NO_SCHEDULE {
+        return Reason::NodeNotReady { taint: t.key.clone(), ready_condition: ready_condition(node) };
+    }
+    let existing_pod = if t.effect == NO_EXECUTE { PodFate::Deleted } else { fate };
+    Reason::UntoleratedTaint {
+        key: t.key.clone(),
+        value: t.value.clone().filter(|v| !v.is_empty()),
+        effect: t.effect.clone(),
+        existing_pod,
+    }
+}
+
+/// The node's Ready condition status ("True", "False", "Unknown"), if reported.
+pub fn ready_condition(node: &Node) -> Option<String> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.clone())
+}
+
+/// Cordoned, and taints tolerated only thanks to the automatic tolerations.
+fn informational(spec: &PodSpec, node: &Node, node_taints: &[Taint]) -> Vec<Reason> {
+    let mut out = Vec::new();
+    let cordoned = node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
+        || node_taints.iter().any(|t| t.key == UNSCHEDULABLE);
+    if cordoned {
+        out.push(Reason::Cordoned {});
+    }
+    let own = spec.tolerations.clone().unwrap_or_default();
+    let auto: Vec<String> = node_taints
+        .iter()
+        .filter(|t| t.effect == NO_SCHEDULE || t.effect == NO_EXECUTE)
+        .filter(|t| t.key != UNSCHEDULABLE && !taints::any_tolerates(&own, t))
+        .map(|t| taint_text(&t.key, t.value.as_deref(), &t.effect))
+        .collect();
+    if !auto.is_empty() {
+        out.push(Reason::AutoTolerated { taints: auto });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::{node, pod_spec};
+
+    fn run(spec: &str, n: &str) -> Eligibility {
+        node_should_run(&pod_spec(spec), &node(n))
+    }
+
+    #[test]
+    fn plain_node_runs() {
+        let e = run("containers: [{name: c, image: i}]", "metadata: {name: n1}");
+        assert!(e.should_run && e.should_continue_running);
+        assert!(e.reasons.is_empty());
+    }
+
+    #[test]
+    fn template_node_name_elsewhere() {
+        let e = run("nodeName: n2", "metadata: {name: n1}");
+        assert_eq!((e.should_run, e.should_continue_running), (false, false));
+        assert_eq!(e.reasons, vec![Reason::NodeNameMismatch { wanted: "n2".into() }]);
+    }
+
+    #[test]
+    fn no_schedule_taint_keeps_existing_pod() {
+        let n = "
+metadata: {name: n1}
+spec:
+  taints: [{key: dedicated, value: db, effect: NoSchedule}]";
+        let e = run("{}", n);
+        assert_eq!((e.should_run, e.should_continue_running), (false, true));
+        assert!(matches!(&e.reasons[0], Reason::UntoleratedTaint { existing_pod: PodFate::Kept, .. }));
+        let tolerated = run("tolerations: [{key: dedicated, operator: Exists}]", n);
+        assert!(tolerated.should_run);
+    }
+
+    #[test]
+    fn no_execute_taint_deletes_existing_pod() {
+        let n = "
+metadata: {name: n1}
+spec:
+  taints:
+  - {key: a, effect: NoSchedule}
+  - {key: b, value: x, effect: NoExecute}";
+        let e = run("{}", n);
+        assert_eq!((e.should_run, e.should_continue_running), (false, false));
+        assert!(e
+            .reasons
+            .iter()
+            .all(|r| matches!(r, Reason::UntoleratedTaint { existing_pod: PodFate::Deleted, .. })));
+    }
+
+    #[test]
+    fn not_ready_node_drops_out_but_keeps_pod() {
+        let n = "
+metadata: {name: n1}
+spec:
+  taints:
+  - {key: node.kubernetes.io/unreachable, effect: NoSchedule}
+  - {key: node.kubernetes.io/unreachable, effect: NoExecute}
+status:
+  conditions: [{type: Ready, status: Unknown}]";
+        let e = run("{}", n);
+        assert_eq!((e.should_run, e.should_continue_running), (false, true));
+        assert_eq!(
+            e.reasons,
+            vec![Reason::NodeNotReady {
+                taint: "node.kubernetes.io/unreachable".into(),
+                ready_condition: Some("Unknown".into())
+            }]
+        );
+        // A blanket toleration (typical CNI) runs everywhere, NotReady nodes included.
+        let blanket = run("tolerations: [{operator: Exists}]", n);
+        assert!(blanket.should_run);
+    }
+
+    #[test]
+    fn cordoned_and_pressure_are_auto_tolerated() {
+        let n = "
+metadata: {name: n1}
+spec:
+  unschedulable: true
+  taints:
+  - {key: node.kubernetes.io/unschedulable, effect: NoSchedule}
+  - {key: node.kubernetes.io/memory-pressure, effect: NoSchedule}";
+        let e = run("{}", n);
+        assert!(e.should_run);
+        assert!(e.reasons.contains(&Reason::Cordoned {}));
+        assert!(e.reasons.iter().any(|r| matches!(r, Reason::AutoTolerated { taints } if taints[0].contains("memory-pressure"))));
+    }
+
+    #[test]
+    fn network_unavailable_only_with_host_network() {
+        let n = "
+metadata: {name: n1}
+spec:
+  taints: [{key: node.kubernetes.io/network-unavailable, effect: NoSchedule}]";
+        assert!(!run("{}", n).should_run);
+        assert!(run("hostNetwork: true", n).should_run);
+    }
+
+    #[test]
+    fn selector_mismatch_deletes_even_with_only_no_schedule_taint() {
+        let n = "
+metadata: {name: n1, labels: {pool: a}}
+spec:
+  taints: [{key: x, effect: NoSchedule}]";
+        let e = run("nodeSelector: {pool: b}", n);
+        assert_eq!((e.should_run, e.should_continue_running), (false, false));
+        assert_eq!(e.reasons.len(), 2);
+    }
+}

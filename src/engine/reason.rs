@@ -1,0 +1,317 @@
+//! Reasons: every verdict carries a list of them. A reason has a stable `code` (JSON), the facts
+//! behind it, and a human message. Codes are a contract: renaming one is a schema change.
+
+use serde::{Deserialize, Serialize};
+
+/// What happens to a pod already on a node the DaemonSet no longer wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PodFate {
+    /// NoSchedule only: an existing pod keeps running (counted misscheduled).
+    Kept,
+    /// NoExecute, selector or affinity: the controller deletes an existing pod.
+    Deleted,
+}
+
+/// One scheduler reason histogram entry: "3 Insufficient cpu".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulerEntry {
+    pub count: u32,
+    pub reason: String,
+}
+
+/// Why a node is in its state. `#[serde(tag = "code")]`: the variant name is the stable code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all_fields = "camelCase")]
+pub enum Reason {
+    // ---- eligibility (mirrors NodeShouldRunDaemonPod) ----
+    /// The template's spec.nodeName names another node.
+    NodeNameMismatch { wanted: String },
+    /// A spec.nodeSelector pair is not on the node.
+    NodeSelectorMismatch { key: String, wanted: String, actual: Option<String> },
+    /// No required node-affinity term matches; `term` is the index of the term, `expression`
+    /// the first expression of that term that fails.
+    NodeAffinityMismatch { term: Option<usize>, expression: String },
+    /// A NoSchedule/NoExecute taint the pod does not tolerate (auto-tolerations included).
+    UntoleratedTaint { key: String, value: Option<String>, effect: String, existing_pod: PodFate },
+    /// The node lifecycle controller's not-ready/unreachable NoSchedule taint: DaemonSet pods
+    /// tolerate only the NoExecute variant, so no new pod, an existing pod is kept.
+    NodeNotReady { taint: String, ready_condition: Option<String> },
+    // ---- informational, eligible nodes ----
+    /// The node is cordoned: DaemonSet pods tolerate node.kubernetes.io/unschedulable.
+    Cordoned {},
+    /// Taints tolerated only through the controller's automatic tolerations.
+    AutoTolerated { taints: Vec<String> },
+    // ---- pending ----
+    /// The scheduler's own verdict (pod condition PodScheduled=False or FailedScheduling event).
+    Unschedulable { scheduler_message: String, entries: Vec<SchedulerEntry> },
+    /// Requests do not fit the node's allocatable (computed from the API objects).
+    InsufficientResources { resource: String, requested: String, allocatable: String, used_by_other_pods: String },
+    /// Another pod on the node holds the host port.
+    HostPortConflict { port: i32, protocol: String, host_ip: String, held_by: String },
+    /// The node's pod capacity is used up.
+    TooManyPods { allocatable: i64, used: i64 },
+    /// The pod has scheduling gates.
+    SchedulingGated { gates: Vec<String> },
+    /// The pod is waiting for the scheduler and no reason is known yet.
+    AwaitingScheduler {},
+    // ---- unhealthy ----
+    CrashLoopBackOff { container: String, restarts: i32, last_exit_code: Option<i32>, last_reason: Option<String> },
+    ImagePullBackOff { container: String, image: String, detail: Option<String> },
+    ErrImagePull { container: String, image: String, detail: Option<String> },
+    ContainerCreating { container: String },
+    /// Any other waiting reason (CreateContainerConfigError, InvalidImageName, ...).
+    ContainerWaiting { container: String, reason: String, detail: Option<String> },
+    /// The pod is scheduled and running, but not Ready.
+    PodNotReady { detail: Option<String> },
+    /// The pod has failed; the controller deletes it (with back-off) and creates another.
+    PodFailed { pod: String, detail: Option<String> },
+    // ---- missing ----
+    /// The controller tried to create a pod and the apiserver refused (quota, admission).
+    FailedCreate { event_message: String, count: i32, last_seen: Option<String> },
+    /// A failed pod on this node was deleted and its replacement is held back by back-off.
+    FailedPodBackoff { event_message: String },
+    /// No pod yet, no error seen: the controller has not caught up.
+    NotYetCreated {},
+    // ---- revisions and the DaemonSet ----
+    /// The pod runs an older revision. Under OnDelete nothing replaces it until it is deleted.
+    OutdatedRevision { pod_revision: Option<String>, current_revision: Option<String>, on_delete: bool },
+    /// More than one pod of this DaemonSet on the node; the controller keeps the oldest.
+    DuplicatePods { pods: Vec<String> },
+    /// The DaemonSet is being deleted: the controller no longer manages it.
+    DaemonSetDeleting {},
+    /// The selector is empty: the controller refuses to manage the DaemonSet.
+    SelectingAll {},
+    /// A pod being deleted.
+    Terminating { pod: String, since: Option<String> },
+}
+
+impl Reason {
+    /// The stable code, as serialized.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::NodeNameMismatch { .. } => "NodeNameMismatch",
+            Reason::NodeSelectorMismatch { .. } => "NodeSelectorMismatch",
+            Reason::NodeAffinityMismatch { .. } => "NodeAffinityMismatch",
+            Reason::UntoleratedTaint { .. } => "UntoleratedTaint",
+            Reason::NodeNotReady { .. } => "NodeNotReady",
+            Reason::Cordoned {} => "Cordoned",
+            Reason::AutoTolerated { .. } => "AutoTolerated",
+            Reason::Unschedulable { .. } => "Unschedulable",
+            Reason::InsufficientResources { .. } => "InsufficientResources",
+            Reason::HostPortConflict { .. } => "HostPortConflict",
+            Reason::TooManyPods { .. } => "TooManyPods",
+            Reason::SchedulingGated { .. } => "SchedulingGated",
+            Reason::AwaitingScheduler {} => "AwaitingScheduler",
+            Reason::CrashLoopBackOff { .. } => "CrashLoopBackOff",
+            Reason::ImagePullBackOff { .. } => "ImagePullBackOff",
+            Reason::ErrImagePull { .. } => "ErrImagePull",
+            Reason::ContainerCreating { .. } => "ContainerCreating",
+            Reason::ContainerWaiting { .. } => "ContainerWaiting",
+            Reason::PodNotReady { .. } => "PodNotReady",
+            Reason::PodFailed { .. } => "PodFailed",
+            Reason::FailedCreate { .. } => "FailedCreate",
+            Reason::FailedPodBackoff { .. } => "FailedPodBackoff",
+            Reason::NotYetCreated {} => "NotYetCreated",
+            Reason::OutdatedRevision { .. } => "OutdatedRevision",
+            Reason::DuplicatePods { .. } => "DuplicatePods",
+            Reason::DaemonSetDeleting {} => "DaemonSetDeleting",
+            Reason::SelectingAll {} => "SelectingAll",
+            Reason::Terminating { .. } => "Terminating",
+        }
+    }
+
+    /// Is this reason one that makes the node ineligible (shouldRun false)?
+    pub fn is_eligibility(&self) -> bool {
+        matches!(
+            self,
+            Reason::NodeNameMismatch { .. }
+                | Reason::NodeSelectorMismatch { .. }
+                | Reason::NodeAffinityMismatch { .. }
+                | Reason::UntoleratedTaint { .. }
+                | Reason::NodeNotReady { .. }
+        )
+    }
+
+    /// The human message.
+    pub fn message(&self) -> String {
+        match self {
+            Reason::NodeNameMismatch { wanted } => {
+                format!("the template's spec.nodeName is {wanted:?}: only that node runs the pod")
+            }
+            Reason::NodeSelectorMismatch { key, wanted, actual } => match actual {
+                Some(a) => format!("nodeSelector wants {key}={wanted}, the node has {key}={a}"),
+                None => format!("nodeSelector wants {key}={wanted}, the node has no label {key}"),
+            },
+            Reason::NodeAffinityMismatch { term, expression } => match term {
+                Some(t) => format!("required node affinity: term {t} fails on {expression}; no term matches"),
+                None => format!("required node affinity matches no node: {expression}"),
+            },
+            Reason::UntoleratedTaint { key, value, effect, existing_pod } => {
+                let taint = taint_text(key, value.as_deref(), effect);
+                match existing_pod {
+                    PodFate::Kept => format!(
+                        "untolerated taint {taint}: no new pod; an existing pod keeps running"
+                    ),
+                    PodFate::Deleted => format!(
+                        "untolerated taint {taint}: no new pod; an existing pod is deleted"
+                    ),
+                }
+            }
+            Reason::NodeNotReady { taint, ready_condition } => {
+                let cond = ready_condition
+                    .as_ref()
+                    .map(|c| format!(" (Ready={c})"))
+                    .unwrap_or_default();
+                format!(
+                    "node not ready{cond}: taint {taint}:NoSchedule is not tolerated (DaemonSet pods tolerate only its NoExecute twin): no new pod; an existing pod keeps running"
+                )
+            }
+            Reason::Cordoned {} => {
+                "node cordoned: DaemonSet pods tolerate node.kubernetes.io/unschedulable automatically".into()
+            }
+            Reason::AutoTolerated { taints } => format!(
+                "tolerated only through the controller's automatic tolerations: {}",
+                taints.join(", ")
+            ),
+            Reason::Unschedulable { scheduler_message, .. } => {
+                format!("scheduler: {scheduler_message}")
+            }
+            Reason::InsufficientResources { resource, requested, allocatable, used_by_other_pods } => format!(
+                "insufficient {resource}: the pod requests {requested}, the node has {allocatable} allocatable and {used_by_other_pods} already requested by other pods"
+            ),
+            Reason::HostPortConflict { port, protocol, host_ip, held_by } => {
+                format!("host port {host_ip}:{port}/{protocol} is held by pod {held_by}")
+            }
+            Reason::TooManyPods { allocatable, used } => {
+                format!("too many pods: {used} of {allocatable} allowed are already on the node")
+            }
+            Reason::SchedulingGated { gates } => {
+                format!("scheduling gated by {}", gates.join(", "))
+            }
+            Reason::AwaitingScheduler {} => "waiting for the scheduler to bind the pod".into(),
+            Reason::CrashLoopBackOff { container, restarts, last_exit_code, last_reason } => {
+                let last = match (last_exit_code, last_reason) {
+                    (Some(c), Some(r)) => format!(", last exit {c} ({r})"),
+                    (Some(c), None) => format!(", last exit {c}"),
+                    (None, Some(r)) => format!(", last {r}"),
+                    (None, None) => String::new(),
+                };
+                format!("container {container} crash-looping: {restarts} restarts{last}")
+            }
+            Reason::ImagePullBackOff { container, image, detail } => {
+                with_detail(format!("container {container}: back-off pulling image {image}"), detail)
+            }
+            Reason::ErrImagePull { container, image, detail } => {
+                with_detail(format!("container {container}: cannot pull image {image}"), detail)
+            }
+            Reason::ContainerCreating { container } => {
+                format!("container {container} is being created")
+            }
+            Reason::ContainerWaiting { container, reason, detail } => {
+                with_detail(format!("container {container} waiting: {reason}"), detail)
+            }
+            Reason::PodNotReady { detail } => with_detail("pod running but not Ready".into(), detail),
+            Reason::PodFailed { pod, detail } => with_detail(
+                format!("pod {pod} failed; the controller deletes it and creates a new one"),
+                detail,
+            ),
+            Reason::FailedCreate { event_message, count, .. } => {
+                format!("the controller cannot create the pod ({count}x): {event_message}")
+            }
+            Reason::FailedPodBackoff { event_message } => {
+                format!("failed pod deleted, replacement held back by back-off: {event_message}")
+            }
+            Reason::NotYetCreated {} => {
+                "no pod yet and no error seen: the controller has not caught up".into()
+            }
+            Reason::OutdatedRevision { pod_revision, current_revision, on_delete } => {
+                let p = pod_revision.as_deref().unwrap_or("?");
+                let c = current_revision.as_deref().unwrap_or("?");
+                if *on_delete {
+                    format!("pod at revision {p}, current is {c}; updateStrategy OnDelete: nothing replaces it until it is deleted")
+                } else {
+                    format!("pod at revision {p}, current is {c}; the rolling update will replace it")
+                }
+            }
+            Reason::DuplicatePods { pods } => format!(
+                "{} pods of this DaemonSet on the node ({}); the controller keeps the oldest and deletes the rest",
+                pods.len(),
+                pods.join(", ")
+            ),
+            Reason::DaemonSetDeleting {} => {
+                "the DaemonSet is being deleted: the controller no longer manages its pods".into()
+            }
+            Reason::SelectingAll {} => {
+                "the DaemonSet's selector is empty: the controller refuses to manage it".into()
+            }
+            Reason::Terminating { pod, since } => match since {
+                Some(s) => format!("pod {pod} terminating since {s}"),
+                None => format!("pod {pod} terminating"),
+            },
+        }
+    }
+}
+
+fn with_detail(base: String, detail: &Option<String>) -> String {
+    match detail {
+        Some(d) if !d.is_empty() => format!("{base}: {d}"),
+        _ => base,
+    }
+}
+
+/// Renders a taint as kubectl does: `key=value:Effect` or `key:Effect`.
+pub fn taint_text(key: &str, value: Option<&str>, effect: &str) -> String {
+    match value {
+        Some(v) if !v.is_empty() => format!("{key}={v}:{effect}"),
+        _ => format!("{key}:{effect}"),
+    }
+}
+
+/// A reason as it appears in JSON/YAML: the code, the message, then the facts.
+#[derive(Debug, Serialize)]
+pub struct ReasonView<'a> {
+    pub message: String,
+    #[serde(flatten)]
+    pub reason: &'a Reason,
+}
+
+impl<'a> From<&'a Reason> for ReasonView<'a> {
+    fn from(reason: &'a Reason) -> Self {
+        ReasonView { message: reason.message(), reason }
+    }
+}
+
+/// Serializes a list of reasons with their messages.
+pub fn serialize_reasons<S: serde::Serializer>(reasons: &[Reason], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(reasons.len()))?;
+    for r in reasons {
+        seq.serialize_element(&ReasonView::from(r))?;
+    }
+    seq.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialized_code_matches_code() {
+        let r = Reason::UntoleratedTaint {
+            key: "dedicated".into(),
+            value: Some("gpu".into()),
+            effect: "NoSchedule".into(),
+            existing_pod: PodFate::Kept,
+        };
+        let v = serde_json::to_value(ReasonView::from(&r)).unwrap();
+        assert_eq!(v["code"], "UntoleratedTaint");
+        assert_eq!(v["existingPod"], "kept");
+        assert_eq!(v["key"], "dedicated");
+        assert!(v["message"].as_str().unwrap().contains("dedicated=gpu:NoSchedule"));
+        let back: Reason = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(r.code(), "UntoleratedTaint");
+    }
+}

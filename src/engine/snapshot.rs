@@ -1,0 +1,72 @@
+//! The objects a verdict is computed from: fetched from a cluster or read from a saved List.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::labels;
+
+/// Everything `explain` needs about one DaemonSet.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub daemon_set: DaemonSet,
+    /// Every node of the cluster (the controller evaluates them all).
+    pub nodes: Vec<Node>,
+    /// Pods of the DaemonSet's namespace that match its selector or that it controls.
+    pub pods: Vec<Pod>,
+    /// ControllerRevisions of the namespace that match the selector or that it controls.
+    pub revisions: Vec<ControllerRevision>,
+    /// Events about the DaemonSet and its pods.
+    pub events: Vec<Event>,
+    /// For the nodes that need a fit check: every other non-terminal pod bound to them.
+    pub pods_on_nodes: BTreeMap<String, Vec<Pod>>,
+    /// The time the snapshot was taken (for availability and ages).
+    pub now: Option<Time>,
+}
+
+impl Snapshot {
+    pub fn namespace(&self) -> &str {
+        self.daemon_set.metadata.namespace.as_deref().unwrap_or("default")
+    }
+
+    pub fn name(&self) -> &str {
+        self.daemon_set.metadata.name.as_deref().unwrap_or("")
+    }
+
+    pub fn uid(&self) -> &str {
+        self.daemon_set.metadata.uid.as_deref().unwrap_or("")
+    }
+}
+
+/// The controller of an object, if any: `(kind, name, uid)`.
+pub fn controller_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(&str, &str, &str)> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| (r.kind.as_str(), r.name.as_str(), r.uid.as_str()))
+}
+
+/// Does the DaemonSet own this pod (or would it claim it as an orphan matching its selector)?
+/// mirrors controller_ref_manager.go ClaimObject: ours if our controller ref; orphans that
+/// match the selector are adopted; objects controlled by someone else are ignored.
+pub fn is_claimed_by(ds: &DaemonSet, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    let uid = ds.metadata.uid.as_deref().unwrap_or("");
+    match controller_of(meta) {
+        Some((_, _, owner)) => owner == uid,
+        None => {
+            let Some(spec) = ds.spec.as_ref() else { return false };
+            match labels::from_label_selector(Some(&spec.selector)) {
+                Ok(sel) => {
+                    !sel.is_everything()
+                        && ds.metadata.deletion_timestamp.is_none()
+                        && meta.deletion_timestamp.is_none()
+                        && sel.matches(meta.labels.as_ref())
+                }
+                Err(_) => false,
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The error type of kubectl-ds. Every failure becomes one line on stderr and an [`Exit`] code.
+
+use crate::exit::Exit;
+
+/// Errors carry their context as text ("listing nodes: ...") so `main` prints one line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Connection(String),
+    #[error("{message}")]
+    NotFound { message: String, hint: Option<String> },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Unverified(String),
+    #[error("{0}")]
+    Api(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    /// The exit code this error maps to.
+    pub fn exit_code(&self) -> Exit {
+        match self {
+            Error::Usage(_) | Error::Input(_) => Exit::Usage,
+            Error::Config(_) | Error::Connection(_) => Exit::Connection,
+            Error::NotFound { .. } => Exit::NotFound,
+            Error::Forbidden(_) => Exit::Forbidden,
+            Error::Refused(_) => Exit::Refused,
+            Error::Unverified(_) => Exit::Unverified,
+            Error::Api(_) | Error::Io(_) => Exit::Internal,
+        }
+    }
+
+    /// A hint printed on a second line, where one helps.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::NotFound { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Wraps a kube client error with what we were doing ("listing nodes").
+    pub fn kube(context: &str, err: kube::Error) -> Error {
+        use kube::Error as K;
+        match &err {
+            K::Api(status) if status.code == 403 => Error::Forbidden(format!(
+                "{context}: forbidden: {}",
+                status.message
+            )),
+            K::Api(status) if status.code == 404 => Error::NotFound {
+                message: format!("{context}: {}", status.message),
+                hint: None,
+            },
+            K::Api(status) if status.code == 409 || status.code == 422 => {
+                Error::Forbidden(format!("{context}: {}", status.message))
+            }
+            K::Api(status) => Error::Api(format!("{context}: {}", status.message)),
+            K::HyperError(_) | K::Service(_) | K::HttpError(_) => {
+                Error::Connection(format!("{context}: {}", chain(&err)))
+            }
+            _ => Error::Api(format!("{context}: {}", chain(&err))),
+        }
+    }
+}
+
+/// Renders an error with its sources on one line: "a: b: c".
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut src = err.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out.replace('\n', " ")
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,55 @@
+//! The exit codes of kubectl-ds: a small documented enum (README, "Exit codes").
+
+use std::process::ExitCode;
+
+/// Every exit code kubectl-ds can return. The numbers are a contract: scripts rely on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success. For `rollout-preview --exit-code`: nothing would roll.
+    Ok = 0,
+    /// `rollout-preview --exit-code`: something would roll (as `kubectl diff`).
+    Differs = 1,
+    /// Bad command line, bad input file or manifest.
+    Usage = 2,
+    /// Kubeconfig missing, context unknown, apiserver unreachable or too slow.
+    Connection = 3,
+    /// The object asked for does not exist.
+    NotFound = 4,
+    /// The apiserver refused (RBAC denial, admission rejection, conflict on a precondition).
+    Forbidden = 5,
+    /// A safety check blocked a mutating command, or the user declined: nothing changed.
+    Refused = 6,
+    /// A mutation ran but the end state could not be verified.
+    Unverified = 7,
+    /// Any other failure (I/O, unexpected server response).
+    Internal = 10,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        let all = [
+            (Exit::Ok, 0),
+            (Exit::Differs, 1),
+            (Exit::Usage, 2),
+            (Exit::Connection, 3),
+            (Exit::NotFound, 4),
+            (Exit::Forbidden, 5),
+            (Exit::Refused, 6),
+            (Exit::Unverified, 7),
+            (Exit::Internal, 10),
+        ];
+        for (e, n) in all {
+            assert_eq!(e as u8, n, "{e:?}");
+        }
+    }
+}

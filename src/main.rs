@@ -1,0 +1,57 @@
+//! kubectl-ds: a kubectl plugin that explains DaemonSets node by node, previews their rollouts
+//! and replaces them (orphan, adopt, migrate) without restarting their pods.
+//!
+//! `main` only parses the command line, resolves settings once, runs the command and maps the
+//! outcome to an exit code. Everything else lives in the modules below.
+
+mod cli;
+mod cluster;
+mod commands;
+mod engine;
+mod error;
+mod exit;
+mod render;
+mod settings;
+mod workflows;
+mod yaml;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr.
+            let code = if err.use_stderr() { exit::Exit::Usage } else { exit::Exit::Ok };
+            let _ = err.print();
+            return code.into();
+        }
+    };
+    let settings = match settings::Settings::resolve(&cli.global) {
+        Ok(s) => s,
+        Err(err) => return report(&err),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => return report(&error::Error::Io(format!("starting the async runtime: {err}"))),
+    };
+    match runtime.block_on(commands::run(cli.command, &settings)) {
+        Ok(code) => code.into(),
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints an error as one line on stderr, kubectl style, and returns its exit code.
+fn report(err: &error::Error) -> ExitCode {
+    eprintln!("error: {err}");
+    if let Some(hint) = err.hint() {
+        eprintln!("hint: {hint}");
+    }
+    err.exit_code().into()
+}

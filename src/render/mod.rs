@@ -1,0 +1,30 @@
+//! Rendering: tables (kubectl style), JSON and YAML, to any writer. Pure formatting over
+//! engine types; colour decided once by the caller.
+
+pub mod explain;
+pub mod palette;
+pub mod table;
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Writes `value` as pretty JSON followed by a newline.
+pub fn json<W: Write, T: Serialize>(out: &mut W, value: &T) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Error::Io(format!("writing JSON: {e}")))?;
+    writeln!(out).map_err(io_err)
+}
+
+/// Writes `value` as YAML.
+pub fn yaml<W: Write, T: Serialize>(out: &mut W, value: &T) -> Result<()> {
+    // Through JSON so that serialize_with hooks and flattening behave exactly as in JSON.
+    let v = serde_json::to_value(value).map_err(|e| Error::Io(format!("rendering YAML: {e}")))?;
+    let text = crate::yaml::to_string(&v).map_err(|e| Error::Io(format!("rendering YAML: {e}")))?;
+    out.write_all(text.as_bytes()).map_err(io_err)
+}
+
+pub fn io_err(e: std::io::Error) -> Error {
+    Error::Io(format!("writing output: {e}"))
+}

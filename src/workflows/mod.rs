@@ -1,0 +1,1 @@
+//! Mutating workflows (orphan, adopt, migrate): fetch -> checks -> plan -> confirm -> mutate -> verify.
