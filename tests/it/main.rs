@@ -1,0 +1,8 @@
+//! The one integration-test binary (ripgrep style): CLI behaviour, and end-to-end tests on a
+//! real control plane (kube-apiserver, etcd, kube-controller-manager, kube-scheduler; KWOK as
+//! the kubelet) started by `scripts/dev-cluster`.
+
+mod cli;
+mod e2e_explain;
+mod e2e_foundation;
+mod harness;
