@@ -130,7 +130,9 @@ pub enum Command {
     Explain(ExplainArgs),
 
     /// Preview what a template change would roll out, node by node, before it is applied.
-    #[command(name = "rollout-preview", after_help = "Examples:
+    #[command(
+        name = "rollout-preview",
+        after_help = "Examples:
   # What would a new manifest roll out?
   kubectl ds rollout-preview node-exporter -f node-exporter.yaml
 
@@ -138,7 +140,8 @@ pub enum Command {
   kubectl ds rollout-preview fluent-bit --image fluent-bit=fluent/fluent-bit:3.1 --exit-code
 
 Exit codes: 0 nothing would roll (with --exit-code) or ok, 1 something would roll (with --exit-code),
-2 bad input, 3 connection, 4 not found, 5 forbidden, 10 other.")]
+2 bad input, 3 connection, 4 not found, 5 forbidden, 10 other."
+    )]
     RolloutPreview(RolloutPreviewArgs),
 
     /// Delete a DaemonSet but keep its pods and ControllerRevisions running (orphaning delete).
@@ -213,7 +216,12 @@ pub struct RolloutPreviewArgs {
     /// The DaemonSet to change.
     pub name: String,
     /// The new manifest (a DaemonSet), as for kubectl apply.
-    #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with = "images")]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        conflicts_with = "images"
+    )]
     pub file: Option<PathBuf>,
     /// Set a container's image: CONTAINER=IMAGE (repeatable), as kubectl set image.
     #[arg(long = "image", value_name = "CONTAINER=IMAGE")]
@@ -322,7 +330,15 @@ mod tests {
     #[test]
     fn global_flags_after_subcommand() {
         let cli = Cli::try_parse_from([
-            "kubectl-ds", "explain", "x", "-n", "kube-system", "--context", "c", "-o", "json",
+            "kubectl-ds",
+            "explain",
+            "x",
+            "-n",
+            "kube-system",
+            "--context",
+            "c",
+            "-o",
+            "json",
         ])
         .unwrap();
         assert_eq!(cli.global.namespace.as_deref(), Some("kube-system"));

@@ -14,11 +14,16 @@ pub enum Error {
     #[error("{0}")]
     Connection(String),
     #[error("{message}")]
-    NotFound { message: String, hint: Option<String> },
+    NotFound {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{0}")]
     Forbidden(String),
+    #[allow(dead_code)] // constructed by the mutating workflows (orphan, adopt, migrate)
     #[error("{0}")]
     Refused(String),
+    #[allow(dead_code)] // constructed by the mutating workflows (orphan, adopt, migrate)
     #[error("{0}")]
     Unverified(String),
     #[error("{0}")]
@@ -53,10 +58,9 @@ impl Error {
     pub fn kube(context: &str, err: kube::Error) -> Error {
         use kube::Error as K;
         match &err {
-            K::Api(status) if status.code == 403 => Error::Forbidden(format!(
-                "{context}: forbidden: {}",
-                status.message
-            )),
+            K::Api(status) if status.code == 403 => {
+                Error::Forbidden(format!("{context}: forbidden: {}", status.message))
+            }
             K::Api(status) if status.code == 404 => Error::NotFound {
                 message: format!("{context}: {}", status.message),
                 hint: None,

@@ -24,7 +24,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr.
-            let code = if err.use_stderr() { exit::Exit::Usage } else { exit::Exit::Ok };
+            let code = if err.use_stderr() {
+                exit::Exit::Usage
+            } else {
+                exit::Exit::Ok
+            };
             let _ = err.print();
             return code.into();
         }
@@ -39,7 +43,11 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(err) => return report(&error::Error::Io(format!("starting the async runtime: {err}"))),
+        Err(err) => {
+            return report(&error::Error::Io(format!(
+                "starting the async runtime: {err}"
+            )))
+        }
     };
     match runtime.block_on(commands::run(cli.command, &settings)) {
         Ok(code) => code.into(),

@@ -15,6 +15,7 @@ pub struct Settings {
     /// Per-request timeout; `None` means no limit (`--request-timeout=0`).
     pub request_timeout: Option<Duration>,
     /// Standard input is a terminal (an interactive confirmation is possible).
+    #[allow(dead_code)] // read by the mutating workflows' confirmation prompt
     pub interactive: bool,
 }
 

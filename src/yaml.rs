@@ -4,6 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Parses one YAML document into `T`. The error names the line and column where it can.
+#[allow(dead_code)] // manifests for rollout-preview/adopt; fixtures in unit tests
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     serde_saphyr::from_str(text).map_err(|e| e.to_string().replace('\n', " "))
 }

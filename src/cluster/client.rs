@@ -21,15 +21,22 @@ pub struct Cluster {
 /// file listed in KUBECONFIG, merged first-wins (missing files are skipped); else ~/.kube/config.
 fn read_kubeconfig(settings: &Settings) -> Result<Kubeconfig> {
     if let Some(path) = &settings.global.kubeconfig {
-        return Kubeconfig::read_from(path)
-            .map_err(|e| Error::Config(format!("reading kubeconfig {}: {}", path.display(), chain(&e))));
+        return Kubeconfig::read_from(path).map_err(|e| {
+            Error::Config(format!(
+                "reading kubeconfig {}: {}",
+                path.display(),
+                chain(&e)
+            ))
+        });
     }
     let paths: Vec<PathBuf> = match std::env::var_os("KUBECONFIG") {
         Some(v) if !v.is_empty() => std::env::split_paths(&v)
             .filter(|p| !p.as_os_str().is_empty())
             .collect(),
         _ => {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
             vec![home.join(".kube").join("config")]
         }
     };
@@ -37,16 +44,21 @@ fn read_kubeconfig(settings: &Settings) -> Result<Kubeconfig> {
     if existing.is_empty() {
         return Err(Error::Config(format!(
             "no kubeconfig found (looked in {}); set KUBECONFIG or pass --kubeconfig",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let mut merged = Kubeconfig::default();
     for p in existing {
-        let kc = Kubeconfig::read_from(p)
-            .map_err(|e| Error::Config(format!("reading kubeconfig {}: {}", p.display(), chain(&e))))?;
-        merged = merged
-            .merge(kc)
-            .map_err(|e| Error::Config(format!("merging kubeconfig {}: {}", p.display(), chain(&e))))?;
+        let kc = Kubeconfig::read_from(p).map_err(|e| {
+            Error::Config(format!("reading kubeconfig {}: {}", p.display(), chain(&e)))
+        })?;
+        merged = merged.merge(kc).map_err(|e| {
+            Error::Config(format!("merging kubeconfig {}: {}", p.display(), chain(&e)))
+        })?;
     }
     Ok(merged)
 }
@@ -57,14 +69,26 @@ pub async fn config(settings: &Settings) -> Result<Config> {
     let kubeconfig = read_kubeconfig(settings)?;
     if let Some(ctx) = &g.context {
         if !kubeconfig.contexts.iter().any(|c| &c.name == ctx) {
-            return Err(Error::Config(format!("context {ctx:?} does not exist in the kubeconfig")));
+            return Err(Error::Config(format!(
+                "context {ctx:?} does not exist in the kubeconfig"
+            )));
         }
-    } else if kubeconfig.current_context.as_deref().unwrap_or("").is_empty() && g.server.is_none() {
+    } else if kubeconfig
+        .current_context
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+        && g.server.is_none()
+    {
         return Err(Error::Config(
             "the kubeconfig has no current-context; pass --context".into(),
         ));
     }
-    let options = KubeConfigOptions { context: g.context.clone(), cluster: g.cluster.clone(), user: g.user.clone() };
+    let options = KubeConfigOptions {
+        context: g.context.clone(),
+        cluster: g.cluster.clone(),
+        user: g.user.clone(),
+    };
     let mut cfg = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| Error::Config(format!("loading kubeconfig: {}", chain(&e))))?;
@@ -100,6 +124,7 @@ pub async fn config(settings: &Settings) -> Result<Config> {
 pub async fn connect(settings: &Settings) -> Result<Cluster> {
     let cfg = config(settings).await?;
     let namespace = cfg.default_namespace.clone();
-    let client = Client::try_from(cfg).map_err(|e| Error::Config(format!("building the client: {}", chain(&e))))?;
+    let client = Client::try_from(cfg)
+        .map_err(|e| Error::Config(format!("building the client: {}", chain(&e))))?;
     Ok(Cluster { client, namespace })
 }

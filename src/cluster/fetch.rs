@@ -48,7 +48,10 @@ where
     let mut out = Vec::new();
     let mut lp = lp.limit(PAGE);
     loop {
-        let page = api.list(&lp).await.map_err(|e| Error::kube(&format!("listing {what}"), e))?;
+        let page = api
+            .list(&lp)
+            .await
+            .map_err(|e| Error::kube(&format!("listing {what}"), e))?;
         let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
         out.extend(page.items);
         match next {
@@ -86,12 +89,19 @@ async fn not_found(cluster: &Cluster, ns: &str, name: &str) -> Error {
             .filter(|n| is_near(n, name))
             .collect();
         if !elsewhere.is_empty() {
-            hint = Some(format!("it exists in namespace {}: add -n {}", elsewhere.join(", "), elsewhere[0]));
+            hint = Some(format!(
+                "it exists in namespace {}: add -n {}",
+                elsewhere.join(", "),
+                elsewhere[0]
+            ));
         } else if !near.is_empty() {
             hint = Some(format!("did you mean {}?", near.join(", ")));
         }
     }
-    Error::NotFound { message: format!("daemonset {name:?} not found in namespace {ns:?}"), hint }
+    Error::NotFound {
+        message: format!("daemonset {name:?} not found in namespace {ns:?}"),
+        hint,
+    }
 }
 
 /// Near names: one contains the other, or an edit distance of at most 2.
@@ -124,10 +134,22 @@ pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snap
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let name = ds.metadata.name.clone().unwrap_or_default();
     let client = cluster.client.clone();
-    let selector = ds.spec.as_ref().map(|s| selector_string(&s.selector)).unwrap_or_default();
+    let selector = ds
+        .spec
+        .as_ref()
+        .map(|s| selector_string(&s.selector))
+        .unwrap_or_default();
     let by_selector = ListParams::default().labels(&selector);
-    let nodes = list_all(Api::<Node>::all(client.clone()), ListParams::default(), "nodes");
-    let pods = list_all(Api::<Pod>::namespaced(client.clone(), &ns), by_selector.clone(), "pods");
+    let nodes = list_all(
+        Api::<Node>::all(client.clone()),
+        ListParams::default(),
+        "nodes",
+    );
+    let pods = list_all(
+        Api::<Pod>::namespaced(client.clone(), &ns),
+        by_selector.clone(),
+        "pods",
+    );
     let revisions = list_all(
         Api::<ControllerRevision>::namespaced(client.clone(), &ns),
         by_selector,
@@ -136,7 +158,9 @@ pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snap
     let events_api = Api::<Event>::namespaced(client.clone(), &ns);
     let ds_events = list_all(
         events_api.clone(),
-        ListParams::default().fields(&format!("involvedObject.kind=DaemonSet,involvedObject.name={name}")),
+        ListParams::default().fields(&format!(
+            "involvedObject.kind=DaemonSet,involvedObject.name={name}"
+        )),
         "events",
     );
     let sched_events = list_all(
@@ -161,14 +185,19 @@ pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snap
 }
 
 /// The non-terminal pods bound to each node, as `kubectl describe node` lists them.
-pub async fn fetch_pods_on_nodes(cluster: &Cluster, nodes: &[String]) -> Result<BTreeMap<String, Vec<Pod>>> {
+pub async fn fetch_pods_on_nodes(
+    cluster: &Cluster,
+    nodes: &[String],
+) -> Result<BTreeMap<String, Vec<Pod>>> {
     let api: Api<Pod> = Api::all(cluster.client.clone());
     stream::iter(nodes.iter().cloned())
         .map(|node| {
             let api = api.clone();
             async move {
-                let fields = format!("spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed");
-                let pods = list_all(api, ListParams::default().fields(&fields), "pods on node").await?;
+                let fields =
+                    format!("spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed");
+                let pods =
+                    list_all(api, ListParams::default().fields(&fields), "pods on node").await?;
                 Ok::<_, Error>((node, pods))
             }
         })

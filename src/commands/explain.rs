@@ -45,7 +45,9 @@ pub async fn run(args: ExplainArgs, settings: &Settings) -> Result<Exit> {
             match args.output {
                 Output::Json => render::json(&mut out, &list_value(&items))?,
                 Output::Yaml => render::yaml(&mut out, &list_value(&items))?,
-                Output::Table | Output::Wide => render::explain::overview_table(&mut out, &items, all, &palette)?,
+                Output::Table | Output::Wide => {
+                    render::explain::overview_table(&mut out, &items, all, &palette)?
+                }
             }
             Ok(Exit::Ok)
         }
@@ -75,9 +77,17 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
     let c = cluster.client.clone();
     let ns = cluster.namespace.as_str();
     let (dss, pods, revs): (Api<DaemonSet>, Api<Pod>, Api<ControllerRevision>) = if all_namespaces {
-        (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone()))
+        (
+            Api::all(c.clone()),
+            Api::all(c.clone()),
+            Api::all(c.clone()),
+        )
     } else {
-        (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns))
+        (
+            Api::namespaced(c.clone(), ns),
+            Api::namespaced(c.clone(), ns),
+            Api::namespaced(c.clone(), ns),
+        )
     };
     let lp = ListParams::default();
     let (dss, nodes, pods, revs) = futures::try_join!(
@@ -86,7 +96,9 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
         list_all(pods, lp.clone(), "pods"),
         list_all(revs, lp.clone(), "controllerrevisions"),
     )?;
-    let now = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()));
+    let now = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
     let mut items: Vec<Explanation> = dss
         .into_iter()
         .map(|ds| {
@@ -111,7 +123,8 @@ fn snapshot_of(
     now: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 ) -> Snapshot {
     let ns = ds.metadata.namespace.clone();
-    let same_ns = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace == ns;
+    let same_ns =
+        |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace == ns;
     let own_pods: Vec<Pod> = pods
         .iter()
         .filter(|p| same_ns(&p.metadata) && is_claimed_by(&ds, &p.metadata))
@@ -122,7 +135,11 @@ fn snapshot_of(
         .filter(|r| same_ns(&r.metadata) && is_claimed_by(&ds, &r.metadata))
         .cloned()
         .collect();
-    let events = events.iter().filter(|e| same_ns(&e.metadata)).cloned().collect();
+    let events = events
+        .iter()
+        .filter(|e| same_ns(&e.metadata))
+        .cloned()
+        .collect();
     let mut snap = Snapshot {
         daemon_set: ds,
         nodes: nodes.to_vec(),
@@ -145,7 +162,11 @@ fn snapshot_of(
 }
 
 /// Reads a saved `kubectl get ds,nodes,pods,controllerrevisions,events -o yaml|json` List.
-pub fn snapshot_from_file(path: &std::path::Path, name: &str, namespace: Option<&str>) -> Result<Snapshot> {
+pub fn snapshot_from_file(
+    path: &std::path::Path,
+    name: &str,
+    namespace: Option<&str>,
+) -> Result<Snapshot> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
     let docs: Vec<Value> = crate::yaml::from_str_multi(&text)
@@ -154,15 +175,24 @@ pub fn snapshot_from_file(path: &std::path::Path, name: &str, namespace: Option<
     for d in docs {
         flatten_list(d, &mut objects);
     }
-    let (mut dss, mut nodes, mut pods, mut revs, mut events) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut dss, mut nodes, mut pods, mut revs, mut events) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for o in objects {
-        let kind = o.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-        let bad = |e: serde_json::Error| Error::Input(format!("{}: a {kind} is malformed: {e}", path.display()));
+        let kind = o
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let bad = |e: serde_json::Error| {
+            Error::Input(format!("{}: a {kind} is malformed: {e}", path.display()))
+        };
         match kind.as_str() {
             "DaemonSet" => dss.push(serde_json::from_value::<DaemonSet>(o).map_err(bad)?),
             "Node" => nodes.push(serde_json::from_value::<Node>(o).map_err(bad)?),
             "Pod" => pods.push(serde_json::from_value::<Pod>(o).map_err(bad)?),
-            "ControllerRevision" => revs.push(serde_json::from_value::<ControllerRevision>(o).map_err(bad)?),
+            "ControllerRevision" => {
+                revs.push(serde_json::from_value::<ControllerRevision>(o).map_err(bad)?)
+            }
             "Event" => events.push(serde_json::from_value::<Event>(o).map_err(bad)?),
             _ => {}
         }
@@ -180,14 +210,22 @@ pub fn snapshot_from_file(path: &std::path::Path, name: &str, namespace: Option<
                 hint: None,
             })
         }
-        _ => return Err(Error::Usage(format!("{} holds several DaemonSets named {name:?}: pass -n", path.display()))),
+        _ => {
+            return Err(Error::Usage(format!(
+                "{} holds several DaemonSets named {name:?}: pass -n",
+                path.display()
+            )))
+        }
     };
     let now = latest_time(&events);
     Ok(snapshot_of(ds, &nodes, &pods, &revs, &events, now))
 }
 
 fn latest_time(events: &[Event]) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
-    events.iter().filter_map(|e| e.last_timestamp.clone()).max_by_key(|t| t.0)
+    events
+        .iter()
+        .filter_map(|e| e.last_timestamp.clone())
+        .max_by_key(|t| t.0)
 }
 
 fn flatten_list(v: Value, out: &mut Vec<Value>) {

@@ -6,5 +6,7 @@ use crate::exit::Exit;
 use crate::settings::Settings;
 
 pub async fn run(_args: MigrateArgs, _settings: &Settings) -> Result<Exit> {
-    Err(Error::Usage("'migrate' is not available in this build yet".into()))
+    Err(Error::Usage(
+        "'migrate' is not available in this build yet".into(),
+    ))
 }

@@ -6,5 +6,7 @@ use crate::exit::Exit;
 use crate::settings::Settings;
 
 pub async fn run(_args: RolloutPreviewArgs, _settings: &Settings) -> Result<Exit> {
-    Err(Error::Usage("'rollout-preview' is not available in this build yet".into()))
+    Err(Error::Usage(
+        "'rollout-preview' is not available in this build yet".into(),
+    ))
 }

@@ -27,7 +27,10 @@ pub fn mismatches(spec: &PodSpec, node: &Node) -> Vec<Reason> {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     if let Some(required) = required {
         let name = node.metadata.name.as_deref().unwrap_or("");
         if let Some(reason) = terms_mismatch(&required.node_selector_terms, labels, name) {
@@ -39,7 +42,11 @@ pub fn mismatches(spec: &PodSpec, node: &Node) -> Vec<Reason> {
 
 /// mirrors nodeaffinity.LazyErrorNodeSelector.Match: terms are ORed; an empty term matches
 /// nothing; a term with a parse error does not match.
-fn terms_mismatch(terms: &[NodeSelectorTerm], labels: &BTreeMap<String, String>, name: &str) -> Option<Reason> {
+fn terms_mismatch(
+    terms: &[NodeSelectorTerm],
+    labels: &BTreeMap<String, String>,
+    name: &str,
+) -> Option<Reason> {
     let mut first_failure: Option<(usize, String)> = None;
     let mut any_non_empty = false;
     for (i, term) in terms.iter().enumerate() {
@@ -59,7 +66,10 @@ fn terms_mismatch(terms: &[NodeSelectorTerm], labels: &BTreeMap<String, String>,
         }
     }
     Some(match first_failure {
-        Some((i, why)) => Reason::NodeAffinityMismatch { term: Some(i), expression: why },
+        Some((i, why)) => Reason::NodeAffinityMismatch {
+            term: Some(i),
+            expression: why,
+        },
         None => Reason::NodeAffinityMismatch {
             term: None,
             expression: if any_non_empty || terms.is_empty() {
@@ -94,8 +104,18 @@ fn term_failure(
     for f in fields {
         match field_requirement_matches(f, name) {
             Ok(true) => {}
-            Ok(false) => return Some(format!("matchFields {} (node is {name})", requirement_text(f))),
-            Err(err) => return Some(format!("matchFields {} is invalid: {err}", requirement_text(f))),
+            Ok(false) => {
+                return Some(format!(
+                    "matchFields {} (node is {name})",
+                    requirement_text(f)
+                ))
+            }
+            Err(err) => {
+                return Some(format!(
+                    "matchFields {} is invalid: {err}",
+                    requirement_text(f)
+                ))
+            }
         }
     }
     None
@@ -119,12 +139,18 @@ pub fn label_requirement_matches(
             if values.len() != 1 {
                 return Err("exactly one value is required".into());
             }
-            let bound: i64 = values[0].parse().map_err(|_| format!("{:?} is not an integer", values[0]))?;
+            let bound: i64 = values[0]
+                .parse()
+                .map_err(|_| format!("{:?} is not an integer", values[0]))?;
             // labels.Requirement.Matches: a missing or non-integer label does not match.
             let Some(Ok(v)) = actual.map(|a| a.parse::<i64>()) else {
                 return Ok(false);
             };
-            Ok(if e.operator == "Gt" { v > bound } else { v < bound })
+            Ok(if e.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            })
         }
         other => Err(format!("unknown operator {other:?}")),
     }
@@ -137,7 +163,11 @@ fn field_requirement_matches(f: &NodeSelectorRequirement, node_name: &str) -> Re
     if values.len() != 1 {
         return Err("must have one element".into());
     }
-    let actual = if f.key == "metadata.name" { node_name } else { "" };
+    let actual = if f.key == "metadata.name" {
+        node_name
+    } else {
+        ""
+    };
     match f.operator.as_str() {
         "In" => Ok(actual == values[0]),
         "NotIn" => Ok(actual != values[0]),
@@ -174,7 +204,11 @@ metadata:
         let r = check("nodeSelector: {pool: gpu, disk: ssd}", NODE);
         assert_eq!(
             r,
-            vec![Reason::NodeSelectorMismatch { key: "disk".into(), wanted: "ssd".into(), actual: None }]
+            vec![Reason::NodeSelectorMismatch {
+                key: "disk".into(),
+                wanted: "ssd".into(),
+                actual: None
+            }]
         );
         let r = check("nodeSelector: {zone: b}", NODE);
         assert!(matches!(&r[0], Reason::NodeSelectorMismatch { actual: Some(a), .. } if a == "a"));
@@ -204,7 +238,9 @@ affinity:
         - {key: cores, operator: Lt, values: ['8']}
 ";
         let r = check(spec_and, NODE);
-        assert!(matches!(&r[0], Reason::NodeAffinityMismatch { term: Some(0), expression } if expression.contains("cores Lt")));
+        assert!(
+            matches!(&r[0], Reason::NodeAffinityMismatch { term: Some(0), expression } if expression.contains("cores Lt"))
+        );
     }
 
     #[test]
@@ -224,23 +260,44 @@ affinity:
     requiredDuringSchedulingIgnoredDuringExecution:
       nodeSelectorTerms: [{}]
 ";
-        assert!(matches!(&check(only_empty, NODE)[0], Reason::NodeAffinityMismatch { term: None, .. }));
+        assert!(matches!(
+            &check(only_empty, NODE)[0],
+            Reason::NodeAffinityMismatch { term: None, .. }
+        ));
     }
 
     #[test]
     fn operators() {
-        let labels: BTreeMap<String, String> =
-            [("a".to_string(), "1".to_string()), ("b".to_string(), "x".to_string())].into();
+        let labels: BTreeMap<String, String> = [
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "x".to_string()),
+        ]
+        .into();
         let req = |key: &str, op: &str, vals: &[&str]| NodeSelectorRequirement {
             key: key.into(),
             operator: op.into(),
             values: Some(vals.iter().map(|v| v.to_string()).collect()),
         };
-        assert_eq!(label_requirement_matches(&req("a", "NotIn", &["2"]), &labels), Ok(true));
-        assert_eq!(label_requirement_matches(&req("z", "NotIn", &["2"]), &labels), Ok(true));
-        assert_eq!(label_requirement_matches(&req("z", "DoesNotExist", &[]), &labels), Ok(true));
-        assert_eq!(label_requirement_matches(&req("a", "Gt", &["0"]), &labels), Ok(true));
-        assert_eq!(label_requirement_matches(&req("b", "Gt", &["0"]), &labels), Ok(false));
+        assert_eq!(
+            label_requirement_matches(&req("a", "NotIn", &["2"]), &labels),
+            Ok(true)
+        );
+        assert_eq!(
+            label_requirement_matches(&req("z", "NotIn", &["2"]), &labels),
+            Ok(true)
+        );
+        assert_eq!(
+            label_requirement_matches(&req("z", "DoesNotExist", &[]), &labels),
+            Ok(true)
+        );
+        assert_eq!(
+            label_requirement_matches(&req("a", "Gt", &["0"]), &labels),
+            Ok(true)
+        );
+        assert_eq!(
+            label_requirement_matches(&req("b", "Gt", &["0"]), &labels),
+            Ok(false)
+        );
         assert!(label_requirement_matches(&req("a", "Gt", &["x"]), &labels).is_err());
         assert!(label_requirement_matches(&req("a", "In", &[]), &labels).is_err());
         assert!(label_requirement_matches(&req("a", "Exists", &["1"]), &labels).is_err());
@@ -259,8 +316,13 @@ affinity:
         let other = spec.replace("[n1]", "[n2]");
         assert_eq!(check(&other, NODE).len(), 1);
         let two_values = spec.replace("[n1]", "[n1, n2]");
-        assert!(matches!(&check(&two_values, NODE)[0], Reason::NodeAffinityMismatch { expression, .. } if expression.contains("invalid")));
-        let exists = spec.replace("operator: In, values: [n1]", "operator: Exists, values: [n1]");
+        assert!(
+            matches!(&check(&two_values, NODE)[0], Reason::NodeAffinityMismatch { expression, .. } if expression.contains("invalid"))
+        );
+        let exists = spec.replace(
+            "operator: In, values: [n1]",
+            "operator: Exists, values: [n1]",
+        );
         assert_eq!(check(&exists, NODE).len(), 1);
     }
 }

@@ -64,11 +64,6 @@ impl NodeState {
             NodeState::NotEligible => "NotEligible",
         }
     }
-
-    /// Does this state need attention?
-    pub fn is_problem(self) -> bool {
-        !matches!(self, NodeState::Running | NodeState::NotEligible)
-    }
 }
 
 /// The status counters, as the DaemonSet's status names them.
@@ -173,13 +168,19 @@ pub struct NodeFilter {
 impl NodeFilter {
     pub fn parse(names: &[String], selector: Option<&str>) -> Result<NodeFilter, String> {
         let selector = selector.map(labels::parse).transpose()?;
-        Ok(NodeFilter { names: names.to_vec(), selector })
+        Ok(NodeFilter {
+            names: names.to_vec(),
+            selector,
+        })
     }
 
     fn keeps(&self, node: &Node) -> bool {
         let name = node.metadata.name.as_deref().unwrap_or("");
         (self.names.is_empty() || self.names.iter().any(|n| n == name))
-            && self.selector.as_ref().is_none_or(|s| s.matches(node.metadata.labels.as_ref()))
+            && self
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.matches(node.metadata.labels.as_ref()))
     }
 }
 
@@ -208,7 +209,10 @@ pub fn nodes_needing_fit_check(snap: &Snapshot) -> Vec<String> {
     let by_node = pods_by_node(&snap.daemon_set, &snap.pods);
     let mut out: Vec<String> = by_node
         .into_iter()
-        .filter(|(_, pods)| pods.iter().any(|p| !podstate::is_terminating(p) && !podstate::is_scheduled(p)))
+        .filter(|(_, pods)| {
+            pods.iter()
+                .any(|p| !podstate::is_terminating(p) && !podstate::is_scheduled(p))
+        })
         .map(|(n, _)| n)
         .collect();
     out.sort();
@@ -236,7 +240,9 @@ pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
             }
         }
         let verdict = node_verdict(&ctx, node, name, elig, pods);
-        *states.entry(verdict.state.as_str().to_string()).or_default() += 1;
+        *states
+            .entry(verdict.state.as_str().to_string())
+            .or_default() += 1;
         if filter.keeps(node) {
             nodes.push(verdict);
         }
@@ -245,7 +251,13 @@ pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
     nodes.sort_by(|a, b| a.state.cmp(&b.state).then_with(|| a.name.cmp(&b.name)));
     let daemon_set = ds_info(snap, ctx.current_hash.clone());
     let summary = summarise(snap, &daemon_set, computed, excluded, states, nodes.len());
-    Explanation { api_version: API_VERSION, kind: "Explanation", daemon_set, summary, nodes }
+    Explanation {
+        api_version: API_VERSION,
+        kind: "Explanation",
+        daemon_set,
+        summary,
+        nodes,
+    }
 }
 
 /// What every node verdict needs, computed once.
@@ -264,7 +276,8 @@ impl<'a> Context<'a> {
     fn new(snap: &'a Snapshot) -> Self {
         let ds = &snap.daemon_set;
         let spec = ds.spec.as_ref();
-        let current_hash = revision::current_revision(ds, &snap.revisions).map(revision::revision_hash);
+        let current_hash =
+            revision::current_revision(ds, &snap.revisions).map(revision::revision_hash);
         let on_delete = spec
             .and_then(|s| s.update_strategy.as_ref())
             .and_then(|u| u.type_.as_deref())
@@ -275,16 +288,28 @@ impl<'a> Context<'a> {
             .filter(|e| e.involved_object.kind.as_deref() == Some("DaemonSet"))
             .filter(|e| e.involved_object.name.as_deref() == ds.metadata.name.as_deref())
             .collect();
-        let failed_create = latest(ds_events.iter().copied().filter(|e| e.reason.as_deref() == Some("FailedCreate")))
-            .map(|e| Reason::FailedCreate {
-                event_message: e.message.clone().unwrap_or_default(),
-                count: e.count.unwrap_or(1),
-                last_seen: event_time(e).map(|t| t.0.to_string()),
-            });
+        let failed_create = latest(
+            ds_events
+                .iter()
+                .copied()
+                .filter(|e| e.reason.as_deref() == Some("FailedCreate")),
+        )
+        .map(|e| Reason::FailedCreate {
+            event_message: e.message.clone().unwrap_or_default(),
+            count: e.count.unwrap_or(1),
+            last_seen: event_time(e).map(|t| t.0.to_string()),
+        });
         let mut failed_pod_events = HashMap::new();
-        for e in ds_events.iter().filter(|e| e.reason.as_deref() == Some("FailedDaemonPod")) {
+        for e in ds_events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("FailedDaemonPod"))
+        {
             let msg = e.message.clone().unwrap_or_default();
-            if let Some(node) = msg.split(" on node ").nth(1).and_then(|r| r.split(',').next()) {
+            if let Some(node) = msg
+                .split(" on node ")
+                .nth(1)
+                .and_then(|r| r.split(',').next())
+            {
                 failed_pod_events.insert(node.to_string(), msg.clone());
             }
         }
@@ -353,9 +378,17 @@ fn count_status(ctx: &Context, elig: &Eligibility, pods: &[&Pod], c: &mut Counte
     }
 }
 
-fn node_verdict(ctx: &Context, node: &Node, name: String, elig: Eligibility, pods: &[&Pod]) -> NodeVerdict {
-    let (active, terminating): (Vec<&Pod>, Vec<&Pod>) =
-        pods.iter().copied().partition(|p| !podstate::is_terminating(p));
+fn node_verdict(
+    ctx: &Context,
+    node: &Node,
+    name: String,
+    elig: Eligibility,
+    pods: &[&Pod],
+) -> NodeVerdict {
+    let (active, terminating): (Vec<&Pod>, Vec<&Pod>) = pods
+        .iter()
+        .copied()
+        .partition(|p| !podstate::is_terminating(p));
     let mut active = active;
     podstate::oldest_first(&mut active);
     let mut reasons = elig.reasons.clone();
@@ -364,7 +397,11 @@ fn node_verdict(ctx: &Context, node: &Node, name: String, elig: Eligibility, pod
         for p in &terminating {
             reasons.push(Reason::Terminating {
                 pod: p.metadata.name.clone().unwrap_or_default(),
-                since: p.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()),
+                since: p
+                    .metadata
+                    .deletion_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string()),
             });
         }
         NodeState::Terminating
@@ -382,7 +419,10 @@ fn node_verdict(ctx: &Context, node: &Node, name: String, elig: Eligibility, pod
     };
     if active.len() > 1 {
         reasons.push(Reason::DuplicatePods {
-            pods: active.iter().map(|p| p.metadata.name.clone().unwrap_or_default()).collect(),
+            pods: active
+                .iter()
+                .map(|p| p.metadata.name.clone().unwrap_or_default())
+                .collect(),
         });
     }
     NodeVerdict {
@@ -395,7 +435,13 @@ fn node_verdict(ctx: &Context, node: &Node, name: String, elig: Eligibility, pod
     }
 }
 
-fn pod_state(ctx: &Context, node: &Node, node_name: &str, pod: &Pod, reasons: &mut Vec<Reason>) -> NodeState {
+fn pod_state(
+    ctx: &Context,
+    node: &Node,
+    node_name: &str,
+    pod: &Pod,
+    reasons: &mut Vec<Reason>,
+) -> NodeState {
     let updated = ctx.is_updated(pod);
     let outdated = || Reason::OutdatedRevision {
         pod_revision: revision::pod_hash(pod).map(str::to_string),
@@ -416,7 +462,9 @@ fn pod_state(ctx: &Context, node: &Node, node_name: &str, pod: &Pod, reasons: &m
     reasons.extend(podstate::unhealthy_reasons(pod));
     if podstate::phase(pod) == "Failed" {
         if let Some(msg) = ctx.failed_pod_events.get(node_name) {
-            reasons.push(Reason::FailedPodBackoff { event_message: msg.clone() });
+            reasons.push(Reason::FailedPodBackoff {
+                event_message: msg.clone(),
+            });
         }
     }
     if !updated {
@@ -425,17 +473,28 @@ fn pod_state(ctx: &Context, node: &Node, node_name: &str, pod: &Pod, reasons: &m
     NodeState::Unhealthy
 }
 
-fn pending_reasons(ctx: &Context, node: &Node, node_name: &str, pod: &Pod, reasons: &mut Vec<Reason>) {
+fn pending_reasons(
+    ctx: &Context,
+    node: &Node,
+    node_name: &str,
+    pod: &Pod,
+    reasons: &mut Vec<Reason>,
+) {
     let spec = pod.spec.clone().unwrap_or_default();
     if let Some(gates) = spec.scheduling_gates.as_ref().filter(|g| !g.is_empty()) {
-        reasons.push(Reason::SchedulingGated { gates: gates.iter().map(|g| g.name.clone()).collect() });
+        reasons.push(Reason::SchedulingGated {
+            gates: gates.iter().map(|g| g.name.clone()).collect(),
+        });
         return;
     }
     let condition_msg = pod
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"))
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        })
         .and_then(|c| c.message.clone());
     let message = condition_msg.or_else(|| {
         pod.metadata
@@ -444,9 +503,17 @@ fn pending_reasons(ctx: &Context, node: &Node, node_name: &str, pod: &Pod, reaso
             .and_then(|n| ctx.scheduling_events.get(n).cloned())
     });
     if let Some(message) = message {
-        reasons.push(Reason::Unschedulable { entries: schedmsg::parse(&message), scheduler_message: message });
+        reasons.push(Reason::Unschedulable {
+            entries: schedmsg::parse(&message),
+            scheduler_message: message,
+        });
     }
-    let others = ctx.snap.pods_on_nodes.get(node_name).map(Vec::as_slice).unwrap_or(&[]);
+    let others = ctx
+        .snap
+        .pods_on_nodes
+        .get(node_name)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let uid = pod.metadata.uid.as_deref();
     let others: Vec<Pod> = others
         .iter()
@@ -454,14 +521,24 @@ fn pending_reasons(ctx: &Context, node: &Node, node_name: &str, pod: &Pod, reaso
         .cloned()
         .collect();
     reasons.extend(fit::misfits(&spec, node, &others));
-    if reasons.iter().all(|r| !matches!(r, Reason::Unschedulable { .. } | Reason::InsufficientResources { .. } | Reason::HostPortConflict { .. } | Reason::TooManyPods { .. })) {
+    if reasons.iter().all(|r| {
+        !matches!(
+            r,
+            Reason::Unschedulable { .. }
+                | Reason::InsufficientResources { .. }
+                | Reason::HostPortConflict { .. }
+                | Reason::TooManyPods { .. }
+        )
+    }) {
         reasons.push(Reason::AwaitingScheduler {});
     }
 }
 
 fn missing_reasons(ctx: &Context, node_name: &str, reasons: &mut Vec<Reason>) {
     if let Some(msg) = ctx.failed_pod_events.get(node_name) {
-        reasons.push(Reason::FailedPodBackoff { event_message: msg.clone() });
+        reasons.push(Reason::FailedPodBackoff {
+            event_message: msg.clone(),
+        });
     } else if let Some(fc) = &ctx.failed_create {
         reasons.push(fc.clone());
     } else {
@@ -482,7 +559,9 @@ fn pod_info(ctx: &Context, pod: &Pod) -> PodInfo {
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         phase: podstate::phase(pod).to_string(),
         ready: podstate::is_ready(pod),
-        revision_number: hash.as_deref().and_then(|h| revision::revision_number(h, &ctx.snap.revisions)),
+        revision_number: hash
+            .as_deref()
+            .and_then(|h| revision::revision_number(h, &ctx.snap.revisions)),
         revision: hash,
         restarts,
         node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
@@ -526,7 +605,10 @@ fn summarise(
     shown: usize,
 ) -> Summary {
     let ds = &snap.daemon_set;
-    let mut excluded: Vec<Exclusion> = excluded.into_iter().map(|(code, nodes)| Exclusion { code, nodes }).collect();
+    let mut excluded: Vec<Exclusion> = excluded
+        .into_iter()
+        .map(|(code, nodes)| Exclusion { code, nodes })
+        .collect();
     excluded.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.code.cmp(&b.code)));
     let mut reconciliation = format!("desired {} = {} nodes", computed.desired, snap.nodes.len());
     for e in &excluded {
@@ -559,7 +641,10 @@ fn summarise(
         .collect();
     if !differing.is_empty() {
         stale = true;
-        notes.push(format!("status counters disagree with the pods: {}", differing.join(", ")));
+        notes.push(format!(
+            "status counters disagree with the pods: {}",
+            differing.join(", ")
+        ));
     }
     let mut daemon_set_reasons = Vec::new();
     if ds.metadata.deletion_timestamp.is_some() {
@@ -568,7 +653,9 @@ fn summarise(
     let selects_all = ds
         .spec
         .as_ref()
-        .map(|s| labels::from_label_selector(Some(&s.selector)).is_ok_and(|sel| sel.is_everything()))
+        .map(|s| {
+            labels::from_label_selector(Some(&s.selector)).is_ok_and(|sel| sel.is_everything())
+        })
         .unwrap_or(false);
     if selects_all {
         daemon_set_reasons.push(Reason::SelectingAll {});

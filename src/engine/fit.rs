@@ -44,12 +44,17 @@ pub fn parse_quantity(q: &str) -> Option<i128> {
 /// Renders milli-units back for messages: cpu in cores/millicores, memory-like in Mi/Gi.
 pub fn format_quantity(resource: &str, milli: i128) -> String {
     if resource == "cpu" {
-        return if milli % 1000 == 0 { format!("{}", milli / 1000) } else { format!("{milli}m") };
+        return if milli % 1000 == 0 {
+            format!("{}", milli / 1000)
+        } else {
+            format!("{milli}m")
+        };
     }
     let units = milli / 1000;
     const GI: i128 = 1 << 30;
     const MI: i128 = 1 << 20;
-    if resource == "memory" || resource == "ephemeral-storage" || resource.starts_with("hugepages-") {
+    if resource == "memory" || resource == "ephemeral-storage" || resource.starts_with("hugepages-")
+    {
         if units != 0 && units % GI == 0 {
             return format!("{}Gi", units / GI);
         }
@@ -137,7 +142,10 @@ pub fn misfits(spec: &PodSpec, node: &Node, others: &[Pod]) -> Vec<Reason> {
         let max_pods = (max_pods / 1000) as i64;
         let used = active.len() as i64;
         if used + 1 > max_pods {
-            out.push(Reason::TooManyPods { allocatable: max_pods, used });
+            out.push(Reason::TooManyPods {
+                allocatable: max_pods,
+                used,
+            });
         }
     }
     // Resources (NodeResourcesFit "Insufficient <res>").
@@ -166,12 +174,18 @@ pub fn misfits(spec: &PodSpec, node: &Node, others: &[Pod]) -> Vec<Reason> {
     // Host ports (NodePorts).
     for want in host_ports(spec) {
         for p in &active {
-            let Some(other) = p.spec.as_ref() else { continue };
+            let Some(other) = p.spec.as_ref() else {
+                continue;
+            };
             if let Some(held) = host_ports(other).into_iter().find(|h| h.conflicts(&want)) {
                 out.push(Reason::HostPortConflict {
                     port: want.port,
                     protocol: want.protocol.clone(),
-                    host_ip: if held.ip.is_empty() { "0.0.0.0".into() } else { held.ip.clone() },
+                    host_ip: if held.ip.is_empty() {
+                        "0.0.0.0".into()
+                    } else {
+                        held.ip.clone()
+                    },
                     held_by: format!(
                         "{}/{}",
                         p.metadata.namespace.as_deref().unwrap_or(""),
@@ -314,15 +328,21 @@ spec:
         };
         let spec = pod_spec("containers: [{name: c, ports: [{containerPort: 8080, hostPort: 8080, protocol: TCP}]}]");
         let r = misfits(&spec, &node(NODE), &[holder("a"), holder("b"), holder("c")]);
-        assert!(r.contains(&Reason::TooManyPods { allocatable: 3, used: 3 }));
+        assert!(r.contains(&Reason::TooManyPods {
+            allocatable: 3,
+            used: 3
+        }));
         assert!(r.iter().any(|x| matches!(x, Reason::HostPortConflict { port: 8080, held_by, .. } if held_by == "web/a")));
         let udp = pod_spec("containers: [{name: c, ports: [{containerPort: 8080, hostPort: 8080, protocol: UDP}]}]");
-        assert!(!misfits(&udp, &node(NODE), &[holder("a")]).iter().any(|x| matches!(x, Reason::HostPortConflict { .. })));
+        assert!(!misfits(&udp, &node(NODE), &[holder("a")])
+            .iter()
+            .any(|x| matches!(x, Reason::HostPortConflict { .. })));
     }
 
     #[test]
     fn host_network_occupies_container_ports() {
-        let spec = pod_spec("hostNetwork: true\ncontainers: [{name: c, ports: [{containerPort: 9100}]}]");
+        let spec =
+            pod_spec("hostNetwork: true\ncontainers: [{name: c, ports: [{containerPort: 9100}]}]");
         assert_eq!(host_ports(&spec)[0].port, 9100);
     }
 }

@@ -55,7 +55,10 @@ impl Selector {
 /// mirrors apimachinery metav1.LabelSelectorAsSelector: nil selects nothing, `{}` everything.
 pub fn from_label_selector(sel: Option<&LabelSelector>) -> Result<Selector, String> {
     let Some(sel) = sel else {
-        return Ok(Selector { requirements: vec![], matches_nothing: true });
+        return Ok(Selector {
+            requirements: vec![],
+            matches_nothing: true,
+        });
     };
     let mut reqs = Vec::new();
     for (k, v) in sel.match_labels.iter().flatten() {
@@ -69,11 +72,18 @@ pub fn from_label_selector(sel: Option<&LabelSelector>) -> Result<Selector, Stri
             "NotIn" if !values.is_empty() => Requirement::NotIn(key, values),
             "Exists" if values.is_empty() => Requirement::Exists(key),
             "DoesNotExist" if values.is_empty() => Requirement::DoesNotExist(key),
-            op => return Err(format!("invalid label selector operator {op:?} for key {key:?}")),
+            op => {
+                return Err(format!(
+                    "invalid label selector operator {op:?} for key {key:?}"
+                ))
+            }
         };
         reqs.push(req);
     }
-    Ok(Selector { requirements: reqs, matches_nothing: false })
+    Ok(Selector {
+        requirements: reqs,
+        matches_nothing: false,
+    })
 }
 
 /// Parses kubectl's `-l` syntax: `a=b,c!=d,e in (f,g),h notin (i),j,!k`.
@@ -86,7 +96,10 @@ pub fn parse(text: &str) -> Result<Selector, String> {
         }
         reqs.push(parse_requirement(part)?);
     }
-    Ok(Selector { requirements: reqs, matches_nothing: false })
+    Ok(Selector {
+        requirements: reqs,
+        matches_nothing: false,
+    })
 }
 
 fn split_top_level(text: &str) -> Vec<&str> {
@@ -110,7 +123,9 @@ fn split_top_level(text: &str) -> Vec<&str> {
 fn parse_requirement(part: &str) -> Result<Requirement, String> {
     let bad = || format!("invalid label selector {part:?}");
     if let Some(key) = part.strip_prefix('!') {
-        return Ok(Requirement::DoesNotExist(valid_key(key.trim()).ok_or_else(bad)?));
+        return Ok(Requirement::DoesNotExist(
+            valid_key(key.trim()).ok_or_else(bad)?,
+        ));
     }
     for (op, negate) in [(" notin ", true), (" in ", false)] {
         if let Some(idx) = part.find(op) {
@@ -162,7 +177,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub fn node_should_run(spec: &PodSpec, node: &Node) -> Eligibility {
             return Eligibility {
                 should_run: false,
                 should_continue_running: false,
-                reasons: vec![Reason::NodeNameMismatch { wanted: wanted.to_string() }],
+                reasons: vec![Reason::NodeNameMismatch {
+                    wanted: wanted.to_string(),
+                }],
             };
         }
     }
@@ -47,7 +49,11 @@ pub fn node_should_run(spec: &PodSpec, node: &Node) -> Eligibility {
     reasons.extend(affinity_reasons);
 
     // predicates(): fitsTaints, against the template's tolerations + the automatic ones.
-    let node_taints: &[Taint] = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
+    let node_taints: &[Taint] = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or(&[]);
     let tolerations = taints::effective_tolerations(spec);
     let untolerated = taints::untolerated(node_taints, &tolerations);
     let has_untolerated_no_execute = untolerated.iter().any(|t| t.effect == NO_EXECUTE);
@@ -72,14 +78,25 @@ pub fn node_should_run(spec: &PodSpec, node: &Node) -> Eligibility {
     } else {
         (true, true)
     };
-    Eligibility { should_run, should_continue_running, reasons }
+    Eligibility {
+        should_run,
+        should_continue_running,
+        reasons,
+    }
 }
 
 fn taint_reason(t: &Taint, node: &Node, fate: PodFate) -> Reason {
     if (t.key == NOT_READY || t.key == UNREACHABLE) && t.effect == NO_SCHEDULE {
-        return Reason::NodeNotReady { taint: t.key.clone(), ready_condition: ready_condition(node) };
+        return Reason::NodeNotReady {
+            taint: t.key.clone(),
+            ready_condition: ready_condition(node),
+        };
     }
-    let existing_pod = if t.effect == NO_EXECUTE { PodFate::Deleted } else { fate };
+    let existing_pod = if t.effect == NO_EXECUTE {
+        PodFate::Deleted
+    } else {
+        fate
+    };
     Reason::UntoleratedTaint {
         key: t.key.clone(),
         value: t.value.clone().filter(|v| !v.is_empty()),
@@ -140,7 +157,12 @@ mod tests {
     fn template_node_name_elsewhere() {
         let e = run("nodeName: n2", "metadata: {name: n1}");
         assert_eq!((e.should_run, e.should_continue_running), (false, false));
-        assert_eq!(e.reasons, vec![Reason::NodeNameMismatch { wanted: "n2".into() }]);
+        assert_eq!(
+            e.reasons,
+            vec![Reason::NodeNameMismatch {
+                wanted: "n2".into()
+            }]
+        );
     }
 
     #[test]
@@ -151,7 +173,13 @@ spec:
   taints: [{key: dedicated, value: db, effect: NoSchedule}]";
         let e = run("{}", n);
         assert_eq!((e.should_run, e.should_continue_running), (false, true));
-        assert!(matches!(&e.reasons[0], Reason::UntoleratedTaint { existing_pod: PodFate::Kept, .. }));
+        assert!(matches!(
+            &e.reasons[0],
+            Reason::UntoleratedTaint {
+                existing_pod: PodFate::Kept,
+                ..
+            }
+        ));
         let tolerated = run("tolerations: [{key: dedicated, operator: Exists}]", n);
         assert!(tolerated.should_run);
     }
@@ -166,10 +194,13 @@ spec:
   - {key: b, value: x, effect: NoExecute}";
         let e = run("{}", n);
         assert_eq!((e.should_run, e.should_continue_running), (false, false));
-        assert!(e
-            .reasons
-            .iter()
-            .all(|r| matches!(r, Reason::UntoleratedTaint { existing_pod: PodFate::Deleted, .. })));
+        assert!(e.reasons.iter().all(|r| matches!(
+            r,
+            Reason::UntoleratedTaint {
+                existing_pod: PodFate::Deleted,
+                ..
+            }
+        )));
     }
 
     #[test]

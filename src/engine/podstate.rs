@@ -37,7 +37,10 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Option<&Time>) -> bo
 }
 
 pub fn phase(pod: &Pod) -> &str {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending")
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
 }
 
 pub fn is_terminating(pod: &Pod) -> bool {
@@ -62,7 +65,8 @@ pub fn target_node(pod: &Pod) -> Option<String> {
     terms.iter().find_map(|t| {
         t.match_fields.iter().flatten().find_map(|f| {
             let vals = f.values.as_deref().unwrap_or(&[]);
-            (f.key == "metadata.name" && f.operator == "In" && vals.len() == 1).then(|| vals[0].clone())
+            (f.key == "metadata.name" && f.operator == "In" && vals.len() == 1)
+                .then(|| vals[0].clone())
         })
     })
 }
@@ -117,11 +121,23 @@ fn container_reason(cs: &ContainerStatus) -> Option<Reason> {
                 last_reason: last.and_then(|t| t.reason.clone()),
             }
         }
-        "ImagePullBackOff" => Reason::ImagePullBackOff { container, image: cs.image.clone(), detail },
-        "ErrImagePull" => Reason::ErrImagePull { container, image: cs.image.clone(), detail },
+        "ImagePullBackOff" => Reason::ImagePullBackOff {
+            container,
+            image: cs.image.clone(),
+            detail,
+        },
+        "ErrImagePull" => Reason::ErrImagePull {
+            container,
+            image: cs.image.clone(),
+            detail,
+        },
         "ContainerCreating" => Reason::ContainerCreating { container },
         "" => return None,
-        _ => Reason::ContainerWaiting { container, reason, detail },
+        _ => Reason::ContainerWaiting {
+            container,
+            reason,
+            detail,
+        },
     })
 }
 
@@ -184,7 +200,9 @@ status:
   phase: Running
   conditions: [{type: Ready, status: 'False', reason: ContainersNotReady, message: 'containers with unready status: [agent]'}]
 ");
-        assert!(matches!(&unhealthy_reasons(&p)[0], Reason::PodNotReady { detail: Some(d) } if d.contains("unready")));
+        assert!(
+            matches!(&unhealthy_reasons(&p)[0], Reason::PodNotReady { detail: Some(d) } if d.contains("unready"))
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub enum PodFate {
 pub struct SchedulerEntry {
     pub count: u32,
     pub reason: String,
+    /// The taint named by a TaintToleration entry (`key=value`), in either message format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taint: Option<String>,
 }
 
 /// Why a node is in its state. `#[serde(tag = "code")]`: the variant name is the stable code.
@@ -27,64 +30,140 @@ pub struct SchedulerEntry {
 pub enum Reason {
     // ---- eligibility (mirrors NodeShouldRunDaemonPod) ----
     /// The template's spec.nodeName names another node.
-    NodeNameMismatch { wanted: String },
+    NodeNameMismatch {
+        wanted: String,
+    },
     /// A spec.nodeSelector pair is not on the node.
-    NodeSelectorMismatch { key: String, wanted: String, actual: Option<String> },
+    NodeSelectorMismatch {
+        key: String,
+        wanted: String,
+        actual: Option<String>,
+    },
     /// No required node-affinity term matches; `term` is the index of the term, `expression`
     /// the first expression of that term that fails.
-    NodeAffinityMismatch { term: Option<usize>, expression: String },
+    NodeAffinityMismatch {
+        term: Option<usize>,
+        expression: String,
+    },
     /// A NoSchedule/NoExecute taint the pod does not tolerate (auto-tolerations included).
-    UntoleratedTaint { key: String, value: Option<String>, effect: String, existing_pod: PodFate },
+    UntoleratedTaint {
+        key: String,
+        value: Option<String>,
+        effect: String,
+        existing_pod: PodFate,
+    },
     /// The node lifecycle controller's not-ready/unreachable NoSchedule taint: DaemonSet pods
     /// tolerate only the NoExecute variant, so no new pod, an existing pod is kept.
-    NodeNotReady { taint: String, ready_condition: Option<String> },
+    NodeNotReady {
+        taint: String,
+        ready_condition: Option<String>,
+    },
     // ---- informational, eligible nodes ----
     /// The node is cordoned: DaemonSet pods tolerate node.kubernetes.io/unschedulable.
     Cordoned {},
     /// Taints tolerated only through the controller's automatic tolerations.
-    AutoTolerated { taints: Vec<String> },
+    AutoTolerated {
+        taints: Vec<String>,
+    },
     // ---- pending ----
     /// The scheduler's own verdict (pod condition PodScheduled=False or FailedScheduling event).
-    Unschedulable { scheduler_message: String, entries: Vec<SchedulerEntry> },
+    Unschedulable {
+        scheduler_message: String,
+        entries: Vec<SchedulerEntry>,
+    },
     /// Requests do not fit the node's allocatable (computed from the API objects).
-    InsufficientResources { resource: String, requested: String, allocatable: String, used_by_other_pods: String },
+    InsufficientResources {
+        resource: String,
+        requested: String,
+        allocatable: String,
+        used_by_other_pods: String,
+    },
     /// Another pod on the node holds the host port.
-    HostPortConflict { port: i32, protocol: String, host_ip: String, held_by: String },
+    HostPortConflict {
+        port: i32,
+        protocol: String,
+        host_ip: String,
+        held_by: String,
+    },
     /// The node's pod capacity is used up.
-    TooManyPods { allocatable: i64, used: i64 },
+    TooManyPods {
+        allocatable: i64,
+        used: i64,
+    },
     /// The pod has scheduling gates.
-    SchedulingGated { gates: Vec<String> },
+    SchedulingGated {
+        gates: Vec<String>,
+    },
     /// The pod is waiting for the scheduler and no reason is known yet.
     AwaitingScheduler {},
     // ---- unhealthy ----
-    CrashLoopBackOff { container: String, restarts: i32, last_exit_code: Option<i32>, last_reason: Option<String> },
-    ImagePullBackOff { container: String, image: String, detail: Option<String> },
-    ErrImagePull { container: String, image: String, detail: Option<String> },
-    ContainerCreating { container: String },
+    CrashLoopBackOff {
+        container: String,
+        restarts: i32,
+        last_exit_code: Option<i32>,
+        last_reason: Option<String>,
+    },
+    ImagePullBackOff {
+        container: String,
+        image: String,
+        detail: Option<String>,
+    },
+    ErrImagePull {
+        container: String,
+        image: String,
+        detail: Option<String>,
+    },
+    ContainerCreating {
+        container: String,
+    },
     /// Any other waiting reason (CreateContainerConfigError, InvalidImageName, ...).
-    ContainerWaiting { container: String, reason: String, detail: Option<String> },
+    ContainerWaiting {
+        container: String,
+        reason: String,
+        detail: Option<String>,
+    },
     /// The pod is scheduled and running, but not Ready.
-    PodNotReady { detail: Option<String> },
+    PodNotReady {
+        detail: Option<String>,
+    },
     /// The pod has failed; the controller deletes it (with back-off) and creates another.
-    PodFailed { pod: String, detail: Option<String> },
+    PodFailed {
+        pod: String,
+        detail: Option<String>,
+    },
     // ---- missing ----
     /// The controller tried to create a pod and the apiserver refused (quota, admission).
-    FailedCreate { event_message: String, count: i32, last_seen: Option<String> },
+    FailedCreate {
+        event_message: String,
+        count: i32,
+        last_seen: Option<String>,
+    },
     /// A failed pod on this node was deleted and its replacement is held back by back-off.
-    FailedPodBackoff { event_message: String },
+    FailedPodBackoff {
+        event_message: String,
+    },
     /// No pod yet, no error seen: the controller has not caught up.
     NotYetCreated {},
     // ---- revisions and the DaemonSet ----
     /// The pod runs an older revision. Under OnDelete nothing replaces it until it is deleted.
-    OutdatedRevision { pod_revision: Option<String>, current_revision: Option<String>, on_delete: bool },
+    OutdatedRevision {
+        pod_revision: Option<String>,
+        current_revision: Option<String>,
+        on_delete: bool,
+    },
     /// More than one pod of this DaemonSet on the node; the controller keeps the oldest.
-    DuplicatePods { pods: Vec<String> },
+    DuplicatePods {
+        pods: Vec<String>,
+    },
     /// The DaemonSet is being deleted: the controller no longer manages it.
     DaemonSetDeleting {},
     /// The selector is empty: the controller refuses to manage the DaemonSet.
     SelectingAll {},
     /// A pod being deleted.
-    Terminating { pod: String, since: Option<String> },
+    Terminating {
+        pod: String,
+        since: Option<String>,
+    },
 }
 
 impl Reason {
@@ -279,12 +358,18 @@ pub struct ReasonView<'a> {
 
 impl<'a> From<&'a Reason> for ReasonView<'a> {
     fn from(reason: &'a Reason) -> Self {
-        ReasonView { message: reason.message(), reason }
+        ReasonView {
+            message: reason.message(),
+            reason,
+        }
     }
 }
 
 /// Serializes a list of reasons with their messages.
-pub fn serialize_reasons<S: serde::Serializer>(reasons: &[Reason], s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_reasons<S: serde::Serializer>(
+    reasons: &[Reason],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     let mut seq = s.serialize_seq(Some(reasons.len()))?;
     for r in reasons {
@@ -309,7 +394,10 @@ mod tests {
         assert_eq!(v["code"], "UntoleratedTaint");
         assert_eq!(v["existingPod"], "kept");
         assert_eq!(v["key"], "dedicated");
-        assert!(v["message"].as_str().unwrap().contains("dedicated=gpu:NoSchedule"));
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .contains("dedicated=gpu:NoSchedule"));
         let back: Reason = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
         assert_eq!(r.code(), "UntoleratedTaint");

@@ -31,7 +31,11 @@ pub fn revision_hash(cr: &ControllerRevision) -> String {
 
 /// A pod's revision hash label.
 pub fn pod_hash(pod: &Pod) -> Option<&str> {
-    pod.metadata.labels.as_ref()?.get(HASH_LABEL).map(String::as_str)
+    pod.metadata
+        .labels
+        .as_ref()?
+        .get(HASH_LABEL)
+        .map(String::as_str)
 }
 
 /// mirrors daemonset_util.go IsPodUpdated: the hash matches, or (legacy) the
@@ -87,8 +91,13 @@ fn is_empty(v: &Value) -> bool {
 }
 
 /// mirrors update.go Match: the revisions whose stored template equals the DaemonSet's.
-pub fn matching_revisions<'a>(ds: &DaemonSet, revisions: &'a [ControllerRevision]) -> Vec<&'a ControllerRevision> {
-    let Some(want) = template_value(ds) else { return Vec::new() };
+pub fn matching_revisions<'a>(
+    ds: &DaemonSet,
+    revisions: &'a [ControllerRevision],
+) -> Vec<&'a ControllerRevision> {
+    let Some(want) = template_value(ds) else {
+        return Vec::new();
+    };
     revisions
         .iter()
         .filter(|cr| stored_template(cr).as_ref() == Some(&want))
@@ -98,7 +107,10 @@ pub fn matching_revisions<'a>(ds: &DaemonSet, revisions: &'a [ControllerRevision
 /// The current revision: the highest-numbered revision matching the template (dedupCurHistories
 /// keeps the highest), else the highest revision overall (the controller bumps the current one
 /// to the top), else none.
-pub fn current_revision<'a>(ds: &DaemonSet, revisions: &'a [ControllerRevision]) -> Option<&'a ControllerRevision> {
+pub fn current_revision<'a>(
+    ds: &DaemonSet,
+    revisions: &'a [ControllerRevision],
+) -> Option<&'a ControllerRevision> {
     matching_revisions(ds, revisions)
         .into_iter()
         .max_by_key(|cr| cr.revision)
@@ -107,7 +119,10 @@ pub fn current_revision<'a>(ds: &DaemonSet, revisions: &'a [ControllerRevision])
 
 /// The revision number of a pod's hash, if a revision carries it.
 pub fn revision_number(hash: &str, revisions: &[ControllerRevision]) -> Option<i64> {
-    revisions.iter().find(|cr| revision_hash(cr) == hash).map(|cr| cr.revision)
+    revisions
+        .iter()
+        .find(|cr| revision_hash(cr) == hash)
+        .map(|cr| cr.revision)
 }
 
 #[cfg(test)]
@@ -152,10 +167,26 @@ data: {"spec":{"template":{"$patch":"replace","metadata":{"creationTimestamp":nu
 
     #[test]
     fn pod_updated_by_hash_or_generation() {
-        let p = |labels: &str| pod(&format!("metadata: {{name: p, labels: {labels}}}\nspec: {{containers: []}}"));
-        assert!(is_pod_updated(&p("{controller-revision-hash: bbb}"), Some("bbb"), Some(3)));
-        assert!(!is_pod_updated(&p("{controller-revision-hash: aaa}"), Some("bbb"), Some(3)));
-        assert!(is_pod_updated(&p("{controller-revision-hash: aaa, pod-template-generation: '3'}"), Some("bbb"), Some(3)));
+        let p = |labels: &str| {
+            pod(&format!(
+                "metadata: {{name: p, labels: {labels}}}\nspec: {{containers: []}}"
+            ))
+        };
+        assert!(is_pod_updated(
+            &p("{controller-revision-hash: bbb}"),
+            Some("bbb"),
+            Some(3)
+        ));
+        assert!(!is_pod_updated(
+            &p("{controller-revision-hash: aaa}"),
+            Some("bbb"),
+            Some(3)
+        ));
+        assert!(is_pod_updated(
+            &p("{controller-revision-hash: aaa, pod-template-generation: '3'}"),
+            Some("bbb"),
+            Some(3)
+        ));
         assert!(!is_pod_updated(&p("{}"), None, None));
         assert_eq!(template_generation(&daemon_set(DS)), Some(3));
     }

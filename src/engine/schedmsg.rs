@@ -18,7 +18,11 @@ pub fn parse(message: &str) -> Vec<SchedulerEntry> {
     let mut entries: Vec<SchedulerEntry> = Vec::new();
     for piece in body.split(", ") {
         match split_count(piece) {
-            Some((count, reason)) => entries.push(SchedulerEntry { count, reason: reason.to_string() }),
+            Some((count, reason)) => entries.push(SchedulerEntry {
+                count,
+                reason: reason.to_string(),
+                taint: None,
+            }),
             // The old taint format has a comma inside: "had taint {k: v}, that the pod didn't tolerate".
             None => {
                 if let Some(last) = entries.last_mut() {
@@ -29,6 +33,10 @@ pub fn parse(message: &str) -> Vec<SchedulerEntry> {
         }
     }
     entries.retain(|e| !is_pinning_filler(&e.reason));
+    for e in &mut entries {
+        e.taint =
+            taint_of(&e.reason).map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") });
+    }
     entries
 }
 
@@ -51,7 +59,9 @@ pub fn taint_of(reason: &str) -> Option<(String, String)> {
     let start = reason.find("taint {")? + "taint {".len();
     let end = start + reason[start..].find('}')?;
     let inner = &reason[start..end];
-    let (k, v) = inner.split_once(": ").unwrap_or((inner.trim_end_matches(':'), ""));
+    let (k, v) = inner
+        .split_once(": ")
+        .unwrap_or((inner.trim_end_matches(':'), ""));
     Some((k.to_string(), v.to_string()))
 }
 
@@ -62,13 +72,23 @@ mod tests {
     #[test]
     fn drops_node_affinity_filler() {
         let m = "0/4 nodes are available: 1 Insufficient cpu, 3 node(s) didn't satisfy plugin(s) [NodeAffinity]. preemption: 0/4 nodes are available: 1 No preemption victims found for incoming pod, 3 Preemption is not helpful for scheduling.";
-        assert_eq!(parse(m), vec![SchedulerEntry { count: 1, reason: "Insufficient cpu".into() }]);
+        assert_eq!(
+            parse(m),
+            vec![SchedulerEntry {
+                count: 1,
+                reason: "Insufficient cpu".into(),
+                taint: None
+            }]
+        );
     }
 
     #[test]
     fn host_ports_and_too_many_pods() {
         let m = "0/4 nodes are available: 1 node(s) didn't have free ports for the requested pod ports, 3 node(s) didn't satisfy plugin(s) [NodeAffinity].";
-        assert_eq!(parse(m)[0].reason, "node(s) didn't have free ports for the requested pod ports");
+        assert_eq!(
+            parse(m)[0].reason,
+            "node(s) didn't have free ports for the requested pod ports"
+        );
         let m = "0/46 nodes are available: 1 Too many pods, 45 node(s) didn't satisfy plugin(s) [NodeAffinity].";
         assert_eq!(parse(m)[0].reason, "Too many pods");
     }
@@ -78,11 +98,20 @@ mod tests {
         let new = "0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 2 node(s) didn't satisfy plugin(s) [NodeAffinity].";
         let e = parse(new);
         assert_eq!(e.len(), 1);
-        assert_eq!(taint_of(&e[0].reason), Some(("node.kubernetes.io/unreachable".into(), "".into())));
+        assert_eq!(
+            taint_of(&e[0].reason),
+            Some(("node.kubernetes.io/unreachable".into(), "".into()))
+        );
         let old = "0/3 nodes are available: 1 node(s) had taint {dedicated: gpu}, that the pod didn't tolerate, 2 node(s) didn't match node selector.";
         let e = parse(old);
-        assert_eq!(e[0].reason, "node(s) had taint {dedicated: gpu}, that the pod didn't tolerate");
-        assert_eq!(taint_of(&e[0].reason), Some(("dedicated".into(), "gpu".into())));
+        assert_eq!(
+            e[0].reason,
+            "node(s) had taint {dedicated: gpu}, that the pod didn't tolerate"
+        );
+        assert_eq!(
+            taint_of(&e[0].reason),
+            Some(("dedicated".into(), "gpu".into()))
+        );
     }
 
     #[test]

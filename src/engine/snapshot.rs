@@ -28,7 +28,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn namespace(&self) -> &str {
-        self.daemon_set.metadata.namespace.as_deref().unwrap_or("default")
+        self.daemon_set
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default")
     }
 
     pub fn name(&self) -> &str {
@@ -41,7 +45,9 @@ impl Snapshot {
 }
 
 /// The controller of an object, if any: `(kind, name, uid)`.
-pub fn controller_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(&str, &str, &str)> {
+pub fn controller_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<(&str, &str, &str)> {
     meta.owner_references
         .iter()
         .flatten()
@@ -52,12 +58,17 @@ pub fn controller_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Obje
 /// Does the DaemonSet own this pod (or would it claim it as an orphan matching its selector)?
 /// mirrors controller_ref_manager.go ClaimObject: ours if our controller ref; orphans that
 /// match the selector are adopted; objects controlled by someone else are ignored.
-pub fn is_claimed_by(ds: &DaemonSet, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+pub fn is_claimed_by(
+    ds: &DaemonSet,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
     let uid = ds.metadata.uid.as_deref().unwrap_or("");
     match controller_of(meta) {
         Some((_, _, owner)) => owner == uid,
         None => {
-            let Some(spec) = ds.spec.as_ref() else { return false };
+            let Some(spec) = ds.spec.as_ref() else {
+                return false;
+            };
             match labels::from_label_selector(Some(&spec.selector)) {
                 Ok(sel) => {
                     !sel.is_everything()

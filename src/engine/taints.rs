@@ -110,7 +110,12 @@ mod tests {
         }
     }
 
-    fn tol(key: Option<&str>, op: Option<&str>, value: Option<&str>, effect: Option<&str>) -> Toleration {
+    fn tol(
+        key: Option<&str>,
+        op: Option<&str>,
+        value: Option<&str>,
+        effect: Option<&str>,
+    ) -> Toleration {
         Toleration {
             key: key.map(Into::into),
             operator: op.map(Into::into),
@@ -123,29 +128,64 @@ mod tests {
     #[test]
     fn toleration_matching_rules() {
         let t = taint("dedicated", Some("gpu"), NO_SCHEDULE);
-        assert!(tolerates(&tol(Some("dedicated"), Some("Equal"), Some("gpu"), Some(NO_SCHEDULE)), &t));
-        assert!(tolerates(&tol(Some("dedicated"), None, Some("gpu"), None), &t), "empty effect matches all effects");
-        assert!(!tolerates(&tol(Some("dedicated"), Some("Equal"), Some("cpu"), None), &t));
-        assert!(tolerates(&tol(Some("dedicated"), Some("Exists"), None, None), &t));
-        assert!(tolerates(&tol(None, Some("Exists"), None, None), &t), "blanket toleration");
-        assert!(!tolerates(&tol(Some("dedicated"), Some("Exists"), None, Some(NO_EXECUTE)), &t));
-        assert!(!tolerates(&tol(Some("other"), Some("Exists"), None, None), &t));
+        assert!(tolerates(
+            &tol(
+                Some("dedicated"),
+                Some("Equal"),
+                Some("gpu"),
+                Some(NO_SCHEDULE)
+            ),
+            &t
+        ));
+        assert!(
+            tolerates(&tol(Some("dedicated"), None, Some("gpu"), None), &t),
+            "empty effect matches all effects"
+        );
+        assert!(!tolerates(
+            &tol(Some("dedicated"), Some("Equal"), Some("cpu"), None),
+            &t
+        ));
+        assert!(tolerates(
+            &tol(Some("dedicated"), Some("Exists"), None, None),
+            &t
+        ));
+        assert!(
+            tolerates(&tol(None, Some("Exists"), None, None), &t),
+            "blanket toleration"
+        );
+        assert!(!tolerates(
+            &tol(Some("dedicated"), Some("Exists"), None, Some(NO_EXECUTE)),
+            &t
+        ));
+        assert!(!tolerates(
+            &tol(Some("other"), Some("Exists"), None, None),
+            &t
+        ));
     }
 
     #[test]
     fn automatic_tolerations_depend_on_host_network() {
         let plain = PodSpec::default();
-        let keys: Vec<_> = automatic_tolerations(&plain).into_iter().map(|t| t.key.unwrap()).collect();
+        let keys: Vec<_> = automatic_tolerations(&plain)
+            .into_iter()
+            .map(|t| t.key.unwrap())
+            .collect();
         assert!(!keys.contains(&NETWORK_UNAVAILABLE.to_string()));
         assert_eq!(keys.len(), 6);
-        let host = PodSpec { host_network: Some(true), ..Default::default() };
+        let host = PodSpec {
+            host_network: Some(true),
+            ..Default::default()
+        };
         assert_eq!(automatic_tolerations(&host).len(), 7);
     }
 
     #[test]
     fn not_ready_noschedule_is_not_auto_tolerated() {
         let tols = effective_tolerations(&PodSpec::default());
-        let taints = [taint(NOT_READY, None, NO_SCHEDULE), taint(NOT_READY, None, NO_EXECUTE)];
+        let taints = [
+            taint(NOT_READY, None, NO_SCHEDULE),
+            taint(NOT_READY, None, NO_EXECUTE),
+        ];
         let bad = untolerated(&taints, &tols);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].effect, NO_SCHEDULE);

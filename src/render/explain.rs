@@ -13,10 +13,16 @@ use super::{io_err, table};
 /// The reason shown in the REASON column: the one that decides the state.
 pub fn main_reason(v: &NodeVerdict) -> Option<&Reason> {
     match v.state {
-        NodeState::NotEligible | NodeState::Misscheduled => v.reasons.iter().find(|r| r.is_eligibility()),
+        NodeState::NotEligible | NodeState::Misscheduled => {
+            v.reasons.iter().find(|r| r.is_eligibility())
+        }
         _ => None,
     }
-    .or_else(|| v.reasons.iter().find(|r| !matches!(r, Reason::Cordoned {} | Reason::AutoTolerated { .. })))
+    .or_else(|| {
+        v.reasons
+            .iter()
+            .find(|r| !matches!(r, Reason::Cordoned {} | Reason::AutoTolerated { .. }))
+    })
     .or(v.reasons.first())
 }
 
@@ -42,7 +48,12 @@ fn header<W: Write>(out: &mut W, e: &Explanation, p: &Palette) -> Result<()> {
     writeln!(out, "Nodes:   {}", e.summary.reconciliation).map_err(io_err)?;
     let states: Vec<String> = NodeState::ALL
         .iter()
-        .filter_map(|st| e.summary.states.get(st.as_str()).map(|n| format!("{n} {}", st.as_str())))
+        .filter_map(|st| {
+            e.summary
+                .states
+                .get(st.as_str())
+                .map(|n| format!("{n} {}", st.as_str()))
+        })
         .collect();
     writeln!(out, "States:  {}", states.join(", ")).map_err(io_err)?;
     for r in &e.summary.daemon_set_reasons {
@@ -55,7 +66,12 @@ fn header<W: Write>(out: &mut W, e: &Explanation, p: &Palette) -> Result<()> {
 }
 
 /// The table (`-o table`) or the wide table (`-o wide`).
-pub fn explanation_table<W: Write>(out: &mut W, e: &Explanation, wide: bool, p: &Palette) -> Result<()> {
+pub fn explanation_table<W: Write>(
+    out: &mut W,
+    e: &Explanation,
+    wide: bool,
+    p: &Palette,
+) -> Result<()> {
     header(out, e, p)?;
     if e.nodes.is_empty() {
         writeln!(out, "No nodes match.").map_err(io_err)?;
@@ -68,14 +84,22 @@ pub fn explanation_table<W: Write>(out: &mut W, e: &Explanation, wide: bool, p: 
             let state = p.state(v.state);
             if wide {
                 let pod = v.pod.as_ref();
-                let reasons: Vec<String> =
-                    v.reasons.iter().map(|r| format!("{}: {}", r.code(), r.message())).collect();
+                let reasons: Vec<String> = v
+                    .reasons
+                    .iter()
+                    .map(|r| format!("{}: {}", r.code(), r.message()))
+                    .collect();
                 vec![
                     v.name.clone(),
                     state,
                     pod.map(|p| p.name.clone()).unwrap_or_else(|| "-".into()),
-                    pod.and_then(|p| p.revision.clone()).unwrap_or_else(|| "-".into()),
-                    if reasons.is_empty() { "-".into() } else { reasons.join("; ") },
+                    pod.and_then(|p| p.revision.clone())
+                        .unwrap_or_else(|| "-".into()),
+                    if reasons.is_empty() {
+                        "-".into()
+                    } else {
+                        reasons.join("; ")
+                    },
                 ]
             } else {
                 let reason = main_reason(v)
@@ -93,7 +117,12 @@ pub fn explanation_table<W: Write>(out: &mut W, e: &Explanation, wide: bool, p: 
 }
 
 /// One line per DaemonSet (explain without NAME).
-pub fn overview_table<W: Write>(out: &mut W, items: &[Explanation], all_namespaces: bool, p: &Palette) -> Result<()> {
+pub fn overview_table<W: Write>(
+    out: &mut W,
+    items: &[Explanation],
+    all_namespaces: bool,
+    p: &Palette,
+) -> Result<()> {
     if items.is_empty() {
         writeln!(out, "No DaemonSets found.").map_err(io_err)?;
         return Ok(());
@@ -118,7 +147,11 @@ pub fn overview_table<W: Write>(out: &mut W, items: &[Explanation], all_namespac
             row.push(e.summary.computed.ready.to_string());
             for st in problem_states {
                 let n = e.summary.states.get(st.as_str()).copied().unwrap_or(0);
-                row.push(if n > 0 { p.bad(&n.to_string()) } else { "0".into() });
+                row.push(if n > 0 {
+                    p.bad(&n.to_string())
+                } else {
+                    "0".into()
+                });
             }
             row
         })
@@ -127,6 +160,16 @@ pub fn overview_table<W: Write>(out: &mut W, items: &[Explanation], all_namespac
     if all_namespaces {
         headers.push("NAMESPACE");
     }
-    headers.extend(["NAME", "DESIRED", "READY", "MISSING", "PENDING", "UNHEALTHY", "MISSCHEDULED", "OUTDATED", "TERMINATING"]);
+    headers.extend([
+        "NAME",
+        "DESIRED",
+        "READY",
+        "MISSING",
+        "PENDING",
+        "UNHEALTHY",
+        "MISSCHEDULED",
+        "OUTDATED",
+        "TERMINATING",
+    ]);
     table::write(out, &headers, rows)
 }

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 
 /// Writes `value` as pretty JSON followed by a newline.
 pub fn json<W: Write, T: Serialize>(out: &mut W, value: &T) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Error::Io(format!("writing JSON: {e}")))?;
+    serde_json::to_writer_pretty(&mut *out, value)
+        .map_err(|e| Error::Io(format!("writing JSON: {e}")))?;
     writeln!(out).map_err(io_err)
 }
 

@@ -24,29 +24,52 @@ impl Palette {
             NodeState::Running => text.green().to_string(),
             NodeState::NotEligible => text.dimmed().to_string(),
             NodeState::Outdated | NodeState::Terminating => text.yellow().to_string(),
-            NodeState::Missing | NodeState::Pending | NodeState::Unhealthy | NodeState::Misscheduled => {
-                text.red().bold().to_string()
-            }
+            NodeState::Missing
+            | NodeState::Pending
+            | NodeState::Unhealthy
+            | NodeState::Misscheduled => text.red().bold().to_string(),
         }
     }
 
     pub fn bad(&self, text: &str) -> String {
-        if self.enabled { text.red().to_string() } else { text.to_string() }
+        if self.enabled {
+            text.red().to_string()
+        } else {
+            text.to_string()
+        }
     }
 
+    #[allow(dead_code)] // for the workflows' plans
     pub fn good(&self, text: &str) -> String {
-        if self.enabled { text.green().to_string() } else { text.to_string() }
+        if self.enabled {
+            text.green().to_string()
+        } else {
+            text.to_string()
+        }
     }
 
     pub fn warn(&self, text: &str) -> String {
-        if self.enabled { text.yellow().to_string() } else { text.to_string() }
+        if self.enabled {
+            text.yellow().to_string()
+        } else {
+            text.to_string()
+        }
     }
 
     pub fn bold(&self, text: &str) -> String {
-        if self.enabled { text.bold().to_string() } else { text.to_string() }
+        if self.enabled {
+            text.bold().to_string()
+        } else {
+            text.to_string()
+        }
     }
 
+    #[allow(dead_code)] // for the workflows' plans
     pub fn dim(&self, text: &str) -> String {
-        if self.enabled { text.dimmed().to_string() } else { text.to_string() }
+        if self.enabled {
+            text.dimmed().to_string()
+        } else {
+            text.to_string()
+        }
     }
 }

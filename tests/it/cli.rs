@@ -19,8 +19,17 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn one_error_line(o: &Output) {
-    let lines: Vec<&str> = o.stderr.lines().filter(|l| !l.starts_with("hint:")).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got: {:?}", o.stderr);
+    let lines: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("hint:"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one error line, got: {:?}",
+        o.stderr
+    );
     assert!(lines[0].starts_with("error: "), "{:?}", o.stderr);
     assert!(!o.stderr.contains("panicked"));
 }
@@ -31,11 +40,21 @@ fn help_reads_like_kubectl() {
     assert_eq!(o.code, 0);
     assert!(o.stdout.contains("Usage: kubectl ds"));
     assert!(o.stdout.contains("Exit codes:"));
-    for sub in ["explain", "rollout-preview", "orphan", "adopt", "migrate", "completion"] {
+    for sub in [
+        "explain",
+        "rollout-preview",
+        "orphan",
+        "adopt",
+        "migrate",
+        "completion",
+    ] {
         assert!(o.stdout.contains(sub), "{sub} missing from help");
         let h = run(&[sub, "--help"], &[]);
         assert_eq!(h.code, 0);
-        assert!(h.stdout.contains("Examples:"), "{sub} --help has no examples");
+        assert!(
+            h.stdout.contains("Examples:"),
+            "{sub} --help has no examples"
+        );
     }
 }
 
@@ -48,7 +67,13 @@ fn unknown_flag_is_a_usage_error() {
 
 #[test]
 fn missing_kubeconfig_is_a_connection_error() {
-    let o = run(&["explain", "x"], &[("KUBECONFIG", "/nonexistent/kubeconfig"), ("HOME", "/nonexistent")]);
+    let o = run(
+        &["explain", "x"],
+        &[
+            ("KUBECONFIG", "/nonexistent/kubeconfig"),
+            ("HOME", "/nonexistent"),
+        ],
+    );
     assert_eq!(o.code, 3, "{}", o.stderr);
     one_error_line(&o);
     assert!(o.stderr.contains("no kubeconfig found"));
@@ -63,12 +88,32 @@ fn unknown_context_is_a_connection_error() {
         "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
     )
     .unwrap();
-    let o = run(&["explain", "ds", "--kubeconfig", kc.to_str().unwrap(), "--context", "nope"], &[]);
+    let o = run(
+        &[
+            "explain",
+            "ds",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--context",
+            "nope",
+        ],
+        &[],
+    );
     assert_eq!(o.code, 3);
     one_error_line(&o);
     assert!(o.stderr.contains("\"nope\""));
     // Reachable kubeconfig but nothing listening: a connection error within the timeout.
-    let o = run(&["explain", "ds", "--kubeconfig", kc.to_str().unwrap(), "--request-timeout", "2s"], &[]);
+    let o = run(
+        &[
+            "explain",
+            "ds",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--request-timeout",
+            "2s",
+        ],
+        &[],
+    );
     assert_eq!(o.code, 3, "{}", o.stderr);
     one_error_line(&o);
 }
@@ -95,19 +140,42 @@ fn malformed_file_is_an_input_error() {
 #[test]
 fn explain_from_saved_list() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bundle.yaml");
-    let o = run(&["explain", "node-agent", "-n", "monitoring", "-f", fixture, "-o", "json"], &[]);
+    let o = run(
+        &[
+            "explain",
+            "node-agent",
+            "-n",
+            "monitoring",
+            "-f",
+            fixture,
+            "-o",
+            "json",
+        ],
+        &[],
+    );
     assert_eq!(o.code, 0, "{}", o.stderr);
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(v["apiVersion"], "kubectl-ds/v1");
     assert_eq!(v["kind"], "Explanation");
     let state = |n: &str| {
-        v["nodes"].as_array().unwrap().iter().find(|x| x["name"] == n).unwrap()["state"].as_str().unwrap().to_string()
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     assert_eq!(state("worker-1"), "Running");
     assert_eq!(state("worker-2"), "NotEligible");
     assert_eq!(state("worker-3"), "Missing");
     assert_eq!(v["summary"]["computed"]["desired"], 2);
-    assert_eq!(v["summary"]["reconciliation"], "desired 2 = 3 nodes - 1 UntoleratedTaint");
+    assert_eq!(
+        v["summary"]["reconciliation"],
+        "desired 2 = 3 nodes - 1 UntoleratedTaint"
+    );
     let o = run(&["explain", "nope", "-f", fixture], &[]);
     assert_eq!(o.code, 4);
     one_error_line(&o);

@@ -32,7 +32,10 @@ async fn wait_state(env: &TestEnv, ds: &str, node: &str, want: &str) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    panic!("{node} never became {want}: {:#}", node_verdict(&last, node));
+    panic!(
+        "{node} never became {want}: {:#}",
+        node_verdict(&last, node)
+    );
 }
 
 fn taint(key: &str, value: &str, effect: &str) -> Value {
@@ -46,18 +49,61 @@ async fn holder(env: &TestEnv, name: &str, node: &str, container: Value) {
         "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0, "containers": [container]}
     }))
     .unwrap();
-    env.pod_api().create(&PostParams::default(), &pod).await.unwrap();
+    env.pod_api()
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn placement_rules_and_counters() {
     let mut env = TestEnv::new("place").await;
     let plain = env.node("plain", NodeSpec::default()).await;
-    let batch = env.node("batch", NodeSpec { labels: vec![("tier", "batch")], ..Default::default() }).await;
-    let nosched = env.node("nosched", NodeSpec { taints: vec![taint("dedicated", "db", "NoSchedule")], ..Default::default() }).await;
-    let noexec = env.node("noexec", NodeSpec { taints: vec![taint("maintenance", "now", "NoExecute")], ..Default::default() }).await;
-    let tolerated = env.node("tolerated", NodeSpec { taints: vec![taint("gpu", "yes", "NoSchedule")], ..Default::default() }).await;
-    let cordoned = env.node("cordoned", NodeSpec { unschedulable: true, ..Default::default() }).await;
+    let batch = env
+        .node(
+            "batch",
+            NodeSpec {
+                labels: vec![("tier", "batch")],
+                ..Default::default()
+            },
+        )
+        .await;
+    let nosched = env
+        .node(
+            "nosched",
+            NodeSpec {
+                taints: vec![taint("dedicated", "db", "NoSchedule")],
+                ..Default::default()
+            },
+        )
+        .await;
+    let noexec = env
+        .node(
+            "noexec",
+            NodeSpec {
+                taints: vec![taint("maintenance", "now", "NoExecute")],
+                ..Default::default()
+            },
+        )
+        .await;
+    let tolerated = env
+        .node(
+            "tolerated",
+            NodeSpec {
+                taints: vec![taint("gpu", "yes", "NoSchedule")],
+                ..Default::default()
+            },
+        )
+        .await;
+    let cordoned = env
+        .node(
+            "cordoned",
+            NodeSpec {
+                unschedulable: true,
+                ..Default::default()
+            },
+        )
+        .await;
     let manifest = env.daemon_set(
         "agent",
         json!({
@@ -78,34 +124,67 @@ async fn placement_rules_and_counters() {
     assert_eq!(state(&e, &batch), "NotEligible");
     let aff = reason(&e, &batch, "NodeAffinityMismatch");
     assert_eq!(aff["term"], 0);
-    assert!(aff["expression"].as_str().unwrap().contains("tier NotIn [batch]"));
+    assert!(aff["expression"]
+        .as_str()
+        .unwrap()
+        .contains("tier NotIn [batch]"));
     assert_eq!(state(&e, &nosched), "NotEligible");
     let t = reason(&e, &nosched, "UntoleratedTaint");
-    assert_eq!((t["key"].as_str(), t["effect"].as_str(), t["existingPod"].as_str()), (Some("dedicated"), Some("NoSchedule"), Some("kept")));
-    assert_eq!(reason(&e, &noexec, "UntoleratedTaint")["existingPod"], "deleted");
+    assert_eq!(
+        (
+            t["key"].as_str(),
+            t["effect"].as_str(),
+            t["existingPod"].as_str()
+        ),
+        (Some("dedicated"), Some("NoSchedule"), Some("kept"))
+    );
+    assert_eq!(
+        reason(&e, &noexec, "UntoleratedTaint")["existingPod"],
+        "deleted"
+    );
 
     // The summary reconciles with the real controller's counters.
     let computed = &e["summary"]["computed"];
     let status = &e["daemonSet"]["status"];
-    for k in ["desired", "current", "ready", "upToDate", "available", "misscheduled"] {
-        assert_eq!(computed[k], status[k], "{k}: computed vs the controller's status");
+    for k in [
+        "desired",
+        "current",
+        "ready",
+        "upToDate",
+        "available",
+        "misscheduled",
+    ] {
+        assert_eq!(
+            computed[k], status[k],
+            "{k}: computed vs the controller's status"
+        );
     }
     assert_eq!(computed["desired"], 3);
     assert_eq!(e["summary"]["stale"], false, "{:#}", e["summary"]);
     // Other tests' nodes are excluded by the template's nodeSelector.
     let rec = e["summary"]["reconciliation"].as_str().unwrap();
     assert!(rec.starts_with("desired 3 = "), "{rec}");
-    assert!(rec.contains("NodeAffinityMismatch") && rec.contains("UntoleratedTaint"), "{rec}");
+    assert!(
+        rec.contains("NodeAffinityMismatch") && rec.contains("UntoleratedTaint"),
+        "{rec}"
+    );
     assert_eq!(e["summary"]["shown"], 6);
 
     // Node selector mismatch: a node of this test without the label the DaemonSet selects.
     let other = env.node("unlabelled", NodeSpec::default()).await;
-    env.patch_node(&other, json!({"metadata": {"labels": {"kubernetes.io/os": "linux", TEST_LABEL: "elsewhere"}}})).await;
+    env.patch_node(
+        &other,
+        json!({"metadata": {"labels": {"kubernetes.io/os": "linux", TEST_LABEL: "elsewhere"}}}),
+    )
+    .await;
     let out = env.run(&["explain", "agent", "-o", "json", "--node", &other]);
     let e: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(state(&e, &other), "NotEligible");
     let sel = reason(&e, &other, "NodeSelectorMismatch");
-    assert_eq!((sel["key"].as_str(), sel["actual"].as_str()), (Some(TEST_LABEL), Some("elsewhere")));
+    assert_eq!(
+        (sel["key"].as_str(), sel["actual"].as_str()),
+        (Some(TEST_LABEL), Some("elsewhere"))
+    );
     assert_eq!(e["nodes"].as_array().unwrap().len(), 1);
 }
 
@@ -118,21 +197,33 @@ async fn taints_added_after_the_pod_started_and_not_ready() {
     env.wait_rolled_out("agent", 2).await;
 
     // NoSchedule after the fact: the pod stays, counted misscheduled.
-    env.patch_node(&n, json!({"spec": {"taints": [taint("dedicated", "db", "NoSchedule")]}})).await;
+    env.patch_node(
+        &n,
+        json!({"spec": {"taints": [taint("dedicated", "db", "NoSchedule")]}}),
+    )
+    .await;
     let e = wait_state(&env, "agent", &n, "Misscheduled").await;
     assert_eq!(reason(&e, &n, "UntoleratedTaint")["existingPod"], "kept");
     assert!(node_verdict(&e, &n)["pod"]["name"].is_string());
 
     // The simulated kubelet reports NotReady: the real node lifecycle controller taints the
     // node; DaemonSet pods tolerate only the NoExecute taint, so the pod stays, misscheduled.
-    env.patch_node(&sick, json!({"metadata": {"annotations": {"kubectl-ds.dev/sim-node": "notready"}}})).await;
+    env.patch_node(
+        &sick,
+        json!({"metadata": {"annotations": {"kubectl-ds.dev/sim-node": "notready"}}}),
+    )
+    .await;
     let e = wait_state(&env, "agent", &sick, "Misscheduled").await;
     let r = reason(&e, &sick, "NodeNotReady");
     assert_eq!(r["taint"], "node.kubernetes.io/not-ready");
     assert_eq!(r["readyCondition"], "False");
 
     // NoExecute after the fact: the controller deletes the pod.
-    env.patch_node(&n, json!({"spec": {"taints": [taint("dedicated", "db", "NoExecute")]}})).await;
+    env.patch_node(
+        &n,
+        json!({"spec": {"taints": [taint("dedicated", "db", "NoExecute")]}}),
+    )
+    .await;
     let e = wait_state(&env, "agent", &n, "NotEligible").await;
     assert_eq!(reason(&e, &n, "UntoleratedTaint")["existingPod"], "deleted");
     assert!(node_verdict(&e, &n)["pod"].is_null());
@@ -141,11 +232,39 @@ async fn taints_added_after_the_pod_started_and_not_ready() {
 #[tokio::test]
 async fn pending_reasons_from_scheduler_and_objects() {
     let mut env = TestEnv::new("pend").await;
-    let small = env.node("small", NodeSpec { cpu: Some("1"), ..Default::default() }).await;
+    let small = env
+        .node(
+            "small",
+            NodeSpec {
+                cpu: Some("1"),
+                ..Default::default()
+            },
+        )
+        .await;
     let ports = env.node("ports", NodeSpec::default()).await;
-    let full = env.node("full", NodeSpec { pods: Some("1"), ..Default::default() }).await;
-    holder(&env, "hog", &small, json!({"name": "c", "image": "hog", "resources": {"requests": {"cpu": "900m"}}})).await;
-    holder(&env, "web", &ports, json!({"name": "c", "image": "web", "ports": [{"containerPort": 80, "hostPort": 8080}]})).await;
+    let full = env
+        .node(
+            "full",
+            NodeSpec {
+                pods: Some("1"),
+                ..Default::default()
+            },
+        )
+        .await;
+    holder(
+        &env,
+        "hog",
+        &small,
+        json!({"name": "c", "image": "hog", "resources": {"requests": {"cpu": "900m"}}}),
+    )
+    .await;
+    holder(
+        &env,
+        "web",
+        &ports,
+        json!({"name": "c", "image": "web", "ports": [{"containerPort": 80, "hostPort": 8080}]}),
+    )
+    .await;
     holder(&env, "only", &full, json!({"name": "c", "image": "only"})).await;
     env.create_ds(env.daemon_set(
         "agent",
@@ -170,7 +289,13 @@ async fn pending_reasons_from_scheduler_and_objects() {
         e = env.explain_json("agent");
     }
     let u = reason(&e, &small, "Unschedulable");
-    assert!(u["schedulerMessage"].as_str().unwrap().contains("Insufficient cpu"), "{u:#}");
+    assert!(
+        u["schedulerMessage"]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient cpu"),
+        "{u:#}"
+    );
     assert_eq!(u["entries"][0]["reason"], "Insufficient cpu");
 
     let e = wait_state(&env, "agent", &ports, "Pending").await;
@@ -179,21 +304,35 @@ async fn pending_reasons_from_scheduler_and_objects() {
     assert_eq!(hp["heldBy"], format!("{}/web", env.ns));
     let e = wait_state(&env, "agent", &full, "Pending").await;
     let tm = reason(&e, &full, "TooManyPods");
-    assert_eq!((tm["allocatable"].as_i64(), tm["used"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(
+        (tm["allocatable"].as_i64(), tm["used"].as_i64()),
+        (Some(1), Some(1))
+    );
 }
 
 #[tokio::test]
 async fn unhealthy_pods_crashloop_image_pull_not_ready() {
     let mut env = TestEnv::new("sick").await;
     let n = env.node("n", NodeSpec::default()).await;
-    for (name, knob) in [("crash", "crashloop"), ("pull", "imagepullbackoff"), ("slow", "notready")] {
+    for (name, knob) in [
+        ("crash", "crashloop"),
+        ("pull", "imagepullbackoff"),
+        ("slow", "notready"),
+    ] {
         let mut m = env.daemon_set(name, json!({}));
         m["spec"]["template"]["metadata"]["annotations"] = json!({"kubectl-ds.dev/sim": knob});
         env.create_ds(m).await;
     }
     let e = wait_state(&env, "crash", &n, "Unhealthy").await;
     let c = reason(&e, &n, "CrashLoopBackOff");
-    assert_eq!((c["container"].as_str(), c["restarts"].as_i64(), c["lastExitCode"].as_i64()), (Some("agent"), Some(5), Some(1)));
+    assert_eq!(
+        (
+            c["container"].as_str(),
+            c["restarts"].as_i64(),
+            c["lastExitCode"].as_i64()
+        ),
+        (Some("agent"), Some(5), Some(1))
+    );
     let e = wait_state(&env, "pull", &n, "Unhealthy").await;
     let p = reason(&e, &n, "ImagePullBackOff");
     assert_eq!(p["image"], "registry.example/agent:1");
@@ -210,9 +349,15 @@ async fn quota_failed_create_and_scheduling_gates() {
         "metadata": {"name": "pods", "namespace": env.ns}, "spec": {"hard": {"pods": "1"}}
     }))
     .unwrap();
-    Api::<ResourceQuota>::namespaced(env.client.clone(), &env.ns).create(&PostParams::default(), &quota).await.unwrap();
+    Api::<ResourceQuota>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &quota)
+        .await
+        .unwrap();
     wait_for(Duration::from_secs(30), "quota status", || async {
-        let q = Api::<ResourceQuota>::namespaced(env.client.clone(), &env.ns).get("pods").await.unwrap();
+        let q = Api::<ResourceQuota>::namespaced(env.client.clone(), &env.ns)
+            .get("pods")
+            .await
+            .unwrap();
         q.status.and_then(|s| s.hard).is_some()
     })
     .await;
@@ -220,7 +365,11 @@ async fn quota_failed_create_and_scheduling_gates() {
     let mut found = None;
     for _ in 0..120 {
         let e = env.explain_json("agent");
-        let missing: Vec<String> = [&a, &b].iter().filter(|n| state(&e, n) == "Missing").map(|n| n.to_string()).collect();
+        let missing: Vec<String> = [&a, &b]
+            .iter()
+            .filter(|n| state(&e, n) == "Missing")
+            .map(|n| n.to_string())
+            .collect();
         if let Some(m) = missing.first() {
             if codes(node_verdict(&e, m)).contains(&"FailedCreate".to_string()) {
                 found = Some((e.clone(), m.clone()));
@@ -231,18 +380,34 @@ async fn quota_failed_create_and_scheduling_gates() {
     }
     let (e, m) = found.expect("a Missing node with FailedCreate");
     let fc = reason(&e, &m, "FailedCreate");
-    assert!(fc["eventMessage"].as_str().unwrap().contains("exceeded quota"), "{fc:#}");
+    assert!(
+        fc["eventMessage"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded quota"),
+        "{fc:#}"
+    );
 
     // Scheduling gates keep the pods Pending.
-    let mut gated = env.daemon_set("gated", json!({"schedulingGates": [{"name": "example.com/wait"}]}));
+    let mut gated = env.daemon_set(
+        "gated",
+        json!({"schedulingGates": [{"name": "example.com/wait"}]}),
+    );
     gated["spec"]["template"]["metadata"]["labels"] = json!({"app": "gated"});
     Api::<ResourceQuota>::namespaced(env.client.clone(), &env.ns)
-        .patch("pods", &PatchParams::default(), &Patch::Merge(json!({"spec": {"hard": {"pods": "10"}}})))
+        .patch(
+            "pods",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hard": {"pods": "10"}}})),
+        )
         .await
         .unwrap();
     env.create_ds(gated).await;
     let e = wait_state(&env, "gated", &a, "Pending").await;
-    assert_eq!(reason(&e, &a, "SchedulingGated")["gates"][0], "example.com/wait");
+    assert_eq!(
+        reason(&e, &a, "SchedulingGated")["gates"][0],
+        "example.com/wait"
+    );
 }
 
 #[tokio::test]
@@ -254,12 +419,18 @@ async fn on_delete_outdated_pods() {
     env.create_ds(m).await;
     env.wait_rolled_out("agent", 1).await;
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "registry.example/agent:2"}]}}}});
-    env.ds_api().patch("agent", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
+    env.ds_api()
+        .patch("agent", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
     let e = wait_state(&env, "agent", &n, "Outdated").await;
     let r = reason(&e, &n, "OutdatedRevision");
     assert_eq!(r["onDelete"], true);
     assert_ne!(r["podRevision"], r["currentRevision"]);
-    assert!(r["message"].as_str().unwrap().contains("nothing replaces it until it is deleted"));
+    assert!(r["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing replaces it until it is deleted"));
     // After the controller's status catches up, the counters agree: 0 up to date.
     wait_for(Duration::from_secs(30), "status up-to-date 0", || async {
         let e = env.explain_json("agent");
@@ -285,12 +456,21 @@ async fn overview_not_found_and_yaml() {
 
     let out = env.run(&["explain", "agnet"]);
     assert_eq!(out.code, 4);
-    assert!(out.stderr.starts_with("error: daemonset \"agnet\" not found"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: daemonset \"agnet\" not found"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("did you mean agent?"), "{}", out.stderr);
     let out = crate::harness::run_cli(&["explain", "agent", "-n", "default"]);
     assert_eq!(out.code, 4);
     let hint = out.stderr.lines().nth(1).unwrap_or("");
-    assert!(hint.starts_with("hint: it exists in namespace") && hint.contains(&env.ns), "{}", out.stderr);
+    assert!(
+        hint.starts_with("hint: it exists in namespace") && hint.contains(&env.ns),
+        "{}",
+        out.stderr
+    );
 
     let out = env.run(&["explain", "agent", "-o", "yaml"]);
     assert_eq!(out.code, 0);

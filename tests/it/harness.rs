@@ -41,7 +41,9 @@ pub fn kubeconfig() -> &'static PathBuf {
             pid = std::process::id(),
             script = script.display()
         );
-        Command::new("bash")
+        // The watchdog outlives this process on purpose: it is never waited for.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = Command::new("bash")
             .args(["-c", &watchdog])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -55,7 +57,9 @@ pub fn kubeconfig() -> &'static PathBuf {
 
 pub async fn client() -> Client {
     let kc = Kubeconfig::read_from(kubeconfig()).expect("read kubeconfig");
-    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
+    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
     Client::try_from(cfg).expect("client")
 }
 
@@ -83,13 +87,24 @@ impl TestEnv {
         let ns = format!("{}-{}", test.replace('_', "-"), unique() % 1_000_000);
         let api: Api<Namespace> = Api::all(client.clone());
         let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-        api.create(&PostParams::default(), &obj).await.expect("create namespace");
-        wait_for(Duration::from_secs(30), "default service account", || async {
-            let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
-            sa.get_opt("default").await.ok().flatten().is_some()
-        })
+        api.create(&PostParams::default(), &obj)
+            .await
+            .expect("create namespace");
+        wait_for(
+            Duration::from_secs(30),
+            "default service account",
+            || async {
+                let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+                    Api::namespaced(client.clone(), &ns);
+                sa.get_opt("default").await.ok().flatten().is_some()
+            },
+        )
         .await;
-        TestEnv { client, ns, nodes: Vec::new() }
+        TestEnv {
+            client,
+            ns,
+            nodes: Vec::new(),
+        }
     }
 
     /// Creates a simulated node `<ns>-<suffix>` labelled for this test.
@@ -114,7 +129,10 @@ impl TestEnv {
             }
         }))
         .unwrap();
-        Api::<Node>::all(self.client.clone()).create(&PostParams::default(), &node).await.expect("create node");
+        Api::<Node>::all(self.client.clone())
+            .create(&PostParams::default(), &node)
+            .await
+            .expect("create node");
         self.nodes.push(name.clone());
         if !spec.not_ready {
             let c = self.client.clone();
@@ -148,7 +166,10 @@ impl TestEnv {
 
     pub async fn create_ds(&self, manifest: Value) -> DaemonSet {
         let ds: DaemonSet = serde_json::from_value(manifest).unwrap();
-        self.ds_api().create(&PostParams::default(), &ds).await.expect("create daemonset")
+        self.ds_api()
+            .create(&PostParams::default(), &ds)
+            .await
+            .expect("create daemonset")
     }
 
     pub fn ds_api(&self) -> Api<DaemonSet> {
@@ -178,15 +199,21 @@ impl TestEnv {
     /// Waits until the DaemonSet's status shows `desired` pods, all ready and up to date.
     pub async fn wait_rolled_out(&self, name: &str, desired: i32) {
         let api = self.ds_api();
-        wait_for(Duration::from_secs(90), &format!("daemonset {name} rolled out to {desired}"), || async {
-            let Ok(ds) = api.get(name).await else { return false };
-            let st = ds.status.unwrap_or_default();
-            ds.metadata.generation == st.observed_generation
-                && st.desired_number_scheduled == desired
-                && st.number_ready == desired
-                && st.updated_number_scheduled == Some(desired)
-                && st.number_available == Some(desired)
-        })
+        wait_for(
+            Duration::from_secs(90),
+            &format!("daemonset {name} rolled out to {desired}"),
+            || async {
+                let Ok(ds) = api.get(name).await else {
+                    return false;
+                };
+                let st = ds.status.unwrap_or_default();
+                ds.metadata.generation == st.observed_generation
+                    && st.desired_number_scheduled == desired
+                    && st.number_ready == desired
+                    && st.updated_number_scheduled == Some(desired)
+                    && st.number_available == Some(desired)
+            },
+        )
         .await;
     }
 
@@ -202,7 +229,8 @@ impl TestEnv {
         let sel = format!("{TEST_LABEL}={}", self.ns);
         let out = self.run(&["explain", name, "-o", "json", "-l", &sel]);
         assert_eq!(out.code, 0, "explain failed: {}", out.stderr);
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("explain JSON: {e}\n{}", out.stdout))
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("explain JSON: {e}\n{}", out.stdout))
     }
 }
 
@@ -210,10 +238,23 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let kc = kubeconfig().display().to_string();
         let _ = Command::new("kubectl")
-            .args(["--kubeconfig", &kc, "delete", "namespace", &self.ns, "--wait=false"])
+            .args([
+                "--kubeconfig",
+                &kc,
+                "delete",
+                "namespace",
+                &self.ns,
+                "--wait=false",
+            ])
             .output();
         if !self.nodes.is_empty() {
-            let mut args = vec!["--kubeconfig".to_string(), kc, "delete".into(), "node".into(), "--wait=false".into()];
+            let mut args = vec![
+                "--kubeconfig".to_string(),
+                kc,
+                "delete".into(),
+                "node".into(),
+                "--wait=false".into(),
+            ];
             args.extend(self.nodes.iter().cloned());
             let _ = Command::new("kubectl").args(&args).output();
         }
@@ -245,7 +286,10 @@ pub fn run_cli(args: &[&str]) -> Output {
 pub async fn node_ready(client: &Client, name: &str) -> Option<bool> {
     let node = Api::<Node>::all(client.clone()).get(name).await.ok()?;
     let conds = node.status?.conditions?;
-    conds.iter().find(|c| c.type_ == "Ready").map(|c| c.status == "True")
+    conds
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status == "True")
 }
 
 /// Polls `cond` every 250 ms until it holds; panics with `what` after `timeout`.
@@ -264,6 +308,7 @@ where
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
+#[allow(dead_code)]
 pub async fn delete_pod(env: &TestEnv, name: &str) {
     let _ = env.pod_api().delete(name, &DeleteParams::default()).await;
 }
@@ -301,6 +346,10 @@ pub fn node_verdict<'a>(explanation: &'a Value, node: &str) -> &'a Value {
 pub fn codes(verdict: &Value) -> Vec<String> {
     verdict["reasons"]
         .as_array()
-        .map(|rs| rs.iter().filter_map(|r| r["code"].as_str().map(str::to_string)).collect())
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| r["code"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
