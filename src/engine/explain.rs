@@ -672,3 +672,228 @@ fn summarise(
         daemon_set_reasons,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::{daemon_set, node, pod};
+
+    const DS: &str = r#"
+metadata:
+  name: agent
+  namespace: ns
+  uid: ds-uid
+  generation: 2
+  annotations: {deprecated.daemonset.template.generation: "2"}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: "agent:2"}]
+status:
+  observedGeneration: 2
+  desiredNumberScheduled: 4
+  currentNumberScheduled: 4
+  numberReady: 2
+  updatedNumberScheduled: 2
+  numberAvailable: 2
+  numberMisscheduled: 1
+"#;
+
+    fn agent_pod(name: &str, node: &str, hash: &str, extra: &str) -> Pod {
+        pod(&format!(
+            r#"
+metadata:
+  name: {name}
+  namespace: ns
+  uid: uid-{name}
+  creationTimestamp: "2026-01-01T00:00:0{}Z"
+  labels: {{app: agent, controller-revision-hash: {hash}}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: ds-uid, controller: true}}]
+{extra}
+spec:
+  nodeName: {node}
+  containers: [{{name: agent, image: "agent:2"}}]
+status:
+  phase: Running
+  conditions: [{{type: Ready, status: "True"}}]
+"#,
+            name.len() % 10
+        ))
+    }
+
+    fn revision(
+        name: &str,
+        rev: i64,
+        image: &str,
+    ) -> k8s_openapi::api::apps::v1::ControllerRevision {
+        crate::yaml::from_str(&format!(
+            r#"
+metadata:
+  name: agent-{name}
+  namespace: ns
+  labels: {{app: agent, controller-revision-hash: {name}}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: ds-uid, controller: true}}]
+revision: {rev}
+data: {{"spec":{{"template":{{"$patch":"replace","metadata":{{"creationTimestamp":null,"labels":{{"app":"agent"}}}},"spec":{{"containers":[{{"name":"agent","image":"{image}","resources":{{}}}}]}}}}}}}}
+"#
+        ))
+        .unwrap()
+    }
+
+    fn snapshot(pods: Vec<Pod>) -> Snapshot {
+        Snapshot {
+            daemon_set: daemon_set(DS),
+            nodes: ["n1", "n2", "n3", "n4", "n5"]
+                .iter()
+                .map(|n| node(&format!("metadata: {{name: {n}}}")))
+                .chain(std::iter::once(node(
+                    "metadata: {name: tainted}\nspec: {taints: [{key: x, effect: NoSchedule}]}",
+                )))
+                .collect(),
+            pods,
+            revisions: vec![revision("old", 1, "agent:1"), revision("new", 2, "agent:2")],
+            ..Default::default()
+        }
+    }
+
+    fn verdict<'a>(e: &'a Explanation, node: &str) -> &'a NodeVerdict {
+        e.nodes.iter().find(|n| n.name == node).unwrap()
+    }
+
+    #[test]
+    fn states_from_fixtures() {
+        let terminating = agent_pod(
+            "term",
+            "n4",
+            "new",
+            "  deletionTimestamp: \"2026-01-01T00:01:00Z\"",
+        );
+        let pods = vec![
+            agent_pod("a", "n1", "new", ""),
+            agent_pod("bb", "n2", "old", ""),
+            agent_pod("ccc", "n2", "new", ""),
+            terminating,
+            agent_pod("mis", "tainted", "new", ""),
+        ];
+        let e = explain(&snapshot(pods), &NodeFilter::default());
+        assert_eq!(verdict(&e, "n1").state, NodeState::Running);
+        // Two pods on n2: the oldest (bb, old revision) is the one the controller inspects.
+        let n2 = verdict(&e, "n2");
+        assert_eq!(n2.state, NodeState::Outdated);
+        assert!(n2
+            .reasons
+            .iter()
+            .any(|r| matches!(r, Reason::DuplicatePods { pods } if pods.len() == 2)));
+        assert_eq!(n2.pod.as_ref().unwrap().revision_number, Some(1));
+        assert_eq!(verdict(&e, "n3").state, NodeState::Missing);
+        assert_eq!(verdict(&e, "n3").reasons, vec![Reason::NotYetCreated {}]);
+        assert_eq!(verdict(&e, "n4").state, NodeState::Terminating);
+        assert_eq!(verdict(&e, "tainted").state, NodeState::Misscheduled);
+        assert_eq!(e.daemon_set.current_revision.as_deref(), Some("new"));
+        // Counters as updateDaemonSetStatus computes them.
+        assert_eq!(
+            e.summary.computed,
+            Counters {
+                desired: 5,
+                current: 3,
+                ready: 3,
+                up_to_date: 2,
+                available: 3,
+                misscheduled: 1,
+                unavailable: 2
+            }
+        );
+        assert_eq!(
+            e.summary.reconciliation,
+            "desired 5 = 6 nodes - 1 UntoleratedTaint"
+        );
+        assert!(
+            e.summary.stale,
+            "status says desired 4: the counters disagree"
+        );
+        // Problems first.
+        assert_eq!(e.nodes[0].state, NodeState::Missing);
+        assert_eq!(e.nodes.last().unwrap().state, NodeState::Running);
+    }
+
+    #[test]
+    fn failed_create_and_failed_pod_backoff_from_events() {
+        let mut snap = snapshot(vec![]);
+        snap.events = vec![
+            crate::yaml::from_str(
+                r#"
+metadata: {name: e1, namespace: ns}
+involvedObject: {kind: DaemonSet, name: agent, namespace: ns}
+reason: FailedCreate
+message: 'Error creating: pods "agent-x" is forbidden: exceeded quota: pods'
+count: 3
+lastTimestamp: "2026-01-01T00:00:05Z"
+"#,
+            )
+            .unwrap(),
+            crate::yaml::from_str(
+                r#"
+metadata: {name: e2, namespace: ns}
+involvedObject: {kind: DaemonSet, name: agent, namespace: ns}
+reason: FailedDaemonPod
+message: Found failed daemon pod ns/agent-y on node n2, will try to kill it
+"#,
+            )
+            .unwrap(),
+        ];
+        let e = explain(&snap, &NodeFilter::default());
+        assert!(
+            matches!(&verdict(&e, "n1").reasons[0], Reason::FailedCreate { count: 3, event_message, .. } if event_message.contains("quota"))
+        );
+        assert!(matches!(
+            &verdict(&e, "n2").reasons[0],
+            Reason::FailedPodBackoff { .. }
+        ));
+    }
+
+    #[test]
+    fn pending_pod_uses_scheduler_condition_and_fit() {
+        let mut p = agent_pod("pend", "n1", "new", "");
+        p.spec.as_mut().unwrap().node_name = None;
+        p.spec.as_mut().unwrap().affinity = crate::yaml::from_str(
+            "nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchFields: [{key: metadata.name, operator: In, values: [n1]}]}]}}",
+        )
+        .unwrap();
+        p.status = crate::yaml::from_str(
+            "phase: Pending\nconditions: [{type: PodScheduled, status: 'False', reason: Unschedulable, message: '0/6 nodes are available: 1 node(s) had untolerated taint {x: }, 5 node(s) didn''t satisfy plugin(s) [NodeAffinity].'}]",
+        )
+        .unwrap();
+        let snap = snapshot(vec![p]);
+        assert_eq!(nodes_needing_fit_check(&snap), vec!["n1".to_string()]);
+        let e = explain(&snap, &NodeFilter::default());
+        let v = verdict(&e, "n1");
+        assert_eq!(v.state, NodeState::Pending);
+        assert!(
+            matches!(&v.reasons[0], Reason::Unschedulable { entries, .. } if entries[0].taint.as_deref() == Some("x"))
+        );
+    }
+
+    #[test]
+    fn daemon_set_wide_reasons_and_filter() {
+        let mut snap = snapshot(vec![]);
+        snap.daemon_set.spec.as_mut().unwrap().selector = Default::default();
+        snap.daemon_set.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-01-01T00:00:00Z".parse().unwrap(),
+            ));
+        let filter = NodeFilter::parse(&["n1".to_string()], None).unwrap();
+        let e = explain(&snap, &filter);
+        assert_eq!(e.nodes.len(), 1);
+        assert_eq!(e.summary.nodes, 6);
+        assert!(e
+            .summary
+            .daemon_set_reasons
+            .contains(&Reason::SelectingAll {}));
+        assert!(e
+            .summary
+            .daemon_set_reasons
+            .contains(&Reason::DaemonSetDeleting {}));
+    }
+}

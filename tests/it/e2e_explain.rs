@@ -472,6 +472,16 @@ async fn overview_not_found_and_yaml() {
         out.stderr
     );
 
+    // RBAC denial: one line naming the verb and the resource, exit 5.
+    let out = env.run(&["explain", "agent", "--as", "nobody"]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot get resource \"daemonsets\""),
+        "{}",
+        out.stderr
+    );
+
     let out = env.run(&["explain", "agent", "-o", "yaml"]);
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("apiVersion: kubectl-ds/v1"));
