@@ -254,8 +254,13 @@ impl Reason {
                 "tolerated only through the controller's automatic tolerations: {}",
                 taints.join(", ")
             ),
-            Reason::Unschedulable { scheduler_message, .. } => {
-                format!("scheduler: {scheduler_message}")
+            Reason::Unschedulable { scheduler_message, entries } => {
+                if entries.is_empty() {
+                    format!("scheduler: {scheduler_message}")
+                } else {
+                    let parts: Vec<String> = entries.iter().map(|e| e.reason.clone()).collect();
+                    format!("scheduler: {}", parts.join("; "))
+                }
             }
             Reason::InsufficientResources { resource, requested, allocatable, used_by_other_pods } => format!(
                 "insufficient {resource}: the pod requests {requested}, the node has {allocatable} allocatable and {used_by_other_pods} already requested by other pods"

@@ -10,8 +10,10 @@ pub fn parse(message: &str) -> Vec<SchedulerEntry> {
     let Some(rest) = message.split_once(" nodes are available: ").map(|(_, r)| r) else {
         return Vec::new();
     };
-    // The histogram ends at ". preemption:" (PostFilter message) or at the final ".".
-    let body = match rest.find(". preemption:") {
+    // The histogram ends at the first ". " (what follows is the PostFilter message: "preemption:
+    // ...", and in 1.34+ "no new claims to deallocate, preemption: ...") or at the final ".".
+    // Reason strings and taint keys/values never contain ". ".
+    let body = match rest.find(". ") {
         Some(i) => &rest[..i],
         None => rest.trim_end().trim_end_matches('.'),
     };
@@ -80,6 +82,14 @@ mod tests {
                 taint: None
             }]
         );
+    }
+
+    #[test]
+    fn message_of_kubernetes_1_35() {
+        let m = "0/6 nodes are available: 1 Insufficient cpu, 5 node(s) didn't satisfy plugin(s) [NodeAffinity]. no new claims to deallocate, preemption: 0/6 nodes are available: 1 No preemption victims found for incoming pod, 5 Preemption is not helpful for scheduling.";
+        let e = parse(m);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].reason, "Insufficient cpu");
     }
 
     #[test]
