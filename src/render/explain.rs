@@ -18,10 +18,20 @@ pub fn main_reason(v: &NodeVerdict) -> Option<&Reason> {
         }
         _ => None,
     }
+    // The facts computed from the objects name the cause more precisely than the scheduler's
+    // summary, so Unschedulable comes after them; informational reasons come last.
+    .or_else(|| {
+        v.reasons.iter().find(|r| {
+            !matches!(
+                r,
+                Reason::Cordoned {} | Reason::AutoTolerated { .. } | Reason::Unschedulable { .. }
+            )
+        })
+    })
     .or_else(|| {
         v.reasons
             .iter()
-            .find(|r| !matches!(r, Reason::Cordoned {} | Reason::AutoTolerated { .. }))
+            .find(|r| matches!(r, Reason::Unschedulable { .. }))
     })
     .or(v.reasons.first())
 }
