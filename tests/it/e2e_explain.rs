@@ -38,6 +38,19 @@ async fn wait_state(env: &TestEnv, ds: &str, node: &str, want: &str) -> Value {
     );
 }
 
+/// Waits until explain gives `node` the reason `code`, returning that explanation.
+async fn wait_reason(env: &TestEnv, ds: &str, node: &str, code: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..240 {
+        last = env.explain_json(ds);
+        if codes(node_verdict(&last, node)).iter().any(|c| c == code) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{node} never got {code}: {:#}", node_verdict(&last, node));
+}
+
 fn taint(key: &str, value: &str, effect: &str) -> Value {
     json!({"key": key, "value": value, "effect": effect})
 }
@@ -104,18 +117,54 @@ async fn placement_rules_and_counters() {
             },
         )
         .await;
+    // The simulated kubelet reports MemoryPressure; the node lifecycle controller taints.
+    let pressure = env
+        .node(
+            "pressure",
+            NodeSpec {
+                memory_pressure: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    let exec_taint = taint("drain", "soon", "NoExecute");
+    let tolexec = env
+        .node(
+            "tolexec",
+            NodeSpec {
+                taints: vec![exec_taint],
+                ..Default::default()
+            },
+        )
+        .await;
     let manifest = env.daemon_set(
         "agent",
         json!({
-            "tolerations": [{"key": "gpu", "operator": "Exists"}],
+            "tolerations": [
+                {"key": "gpu", "operator": "Exists"},
+                {"key": "drain", "operator": "Equal", "value": "soon", "effect": "NoExecute"}
+            ],
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["batch"]}]}
             ]}}}
         }),
     );
     env.create_ds(manifest).await;
-    env.wait_rolled_out("agent", 3).await;
+    env.wait_rolled_out("agent", 5).await;
     let e = env.explain_json("agent");
+
+    assert_eq!(
+        state(&e, &tolexec),
+        "Running",
+        "a tolerated NoExecute taint"
+    );
+    let e = wait_reason(&env, "agent", &pressure, "AutoTolerated").await;
+    assert_eq!(state(&e, &pressure), "Running");
+    let auto = reason(&e, &pressure, "AutoTolerated");
+    assert_eq!(
+        auto["taints"][0],
+        "node.kubernetes.io/memory-pressure:NoSchedule"
+    );
 
     assert_eq!(state(&e, &plain), "Running");
     assert_eq!(state(&e, &tolerated), "Running");
@@ -159,16 +208,16 @@ async fn placement_rules_and_counters() {
             "{k}: computed vs the controller's status"
         );
     }
-    assert_eq!(computed["desired"], 3);
+    assert_eq!(computed["desired"], 5);
     assert_eq!(e["summary"]["stale"], false, "{:#}", e["summary"]);
     // Other tests' nodes are excluded by the template's nodeSelector.
     let rec = e["summary"]["reconciliation"].as_str().unwrap();
-    assert!(rec.starts_with("desired 3 = "), "{rec}");
+    assert!(rec.starts_with("desired 5 = "), "{rec}");
     assert!(
         rec.contains("NodeAffinityMismatch") && rec.contains("UntoleratedTaint"),
         "{rec}"
     );
-    assert_eq!(e["summary"]["shown"], 6);
+    assert_eq!(e["summary"]["shown"], 8);
 
     // Node selector mismatch: a node of this test without the label the DaemonSet selects.
     let other = env.node("unlabelled", NodeSpec::default()).await;
@@ -487,4 +536,33 @@ async fn overview_not_found_and_yaml() {
     assert!(out.stdout.contains("apiVersion: kubectl-ds/v1"));
     let table = env.run(&["explain", "agent"]);
     assert!(table.stdout.contains("NODE") && table.stdout.contains("Running"));
+}
+
+#[tokio::test]
+async fn terminating_pod_blocks_its_replacement() {
+    let mut env = TestEnv::new("term").await;
+    let n = env.node("n", NodeSpec::default()).await;
+    env.create_ds(env.daemon_set("agent", json!({}))).await;
+    env.wait_rolled_out("agent", 1).await;
+    let pod = env.pods("agent").await.remove(0);
+    let name = pod.metadata.name.clone().unwrap();
+    // This pod's (simulated) kubelet will never confirm its deletion.
+    let hang = json!({"metadata": {"annotations": {"kubectl-ds.dev/sim-delete": "hang"}}});
+    env.pod_api()
+        .patch(&name, &PatchParams::default(), &Patch::Merge(hang))
+        .await
+        .unwrap();
+    let grace = kube::api::DeleteParams {
+        grace_period_seconds: Some(600),
+        ..Default::default()
+    };
+    env.pod_api().delete(&name, &grace).await.unwrap();
+    let e = wait_state(&env, "agent", &n, "Terminating").await;
+    let t = reason(&e, &n, "Terminating");
+    assert_eq!(t["pod"], name.as_str());
+    // The controller does not replace a pod that is still terminating (podsShouldBeOnNode).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.pods("agent").await.len(), 1);
+    let e = env.explain_json("agent");
+    assert_eq!(state(&e, &n), "Terminating");
 }

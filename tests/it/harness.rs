@@ -79,6 +79,7 @@ pub struct NodeSpec {
     pub pods: Option<&'static str>,
     pub unschedulable: bool,
     pub not_ready: bool,
+    pub memory_pressure: bool,
 }
 
 impl TestEnv {
@@ -117,6 +118,9 @@ impl TestEnv {
         let mut annotations = json!({"kwok.x-k8s.io/node": "fake"});
         if spec.not_ready {
             annotations["kubectl-ds.dev/sim-node"] = json!("notready");
+        }
+        if spec.memory_pressure {
+            annotations["kubectl-ds.dev/sim-node"] = json!("memorypressure");
         }
         let cpu = spec.cpu.unwrap_or("32");
         let pods = spec.pods.unwrap_or("110");
