@@ -70,7 +70,14 @@ impl Error {
             }
             K::Api(status) => Error::Api(format!("{context}: {}", status.message)),
             K::HyperError(_) | K::Service(_) | K::HttpError(_) => {
-                Error::Connection(format!("{context}: {}", chain(&err)))
+                let text = chain(&err);
+                if text.contains("deadline has elapsed") || text.contains("timed out") {
+                    Error::Connection(format!(
+                        "{context}: the apiserver did not answer in time (--request-timeout)"
+                    ))
+                } else {
+                    Error::Connection(format!("{context}: cannot reach the apiserver: {text}"))
+                }
             }
             _ => Error::Api(format!("{context}: {}", chain(&err))),
         }

@@ -180,3 +180,45 @@ fn explain_from_saved_list() {
     assert_eq!(o.code, 4);
     one_error_line(&o);
 }
+
+#[test]
+fn slow_apiserver_honours_request_timeout() {
+    // Accepts connections and never answers: a hung apiserver.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(2) {
+            held.push(conn);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("config");
+    std::fs::write(
+        &kc,
+        format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n"),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let o = run(
+        &[
+            "explain",
+            "ds",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--request-timeout",
+            "1s",
+        ],
+        &[],
+    );
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    one_error_line(&o);
+    assert!(o.stderr.contains("--request-timeout"), "{}", o.stderr);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(8),
+        "took {:?}",
+        start.elapsed()
+    );
+    drop(hold);
+}
