@@ -98,3 +98,140 @@ async fn controller_scheduler_simulator_and_rolling_update() {
     let ds = env.ds_api().get("agent").await.unwrap();
     assert_eq!(ds.status.unwrap().updated_number_scheduled, Some(2));
 }
+
+fn dev_cluster(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dev-cluster"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run dev-cluster")
+}
+
+/// `dev-cluster up` refuses bad situations with one line, a non-zero exit, and starts nothing.
+#[test]
+fn dev_cluster_bad_input() {
+    // The shared test cluster is running: `up` of the same name is refused.
+    let kc = crate::harness::kubeconfig();
+    let name = kc
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let o = dev_cluster(&["up", &name], &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("already running"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(kc.exists(), "the running cluster was left alone");
+
+    // Binaries missing (a version that is not installed).
+    let o = dev_cluster(&["up", "kds-missing"], &[("K8S_VERSION", "9.99.0")]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is not installed") && err.contains("dev-cluster install"),
+        "{err}"
+    );
+    assert!(
+        !dev_cluster(&["kubeconfig", "kds-missing"], &[])
+            .status
+            .success(),
+        "nothing was started"
+    );
+
+    // A port of the cluster's block already in use.
+    let busy = "kds-busy";
+    let base: u16 = {
+        // Same derivation as the script: 21000 + (cksum(name) % 400) * 10, apiserver at +2.
+        let out = std::process::Command::new("bash")
+            .args(["-c", &format!("printf '%s' {busy} | cksum | cut -d' ' -f1")])
+            .output()
+            .unwrap();
+        let sum: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        (21000 + (sum % 400) * 10) as u16
+    };
+    let _hold =
+        std::net::TcpListener::bind(("127.0.0.1", base + 2)).expect("bind the apiserver port");
+    let o = dev_cluster(&["up", busy], &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("port {} ", base + 2)) && err.contains("already in use"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        !dev_cluster(&["kubeconfig", busy], &[]).status.success(),
+        "nothing was started"
+    );
+    let o = dev_cluster(&["up", "Bad_Name"], &[]);
+    assert!(!o.status.success());
+}
+
+/// KUBECONFIG with several paths is merged as kubectl merges it: missing files skipped, the
+/// first file to set a value wins.
+#[test]
+fn kubeconfig_list_is_merged_like_kubectl() {
+    let kc = crate::harness::kubeconfig();
+    let text = std::fs::read_to_string(kc).unwrap();
+    let ctx = text
+        .lines()
+        .find_map(|l| l.strip_prefix("current-context: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // The first file only names the context, with namespace kube-system.
+    let first = dir.path().join("first");
+    std::fs::write(
+        &first,
+        format!("apiVersion: v1\nkind: Config\ncurrent-context: {ctx}\ncontexts: [{{name: {ctx}, context: {{cluster: kubectl-ds-{n}, user: admin, namespace: kube-system}}}}]\n", n = ctx.trim_start_matches("kubectl-ds-")),
+    )
+    .unwrap();
+    let list = format!(
+        "{}:/nonexistent/kubeconfig:{}",
+        first.display(),
+        kc.display()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ds"))
+        .args(["explain", "no-such-ds"])
+        .env("KUBECONFIG", &list)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Reached the cluster (NotFound, not a config error) in the first file's namespace.
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("namespace \"kube-system\""), "{err}");
+}
+
+/// `kubectl ds` finds the plugin on PATH (kubectl's plugin discovery).
+#[test]
+fn kubectl_plugin_discovery() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_kubectl-ds"),
+        dir.path().join("kubectl-ds"),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("kubectl")
+        .args(["ds", "--help"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: kubectl ds"));
+}
