@@ -36,9 +36,72 @@ fn one_error_line(o: &Output) {
 
 /// A kubeconfig in a temp dir pointing at `server` (context `x`).
 fn kubeconfig_for(server: &str) -> (tempfile::TempDir, String) {
-    let (_dir, kc) = kubeconfig_for(&format!("https://127.0.0.1:{port}"));
-    let start = std::time::Instant::now();
-    let o = explain_with_timeout(&kc, "1s");
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("config");
+    std::fs::write(
+        &kc,
+        format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{server}', insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n"),
+    )
+    .unwrap();
+    let path = kc.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+/// `explain ds` against a kubeconfig with a request timeout.
+fn explain_with_timeout(kubeconfig: &str, timeout: &str) -> Output {
+    run(
+        &[
+            "explain",
+            "ds",
+            "--kubeconfig",
+            kubeconfig,
+            "--request-timeout",
+            timeout,
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn help_reads_like_kubectl() {
+    let o = run(&["--help"], &[]);
+    assert_eq!(o.code, 0);
+    assert!(o.stdout.contains("Usage: kubectl ds"));
+    assert!(o.stdout.contains("Exit codes:"));
+    for sub in [
+        "explain",
+        "rollout-preview",
+        "orphan",
+        "adopt",
+        "migrate",
+        "completion",
+    ] {
+        assert!(o.stdout.contains(sub), "{sub} missing from help");
+        let h = run(&[sub, "--help"], &[]);
+        assert_eq!(h.code, 0);
+        assert!(
+            h.stdout.contains("Examples:"),
+            "{sub} --help has no examples"
+        );
+    }
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let o = run(&["explain", "--bogus"], &[]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("--bogus"));
+}
+
+#[test]
+fn missing_kubeconfig_is_a_connection_error() {
+    let o = run(
+        &["explain", "x"],
+        &[
+            ("KUBECONFIG", "/nonexistent/kubeconfig"),
+            ("HOME", "/nonexistent"),
+        ],
+    );
     assert_eq!(o.code, 3, "{}", o.stderr);
     one_error_line(&o);
     assert!(o.stderr.contains("no kubeconfig found"));
@@ -135,25 +198,9 @@ fn slow_apiserver_honours_request_timeout() {
         }
         std::thread::sleep(std::time::Duration::from_secs(10));
     });
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("config");
-    std::fs::write(
-        &kc,
-        format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n"),
-    )
-    .unwrap();
+    let (_dir, kc) = kubeconfig_for(&format!("https://127.0.0.1:{port}"));
     let start = std::time::Instant::now();
-    let o = run(
-        &[
-            "explain",
-            "ds",
-            "--kubeconfig",
-            kc.to_str().unwrap(),
-            "--request-timeout",
-            "1s",
-        ],
-        &[],
-    );
+    let o = explain_with_timeout(&kc, "1s");
     assert_eq!(o.code, 3, "{}", o.stderr);
     one_error_line(&o);
     assert!(o.stderr.contains("--request-timeout"), "{}", o.stderr);
