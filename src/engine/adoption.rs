@@ -330,7 +330,7 @@ fn role_of(
     let ours = ctrl.is_some_and(|(_, _, u)| Some(u) == new_uid);
     let expected_owner = ours || (owned_by_pred && pred.is_some_and(|p| p.orphaning_first));
     let foreign = |kind: &str, name: &str| {
-        if owned_by_pred {
+        if owned_by_pred || kind == "DaemonSet" {
             format!("still controlled by {kind} {name}: orphan it first (kubectl ds orphan {name})")
         } else {
             format!("controlled by {kind} {name}")

@@ -797,6 +797,18 @@ async fn migrate_interrupted_after_each_step_finishes_when_run_again() {
             before.keys().collect(),
             "{step}"
         );
+        if *step == "after-orphan" {
+            // The apiserver unreachable for the re-run: one line, exit 3, nothing changes.
+            let unreachable = [
+                &args[..],
+                &["--server", "https://127.0.0.1:1", "--request-timeout", "2s"],
+            ]
+            .concat();
+            let out = cli(&env, dir.path(), &unreachable, &[]);
+            assert_eq!(out.code, 3, "{}", out.stderr);
+            one_error_line(&out);
+            assert!(get_ds(&env, &new_name).await.is_none());
+        }
 
         let resumed = cli(
             &env,

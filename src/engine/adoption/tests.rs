@@ -265,6 +265,29 @@ fn adopt_alone_refuses_pods_the_old_daemon_set_still_controls() {
 }
 
 #[test]
+fn adopt_without_a_backup_names_the_daemon_set_still_holding_the_pods() {
+    let w = World::migrate();
+    let a = analyse(&AdoptFacts {
+        new_ds: &w.new,
+        requested_generation: None,
+        predecessor: None,
+        name_state: &w.name,
+        pods: &w.pods,
+        revisions: &w.revs,
+        nodes: &w.nodes,
+        daemon_sets: &w.dss,
+    });
+    assert_eq!(a.count(Fate::Foreign), 3);
+    let c = check(&a, CheckCode::ForeignController);
+    assert_eq!(c.verdict, Verdict::Block);
+    assert!(
+        c.message.contains("kubectl ds orphan agent"),
+        "{}",
+        c.message
+    );
+}
+
+#[test]
 fn another_daemon_set_matching_the_orphans_blocks() {
     let mut w = World::migrate();
     w.dss.push(daemon_set(
