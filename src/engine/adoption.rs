@@ -447,7 +447,10 @@ pub fn analyse(f: &AdoptFacts) -> AdoptAnalysis {
     for (node, mut pods) in by_node {
         // mirrors podsShouldBeOnNode without surge: more than one pod -> keep the oldest.
         oldest_first(&mut pods);
-        let keeper = pods[0].metadata.name.clone().unwrap_or_default();
+        let keeper = pods
+            .first()
+            .and_then(|p| p.metadata.name.clone())
+            .unwrap_or_default();
         for (i, pod) in pods.iter().enumerate() {
             let mut plan = pod_plan(pod, Fate::Adopt, is_from_pred(pod));
             if i > 0 {
