@@ -1358,3 +1358,93 @@ async fn on_a_terminal_it_asks_before_acting() {
     assert_eq!(now.keys().collect::<BTreeSet<_>>(), before.keys().collect());
     assert!(now.values().all(|(_, owner)| owner.is_none()));
 }
+
+#[tokio::test]
+async fn migrate_in_place_changes_the_selector_and_keeps_the_name() {
+    let mut env = TestEnv::new("wf-inplace").await;
+    nodes(&mut env, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = start_old(&env, "agent", "agent", 2).await;
+    let old_uid = get_ds(&env, "agent").await.unwrap().metadata.uid.unwrap();
+    // Same name, new selector (a subset of the pods' labels), same template.
+    let new = write(
+        dir.path(),
+        "agent.yaml",
+        &new_manifest(&env, "agent", "agent"),
+    );
+    let args = ["migrate", "agent", "-f", new.to_str().unwrap(), "--yes"];
+
+    // The server dry run cannot create a second "agent" yet: it is sent with generateName.
+    let srv = cli(
+        &env,
+        dir.path(),
+        &[
+            "migrate",
+            "agent",
+            "-f",
+            new.to_str().unwrap(),
+            "--dry-run=server",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(srv.code, 0, "{}", srv.stderr);
+    let report: MigrateReportJson = parse(&srv);
+    assert!(report.server_dry_run.iter().all(|r| r.accepted));
+    assert!(report.server_dry_run[1].operation.contains("generateName"));
+
+    // Interrupted after the delete, then finished.
+    let killed = cli(
+        &env,
+        dir.path(),
+        &args,
+        &[("KUBECTL_DS_FAILPOINT", "after-delete")],
+    );
+    assert_eq!(killed.code, FAILPOINT_EXIT, "{}", killed.stderr);
+    let out = cli(
+        &env,
+        dir.path(),
+        &[&args[..], &["-o", "json"]].concat(),
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: MigrateReportJson = parse(&out);
+    assert!(
+        ["Orphaning", "Orphaned"].contains(&report.stage.as_str()),
+        "{}",
+        report.stage
+    );
+    let ds = get_ds(&env, "agent").await.unwrap();
+    assert_ne!(
+        ds.metadata.uid.as_deref(),
+        Some(old_uid.as_str()),
+        "a new object"
+    );
+    assert_eq!(
+        ds.spec
+            .unwrap()
+            .selector
+            .match_labels
+            .unwrap()
+            .get("component")
+            .map(String::as_str),
+        Some("agent-node")
+    );
+    assert_migrated(&env, "agent", "agent", &before).await;
+    // Run again: recognised as done (the marker names the old UID), not migrated a second time.
+    let again = cli(
+        &env,
+        dir.path(),
+        &[&args[..], &["-o", "json"]].concat(),
+        &[],
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let report: MigrateReportJson = parse(&again);
+    assert_eq!(report.stage, "Created");
+    assert_eq!(
+        get_ds(&env, "agent").await.unwrap().metadata.uid,
+        ds.metadata.uid,
+        "the same DaemonSet"
+    );
+}
