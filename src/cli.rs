@@ -162,7 +162,7 @@ Exit codes: 0 done, 2 bad input, 4 not found, 5 forbidden, 6 refused or declined
   kubectl ds adopt -f kube-proxy-v2.yaml -n kube-system
 
   # Create it and verify every pod was adopted with its UID unchanged
-  kubectl ds adopt -f kube-proxy-v2.yaml -n kube-system --yes
+  kubectl ds adopt -f kube-proxy-v2.yaml -n kube-system --from-backup kube-proxy.yaml --yes
 
 Exit codes: 0 done, 2 bad input, 5 forbidden, 6 refused by a check or declined (nothing changed),
 7 could not verify the end state, 10 other.")]
@@ -246,7 +246,7 @@ pub struct MutationFlags {
     /// How long to wait for the garbage collector and the DaemonSet controller.
     #[arg(long, default_value = "120s", value_name = "DURATION")]
     pub timeout: String,
-    /// Output format for the plan and the result: table or json.
+    /// Output format for the plan and the result: table, json or yaml.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -267,6 +267,12 @@ pub struct AdoptArgs {
     /// The new DaemonSet manifest.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: PathBuf,
+    /// The backup `orphan` wrote (or any manifest of the old DaemonSet): its selector and
+    /// journal say which pods were its own, so those the new selector misses are listed.
+    /// Without it, the controller-less pods matching the new selector are adopted, and
+    /// controller-less DaemonSet pods sharing a label with the new template count as left behind.
+    #[arg(long, value_name = "FILE")]
+    pub from_backup: Option<PathBuf>,
     /// Proceed although some matching pods would be left behind (duplicates beside them).
     #[arg(long)]
     pub allow_leftover_pods: bool,

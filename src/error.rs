@@ -20,10 +20,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Forbidden(String),
-    #[allow(dead_code)] // constructed by the mutating workflows (orphan, adopt, migrate)
     #[error("{0}")]
     Refused(String),
-    #[allow(dead_code)] // constructed by the mutating workflows (orphan, adopt, migrate)
     #[error("{0}")]
     Unverified(String),
     #[error("{0}")]
@@ -51,6 +49,26 @@ impl Error {
         match self {
             Error::NotFound { hint, .. } => hint.as_deref(),
             _ => None,
+        }
+    }
+
+    /// The same error with `prefix: ` before its message (the exit code is kept).
+    pub fn context(self, prefix: &str) -> Error {
+        let p = |m: String| format!("{prefix}: {m}");
+        match self {
+            Error::Usage(m) => Error::Usage(p(m)),
+            Error::Input(m) => Error::Input(p(m)),
+            Error::Config(m) => Error::Config(p(m)),
+            Error::Connection(m) => Error::Connection(p(m)),
+            Error::NotFound { message, hint } => Error::NotFound {
+                message: p(message),
+                hint,
+            },
+            Error::Forbidden(m) => Error::Forbidden(p(m)),
+            Error::Refused(m) => Error::Refused(p(m)),
+            Error::Unverified(m) => Error::Unverified(p(m)),
+            Error::Api(m) => Error::Api(p(m)),
+            Error::Io(m) => Error::Io(p(m)),
         }
     }
 

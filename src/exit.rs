@@ -23,6 +23,8 @@ pub enum Exit {
     Unverified = 7,
     /// Any other failure (I/O, unexpected server response).
     Internal = 10,
+    /// Test-only: a `KUBECTL_DS_FAILPOINT` stopped the process on purpose.
+    Failpoint = 99,
 }
 
 impl From<Exit> for ExitCode {
@@ -47,6 +49,7 @@ mod tests {
             (Exit::Refused, 6),
             (Exit::Unverified, 7),
             (Exit::Internal, 10),
+            (Exit::Failpoint, 99),
         ];
         for (e, n) in all {
             assert_eq!(e as u8, n, "{e:?}");

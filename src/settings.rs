@@ -14,10 +14,16 @@ pub struct Settings {
     pub color: bool,
     /// Per-request timeout; `None` means no limit (`--request-timeout=0`).
     pub request_timeout: Option<Duration>,
-    /// Standard input is a terminal (an interactive confirmation is possible).
-    #[allow(dead_code)] // read by the mutating workflows' confirmation prompt
+    /// Standard input and standard error are terminals (an interactive confirmation is possible).
     pub interactive: bool,
+    /// Test-only: `KUBECTL_DS_FAILPOINT=STEP[:hang]` makes a mutating workflow exit abruptly
+    /// (or hang until killed) right after STEP (after-backup, after-delete, after-orphan,
+    /// after-create), to prove that re-running the same command finishes the job.
+    pub failpoint: Option<String>,
 }
+
+/// The test-only failpoint variable (see [`Settings::failpoint`]).
+pub const FAILPOINT_VAR: &str = "KUBECTL_DS_FAILPOINT";
 
 impl Settings {
     pub fn resolve(global: &GlobalFlags) -> Result<Settings> {
@@ -31,6 +37,7 @@ impl Settings {
             color,
             request_timeout,
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            failpoint: std::env::var(FAILPOINT_VAR).ok().filter(|v| !v.is_empty()),
         })
     }
 }

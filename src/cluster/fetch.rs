@@ -206,6 +206,71 @@ pub async fn fetch_pods_on_nodes(
         .await
 }
 
+/// Gets a DaemonSet, or None when it does not exist.
+pub async fn get_daemon_set_opt(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+) -> Result<Option<DaemonSet>> {
+    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), ns);
+    api.get_opt(name)
+        .await
+        .map_err(|e| Error::kube(&format!("getting daemonset {ns}/{name}"), e))
+}
+
+/// Every pod, ControllerRevision and DaemonSet of a namespace, and every node: what the
+/// orphan/adopt checks read (adoption considers every pod of the namespace, as ClaimPods does).
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceObjects {
+    pub pods: Vec<Pod>,
+    pub revisions: Vec<ControllerRevision>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub nodes: Vec<Node>,
+}
+
+/// Lists a namespace's pods, ControllerRevisions and DaemonSets, and the nodes, concurrently.
+pub async fn fetch_namespace_objects(cluster: &Cluster, ns: &str) -> Result<NamespaceObjects> {
+    let c = cluster.client.clone();
+    let lp = ListParams::default();
+    let (pods, revisions, daemon_sets, nodes) = futures::try_join!(
+        list_all(Api::<Pod>::namespaced(c.clone(), ns), lp.clone(), "pods"),
+        list_all(
+            Api::<ControllerRevision>::namespaced(c.clone(), ns),
+            lp.clone(),
+            "controllerrevisions"
+        ),
+        list_all(
+            Api::<DaemonSet>::namespaced(c.clone(), ns),
+            lp.clone(),
+            "daemonsets"
+        ),
+        list_all(Api::<Node>::all(c.clone()), lp.clone(), "nodes"),
+    )?;
+    Ok(NamespaceObjects {
+        pods,
+        revisions,
+        daemon_sets,
+        nodes,
+    })
+}
+
+/// Lists a namespace's pods and ControllerRevisions (what the wait loops poll).
+pub async fn fetch_pods_and_revisions(
+    cluster: &Cluster,
+    ns: &str,
+) -> Result<(Vec<Pod>, Vec<ControllerRevision>)> {
+    let c = cluster.client.clone();
+    let lp = ListParams::default();
+    futures::try_join!(
+        list_all(Api::<Pod>::namespaced(c.clone(), ns), lp.clone(), "pods"),
+        list_all(
+            Api::<ControllerRevision>::namespaced(c.clone(), ns),
+            lp.clone(),
+            "controllerrevisions"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

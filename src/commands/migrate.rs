@@ -1,12 +1,31 @@
-//! `kubectl ds migrate`: not in this build yet (tracked as an open issue).
+//! `kubectl ds migrate NAME -f NEW.yaml`: orphan, then adopt, resumably.
 
 use crate::cli::MigrateArgs;
-use crate::error::{Error, Result};
+use crate::cluster::client;
+use crate::engine::checks::Overrides;
+use crate::error::Result;
 use crate::exit::Exit;
 use crate::settings::Settings;
+use crate::workflows::{self, adopt::load_manifest, backup, check_flags, migrate::Request, Ctx};
 
-pub async fn run(_args: MigrateArgs, _settings: &Settings) -> Result<Exit> {
-    Err(Error::Usage(
-        "'migrate' is not available in this build yet".into(),
-    ))
+pub async fn run(args: MigrateArgs, settings: &Settings) -> Result<Exit> {
+    check_flags(&args.mutation)?;
+    let manifest = load_manifest(&args.file)?;
+    let cluster = client::connect(settings).await?;
+    let ctx = Ctx::new(cluster, settings, &args.mutation)?;
+    let backup_path = args
+        .backup
+        .unwrap_or_else(|| backup::default_path(ctx.ns(), &args.name));
+    let req = Request {
+        old_name: &args.name,
+        manifest,
+        file: &args.file,
+        backup_path: &backup_path,
+        overrides: Overrides {
+            allow_leftover_pods: args.allow_leftover_pods,
+            allow_pod_deletion: args.allow_pod_deletion,
+            allow_restarts: args.allow_restarts,
+        },
+    };
+    workflows::migrate::run(&ctx, &req).await
 }

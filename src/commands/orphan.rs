@@ -1,12 +1,18 @@
-//! `kubectl ds orphan`: not in this build yet (tracked as an open issue).
+//! `kubectl ds orphan NAME`: delete a DaemonSet, keeping its pods and revisions running.
 
 use crate::cli::OrphanArgs;
-use crate::error::{Error, Result};
+use crate::cluster::client;
+use crate::error::Result;
 use crate::exit::Exit;
 use crate::settings::Settings;
+use crate::workflows::{self, backup, check_flags, Ctx};
 
-pub async fn run(_args: OrphanArgs, _settings: &Settings) -> Result<Exit> {
-    Err(Error::Usage(
-        "'orphan' is not available in this build yet".into(),
-    ))
+pub async fn run(args: OrphanArgs, settings: &Settings) -> Result<Exit> {
+    check_flags(&args.mutation)?;
+    let cluster = client::connect(settings).await?;
+    let ctx = Ctx::new(cluster, settings, &args.mutation)?;
+    let backup = args
+        .backup
+        .unwrap_or_else(|| backup::default_path(ctx.ns(), &args.name));
+    workflows::orphan::run(&ctx, &args.name, &backup).await
 }

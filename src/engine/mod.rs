@@ -3,12 +3,16 @@
 //! No kube client, no tokio, no environment, no clock (`now` is a parameter), no stdout.
 //! Each rule that mirrors upstream names the upstream function it mirrors.
 
+pub mod adoption;
 pub mod affinity;
+pub mod checks;
 pub mod explain;
 pub mod fit;
 pub mod labels;
+pub mod manifest;
 pub mod placement;
 pub mod podstate;
+pub mod progress;
 pub mod reason;
 pub mod revision;
 pub mod schedmsg;

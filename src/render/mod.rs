@@ -4,6 +4,7 @@
 pub mod explain;
 pub mod palette;
 pub mod table;
+pub mod workflow;
 
 use std::io::Write;
 

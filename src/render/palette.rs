@@ -39,7 +39,6 @@ impl Palette {
         }
     }
 
-    #[allow(dead_code)] // for the workflows' plans
     pub fn good(&self, text: &str) -> String {
         if self.enabled {
             text.green().to_string()
@@ -64,7 +63,6 @@ impl Palette {
         }
     }
 
-    #[allow(dead_code)] // for the workflows' plans
     pub fn dim(&self, text: &str) -> String {
         if self.enabled {
             text.dimmed().to_string()

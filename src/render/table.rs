@@ -8,7 +8,11 @@ use tabled::settings::{Padding, Style};
 use crate::error::Result;
 
 /// Writes rows under headers, kubectl style (ANSI colour codes do not count towards widths).
-pub fn write<W: Write>(out: &mut W, headers: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
+pub fn write<W: Write + ?Sized>(
+    out: &mut W,
+    headers: &[&str],
+    rows: Vec<Vec<String>>,
+) -> Result<()> {
     let mut b = Builder::default();
     b.push_record(headers.iter().map(|h| h.to_string()));
     for r in rows {

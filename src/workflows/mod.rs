@@ -1,1 +1,226 @@
-//! Mutating workflows (orphan, adopt, migrate): fetch -> checks -> plan -> confirm -> mutate -> verify.
+//! Mutating workflows (orphan, adopt, migrate): fetch -> checks -> plan -> confirm -> mutate ->
+//! verify. Shared here: how a run acts (plan only, server dry run, for real), the confirmation,
+//! the test-only failpoints, the output sink and the polling loop the verifications use.
+
+pub mod adopt;
+pub mod backup;
+pub mod migrate;
+pub mod orphan;
+pub mod report;
+
+use std::future::Future;
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::{DryRun, MutationFlags, Output};
+use crate::cluster::client::Cluster;
+use crate::engine::checks::{blocks, Check};
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::render::palette::Palette;
+use crate::settings::{parse_duration, Settings};
+
+/// How often the verifications poll the apiserver.
+const POLL: Duration = Duration::from_millis(500);
+
+/// What a run is allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `--dry-run` / `--dry-run=client`: print the plan, send nothing that mutates.
+    Plan,
+    /// `--dry-run=server`: send every mutation with dryRun=All.
+    ServerDryRun,
+    /// Act (after `--yes` or a confirmation).
+    Act,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Plan => "client",
+            Mode::ServerDryRun => "server",
+            Mode::Act => "none",
+        }
+    }
+}
+
+/// Everything a workflow needs, resolved once by the command.
+pub struct Ctx<'a> {
+    pub cluster: Cluster,
+    pub settings: &'a Settings,
+    pub mode: Mode,
+    pub yes: bool,
+    pub timeout: Duration,
+    pub output: Output,
+    pub palette: Palette,
+}
+
+/// Checks the flags before anything else happens (bad input is reported first).
+pub fn check_flags(flags: &MutationFlags) -> Result<Duration> {
+    if flags.output == Output::Wide {
+        return Err(Error::Usage(
+            "-o wide is not supported here: use -o table, json or yaml".into(),
+        ));
+    }
+    parse_duration(&flags.timeout).map_err(|e| Error::Usage(format!("invalid --timeout: {e}")))
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(cluster: Cluster, settings: &'a Settings, flags: &MutationFlags) -> Result<Ctx<'a>> {
+        let timeout = check_flags(flags)?;
+        let mode = match flags.dry_run {
+            DryRun::Client => Mode::Plan,
+            DryRun::Server => Mode::ServerDryRun,
+            DryRun::None => Mode::Act,
+        };
+        Ok(Ctx {
+            cluster,
+            settings,
+            mode,
+            yes: flags.yes,
+            timeout,
+            output: flags.output,
+            palette: Palette::new(settings.color),
+        })
+    }
+
+    pub fn ns(&self) -> &str {
+        &self.cluster.namespace
+    }
+
+    fn is_table(&self) -> bool {
+        self.output == Output::Table
+    }
+
+    /// Prints a plan or a result table (table output only; JSON prints one document at the end).
+    pub fn table(&self, f: impl FnOnce(&mut dyn Write, &Palette) -> Result<()>) -> Result<()> {
+        if !self.is_table() {
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        f(&mut out, &self.palette)?;
+        out.flush().map_err(crate::render::io_err)
+    }
+
+    /// Prints the report as one JSON (or YAML) document (no-op for table output).
+    pub fn document<T: Serialize>(&self, report: &T) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        match self.output {
+            Output::Json => crate::render::json(&mut out, report),
+            Output::Yaml => crate::render::yaml(&mut out, report),
+            Output::Table | Output::Wide => Ok(()),
+        }
+    }
+
+    /// A progress line on stderr (stdout stays the plan, the result or the JSON document).
+    pub fn progress(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    /// Asks before mutating: `--yes`, else "Proceed? [y/N]" on a terminal, else refuse.
+    pub fn confirm(&self, what: &str) -> Result<()> {
+        if self.yes {
+            return Ok(());
+        }
+        if !self.settings.interactive {
+            return Err(Error::Refused(format!(
+                "not confirmed, nothing was changed: pass --yes to {what} (there is no terminal to ask on)"
+            )));
+        }
+        eprint!("{} {what}. Proceed? [y/N] ", self.palette.warn("About to"));
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| Error::Io(format!("reading the answer: {e}")))?;
+        if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            Ok(())
+        } else {
+            Err(Error::Refused(
+                "declined at the prompt; nothing was changed".into(),
+            ))
+        }
+    }
+
+    /// Test-only: stops the process right after `step` when KUBECTL_DS_FAILPOINT names it.
+    pub async fn failpoint(&self, step: &str) {
+        let Some(fp) = self.settings.failpoint.as_deref() else {
+            return;
+        };
+        let (name, hang) = match fp.strip_suffix(":hang") {
+            Some(n) => (n, true),
+            None => (fp, false),
+        };
+        if name != step {
+            return;
+        }
+        let _ = std::io::stdout().flush();
+        if hang {
+            eprintln!("kubectl-ds: failpoint {step}: hanging until killed");
+            loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        }
+        eprintln!("kubectl-ds: failpoint {step}: exiting abruptly");
+        std::process::exit(Exit::Failpoint as i32);
+    }
+}
+
+/// Refuses when a check still blocks, naming each block and the flag that overrides it.
+pub fn refuse_if_blocked(checks: &[Check]) -> Result<()> {
+    let blocking = blocks(checks);
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    let text: Vec<String> = blocking.iter().map(|c| c.refusal()).collect();
+    Err(Error::Refused(format!(
+        "refused by {} pre-flight check(s), nothing was changed: {}",
+        blocking.len(),
+        text.join("; ")
+    )))
+}
+
+/// What one poll saw: done (with the final state) or not yet (with the state so far).
+pub enum Poll<T> {
+    Done(T),
+    Pending(T),
+}
+
+/// Polls `probe` until it reports done or `timeout` passes. Connection errors are retried
+/// until the timeout (the apiserver may be briefly unreachable); other errors end the wait.
+/// Returns the last state and whether it was done.
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut probe: F) -> Result<(T, bool)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last: Option<T> = None;
+    let mut last_err: Option<Error> = None;
+    loop {
+        match probe().await {
+            Ok(Poll::Done(t)) => return Ok((t, true)),
+            Ok(Poll::Pending(t)) => last = Some(t),
+            Err(e @ Error::Connection(_)) => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return match (last, last_err) {
+                (Some(t), _) => Ok((t, false)),
+                (None, Some(e)) => Err(e),
+                (None, None) => Err(Error::Unverified(
+                    "timed out before the first answer".into(),
+                )),
+            };
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The current time in RFC 3339 (for the backup's journal).
+pub fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}

@@ -211,3 +211,69 @@ fn slow_apiserver_honours_request_timeout() {
     );
     drop(hold);
 }
+
+#[test]
+fn workflow_input_is_checked_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("deploy.yaml");
+    std::fs::write(
+        &deployment,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+    )
+    .unwrap();
+    let mismatch = dir.path().join("mismatch.yaml");
+    std::fs::write(
+        &mismatch,
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: x}\nspec:\n  selector: {matchLabels: {app: a}}\n  template: {metadata: {labels: {app: b}}}\n",
+    )
+    .unwrap();
+    let no_cluster = [
+        ("KUBECONFIG", "/nonexistent/kubeconfig"),
+        ("HOME", "/nonexistent"),
+    ];
+    let d = deployment.to_str().unwrap();
+    let m = mismatch.to_str().unwrap();
+    for (args, text) in [
+        (vec!["adopt", "-f", d], "expected kind DaemonSet"),
+        (vec!["migrate", "x", "-f", d], "expected kind DaemonSet"),
+        (
+            vec!["adopt", "-f", m],
+            "does not match the template's labels",
+        ),
+        (vec!["adopt", "-f", "/nonexistent.yaml"], "reading"),
+        (
+            vec!["orphan", "x", "--timeout", "soon"],
+            "invalid --timeout",
+        ),
+        (vec!["orphan", "x", "-o", "wide"], "-o wide"),
+    ] {
+        let o = run(&args, &no_cluster);
+        assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
+        one_error_line(&o);
+        assert!(o.stderr.contains(text), "{args:?}: {}", o.stderr);
+    }
+    // Valid input, no cluster: a connection error (3), not a crash.
+    let o = run(&["orphan", "x", "--yes"], &no_cluster);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    one_error_line(&o);
+}
+
+#[test]
+fn mutating_commands_document_their_exit_codes() {
+    for sub in ["orphan", "adopt", "migrate"] {
+        let help = run(&[sub, "--help"], &[]);
+        assert_eq!(help.code, 0);
+        for code in ["0 done", "2 bad input", "6 refused", "7 could not verify"] {
+            assert!(
+                help.stdout.contains(code),
+                "{code} missing from {sub} --help"
+            );
+        }
+        for flag in ["--yes", "--dry-run", "--timeout"] {
+            assert!(
+                help.stdout.contains(flag),
+                "{flag} missing from {sub} --help"
+            );
+        }
+    }
+}

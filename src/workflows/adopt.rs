@@ -1,0 +1,465 @@
+//! `adopt`: create a DaemonSet that takes over orphaned pods without restarting them.
+//! Read the manifest -> fetch the namespace -> server dry-run (defaults, admission, RBAC) ->
+//! adoption analysis and checks -> confirm -> create -> verify pod by pod, UID by UID.
+
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+
+use super::backup::{self, Backup};
+use super::report::{
+    AdoptPlan, AdoptReport, AdoptResult, ObjectRef, PredecessorRef, ServerDryRun, API_VERSION,
+};
+use super::{poll_until, refuse_if_blocked, Ctx, Mode, Poll};
+use crate::cluster::fetch::{
+    fetch_namespace_objects, fetch_pods_and_revisions, get_daemon_set_opt, NamespaceObjects,
+};
+use crate::cluster::mutate::create_daemon_set;
+use crate::engine::adoption::{analyse, AdoptAnalysis, AdoptFacts, Fate, NameState, Predecessor};
+use crate::engine::checks::{apply_overrides, Overrides};
+use crate::engine::manifest::{self, Journal, ObjectRecord};
+use crate::engine::podstate::is_terminating;
+use crate::engine::progress::{assess_adoption, AdoptionProgress};
+use crate::engine::revision::template_generation;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::render;
+
+/// Reads and validates the new manifest (before any connection: bad input is reported first).
+pub fn load_manifest(path: &Path) -> Result<DaemonSet> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+    manifest::parse_new_daemon_set(&text)
+        .map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+}
+
+/// Places the manifest in the namespace; one naming another namespace than `-n` is refused,
+/// as kubectl does.
+pub fn in_namespace(mut ds: DaemonSet, path: &Path, ns: &str) -> Result<DaemonSet> {
+    match ds.metadata.namespace.as_deref() {
+        Some(m) if m != ns => {
+            return Err(Error::Input(format!(
+            "{}: the manifest's namespace {m:?} does not match the namespace {ns:?} (use -n {m})",
+            path.display()
+        )))
+        }
+        _ => ds.metadata.namespace = Some(ns.to_string()),
+    }
+    Ok(ds)
+}
+
+/// The new DaemonSet as the apiserver would store it: a server dry-run create, which also
+/// checks RBAC and admission. `name_clash`: the name is still held (same-name migration before
+/// the delete), so the dry run uses generateName.
+pub async fn server_defaults(
+    ctx: &Ctx<'_>,
+    manifest: &DaemonSet,
+    marker: &str,
+    name_clash: bool,
+) -> Result<DaemonSet> {
+    let generation = template_generation(manifest).unwrap_or(1);
+    let mut probe = manifest::prepare_for_create(manifest, marker, generation);
+    let name = manifest.metadata.name.clone();
+    if name_clash {
+        probe.metadata.generate_name = name.as_ref().map(|n| format!("{n}-"));
+        probe.metadata.name = None;
+    }
+    let mut out = create_daemon_set(&ctx.cluster, &probe, true)
+        .await
+        .map_err(|e| e.context("pre-flight (server dry run), nothing was changed"))?;
+    out.metadata.name = name;
+    out.metadata.uid = None;
+    out.metadata.generate_name = None;
+    Ok(out)
+}
+
+/// Is the new name free, held by a DaemonSet an earlier run created, or taken?
+pub fn name_state(
+    existing: Option<&DaemonSet>,
+    manifest: &DaemonSet,
+    marker: Option<&str>,
+) -> NameState {
+    match existing {
+        None => NameState::Free,
+        Some(e) => {
+            let uid = e.metadata.uid.clone().unwrap_or_default();
+            if manifest::is_created_from(e, manifest, marker) {
+                NameState::CreatedEarlier { uid }
+            } else {
+                NameState::Taken { uid }
+            }
+        }
+    }
+}
+
+/// Everything `plan` reads.
+pub struct PlanInput<'a> {
+    pub manifest: &'a DaemonSet,
+    /// The new DaemonSet as defaulted by the apiserver (or as it exists, when resuming).
+    pub defaulted: &'a DaemonSet,
+    pub predecessor: Option<&'a Predecessor>,
+    pub predecessor_source: &'static str,
+    pub name_state: &'a NameState,
+    pub objects: &'a NamespaceObjects,
+    pub overrides: &'a Overrides,
+    pub marker: &'a str,
+}
+
+/// The adoption plan: the analysis with the user's overrides applied, and its steps.
+pub fn plan(input: &PlanInput) -> AdoptPlan {
+    let o = input.objects;
+    let mut analysis = analyse(&AdoptFacts {
+        new_ds: input.defaulted,
+        requested_generation: template_generation(input.manifest),
+        predecessor: input.predecessor,
+        name_state: input.name_state,
+        pods: &o.pods,
+        revisions: &o.revisions,
+        nodes: &o.nodes,
+        daemon_sets: &o.daemon_sets,
+    });
+    analysis.checks = apply_overrides(std::mem::take(&mut analysis.checks), input.overrides);
+    let r = ObjectRef::of(input.manifest);
+    let resumed = matches!(input.name_state, NameState::CreatedEarlier { .. });
+    let mut steps = Vec::new();
+    if !resumed {
+        steps.push(format!(
+            "create daemonset {}/{} with deprecated.daemonset.template.generation={} and {}={}",
+            r.namespace,
+            r.name,
+            analysis.template_generation,
+            manifest::ADOPTED_FROM_ANNOTATION,
+            input.marker
+        ));
+    }
+    steps.push(verify_step(&analysis, resumed));
+    AdoptPlan {
+        daemon_set: ObjectRef {
+            uid: match input.name_state {
+                NameState::CreatedEarlier { uid } => Some(uid.clone()),
+                _ => None,
+            },
+            resource_version: None,
+            ..r
+        },
+        predecessor: input.predecessor.map(|p| PredecessorRef {
+            name: p.name.clone(),
+            uid: p.uid.clone(),
+            source: input.predecessor_source,
+        }),
+        steps,
+        analysis,
+    }
+}
+
+fn verify_step(a: &AdoptAnalysis, resumed: bool) -> String {
+    let kept = a.kept().count();
+    let mut text = format!(
+        "{}wait until the DaemonSet controller has adopted {kept} pod(s) with unchanged UIDs and its status counts every desired node",
+        if resumed { "(resumed: it exists) " } else { "" }
+    );
+    let restart = a.count(Fate::Restart);
+    if restart > 0 {
+        text.push_str(&format!(
+            "; {restart} pod(s) are then replaced by the rolling update"
+        ));
+    } else {
+        text.push_str(" up to date");
+    }
+    let deleted = a.count(Fate::Delete);
+    if deleted > 0 {
+        text.push_str(&format!("; {deleted} pod(s) are deleted"));
+    }
+    if !a.new_nodes.is_empty() {
+        text.push_str(&format!("; {} new pod(s) start", a.new_nodes.len()));
+    }
+    text
+}
+
+/// The predecessor named by `--from-backup`.
+fn predecessor_from(backup: &Backup, ns: &str) -> Result<Predecessor> {
+    let m = &backup.daemon_set.metadata;
+    if let Some(bns) = m.namespace.as_deref().filter(|b| *b != ns) {
+        return Err(Error::Input(format!(
+            "the backup is of a DaemonSet in namespace {bns:?}, not {ns:?} (use -n {bns})"
+        )));
+    }
+    let name = m.name.clone().unwrap_or_default();
+    Ok(Predecessor::from_backup(
+        &backup.daemon_set,
+        backup.journal_of(ns, &name),
+    ))
+}
+
+/// `kubectl ds adopt -f NEW.yaml [--from-backup FILE]`.
+pub async fn run(
+    ctx: &Ctx<'_>,
+    manifest: DaemonSet,
+    file: &Path,
+    from_backup: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<Exit> {
+    let ns = ctx.ns().to_string();
+    let manifest = in_namespace(manifest, file, &ns)?;
+    let name = manifest.metadata.name.clone().unwrap_or_default();
+    let backup = match from_backup {
+        Some(p) => Some(
+            backup::read(p)?
+                .ok_or_else(|| Error::Input(format!("reading {}: no such file", p.display())))?,
+        ),
+        None => None,
+    };
+    let predecessor = backup
+        .as_ref()
+        .map(|b| predecessor_from(b, &ns))
+        .transpose()?;
+    let journal = match (&backup, &predecessor) {
+        (Some(b), Some(p)) => b.journal_of(&ns, &p.name).cloned(),
+        _ => None,
+    };
+    let marker = match &predecessor {
+        Some(p) => manifest::adopted_from_value(&p.name, p.uid.as_deref()),
+        None => "orphans".to_string(),
+    };
+    let objects = fetch_namespace_objects(&ctx.cluster, &ns).await?;
+    let existing = objects
+        .daemon_sets
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some(name.as_str()));
+    let state = name_state(existing, &manifest, Some(&marker));
+    let defaulted = match (&state, existing) {
+        (NameState::CreatedEarlier { .. }, Some(e)) => e.clone(),
+        (NameState::Taken { .. }, _) => manifest.clone(),
+        _ => server_defaults(ctx, &manifest, &marker, false).await?,
+    };
+    let plan = plan(&PlanInput {
+        manifest: &manifest,
+        defaulted: &defaulted,
+        predecessor: predecessor.as_ref(),
+        predecessor_source: "backup",
+        name_state: &state,
+        objects: &objects,
+        overrides,
+        marker: &marker,
+    });
+    let resumed = matches!(state, NameState::CreatedEarlier { .. });
+    let mut report = AdoptReport {
+        api_version: API_VERSION,
+        kind: "AdoptReport",
+        dry_run: ctx.mode.as_str(),
+        resumed,
+        plan,
+        server_dry_run: Vec::new(),
+        result: None,
+    };
+    ctx.table(|out, p| render::workflow::adopt_plan(out, &report.plan, p))?;
+    if let Err(e) = refuse_if_blocked(&report.plan.analysis.checks) {
+        ctx.document(&report)?;
+        return Err(e);
+    }
+    if !resumed {
+        match ctx.mode {
+            Mode::Plan => {
+                ctx.document(&report)?;
+                return Ok(Exit::Ok);
+            }
+            Mode::ServerDryRun => {
+                let final_ds = manifest::prepare_for_create(
+                    &manifest,
+                    &marker,
+                    report.plan.analysis.template_generation,
+                );
+                report
+                    .server_dry_run
+                    .push(dry_run_create(ctx, &final_ds).await?);
+                ctx.table(|out, p| {
+                    render::workflow::server_dry_run(out, &report.server_dry_run, p)
+                })?;
+                ctx.document(&report)?;
+                return Ok(Exit::Ok);
+            }
+            Mode::Act => {}
+        }
+        if let Err(e) = ctx.confirm(&format!(
+            "create daemonset {ns}/{name} and let it adopt the pods"
+        )) {
+            ctx.document(&report)?;
+            return Err(e);
+        }
+        create(ctx, &manifest, &marker, &report.plan.analysis).await?;
+    } else {
+        ctx.progress(&format!(
+            "daemonset {ns}/{name} was created by an earlier run: verifying the adoption"
+        ));
+    }
+    let (result, verified) = verify(
+        ctx,
+        &report.plan.analysis,
+        &name,
+        journal.as_ref(),
+        overrides,
+    )
+    .await?;
+    report.result = Some(result);
+    finish(ctx, &report, verified)
+}
+
+fn finish(ctx: &Ctx<'_>, report: &AdoptReport, verified: bool) -> Result<Exit> {
+    if let Some(result) = &report.result {
+        ctx.table(|out, p| render::workflow::adopt_result(out, result, p))?;
+    }
+    ctx.document(report)?;
+    match (&report.result, verified) {
+        (_, true) => Ok(Exit::Ok),
+        (Some(r), false) => Err(unverified(r)),
+        (None, false) => Err(Error::Unverified(
+            "the adoption could not be verified".into(),
+        )),
+    }
+}
+
+/// Sends the create with dryRun=All.
+pub async fn dry_run_create(ctx: &Ctx<'_>, ds: &DaemonSet) -> Result<ServerDryRun> {
+    let r = ObjectRef::of(ds);
+    let stored = create_daemon_set(&ctx.cluster, ds, true).await?;
+    let name = match &ds.metadata.generate_name {
+        Some(g) if r.name.is_empty() => format!(
+            "{g}* (sent with generateName: the old DaemonSet holds the name until it is deleted)"
+        ),
+        _ => r.name.clone(),
+    };
+    Ok(ServerDryRun {
+        operation: format!("create daemonset {}/{name}", r.namespace),
+        accepted: true,
+        detail: format!(
+            "the apiserver would store it with deprecated.daemonset.template.generation={}",
+            template_generation(&stored).map_or("?".into(), |g| g.to_string())
+        ),
+    })
+}
+
+/// Creates the DaemonSet with the marker and the decided template generation.
+pub async fn create(
+    ctx: &Ctx<'_>,
+    manifest: &DaemonSet,
+    marker: &str,
+    analysis: &AdoptAnalysis,
+) -> Result<DaemonSet> {
+    let ds = manifest::prepare_for_create(manifest, marker, analysis.template_generation);
+    let created = create_daemon_set(&ctx.cluster, &ds, false).await?;
+    ctx.progress(&format!(
+        "daemonset {}/{} created (uid {}); waiting for the DaemonSet controller to adopt the pods",
+        created.metadata.namespace.as_deref().unwrap_or(""),
+        created.metadata.name.as_deref().unwrap_or(""),
+        created.metadata.uid.as_deref().unwrap_or("")
+    ));
+    ctx.failpoint("after-create").await;
+    Ok(created)
+}
+
+/// Waits until the plan's pods are controlled by the new DaemonSet and its status settles;
+/// compares UIDs with the plan and with the backup's journal.
+pub async fn verify(
+    ctx: &Ctx<'_>,
+    analysis: &AdoptAnalysis,
+    name: &str,
+    journal: Option<&Journal>,
+    overrides: &Overrides,
+) -> Result<(AdoptResult, bool)> {
+    let ns = ctx.ns().to_string();
+    let ((progress, ds, gone), done) = poll_until(ctx.timeout, || async {
+        let ds = get_daemon_set_opt(&ctx.cluster, &ns, name)
+            .await?
+            .ok_or_else(|| {
+                Error::Unverified(format!(
+                    "daemonset {ns}/{name} disappeared during the verification"
+                ))
+            })?;
+        let (pods, _) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
+        let progress = assess_adoption(analysis, &ds, &pods);
+        let gone = gone_since_backup(journal, &pods);
+        let done = progress.is_complete();
+        let state = (progress, ds, gone);
+        Ok(if done {
+            Poll::Done(state)
+        } else {
+            Poll::Pending(state)
+        })
+    })
+    .await?;
+    let explained = |o: &ObjectRecord| {
+        overrides.allow_restarts
+            || overrides.allow_pod_deletion
+            || analysis
+                .pods
+                .iter()
+                .any(|p| p.uid == o.uid && matches!(p.fate, Fate::Restart | Fate::Delete))
+    };
+    let verified = done && progress.is_clean() && gone.iter().all(explained);
+    Ok((
+        AdoptResult {
+            verified,
+            daemon_set: ObjectRef::of(&ds),
+            progress,
+            gone_since_backup: gone,
+        },
+        verified,
+    ))
+}
+
+/// Pods the backup lists that no longer run.
+fn gone_since_backup(
+    journal: Option<&Journal>,
+    pods: &[k8s_openapi::api::core::v1::Pod],
+) -> Vec<ObjectRecord> {
+    let Some(j) = journal else {
+        return Vec::new();
+    };
+    j.pods
+        .iter()
+        .filter(|rec| {
+            !pods
+                .iter()
+                .any(|p| p.metadata.uid.as_deref() == Some(rec.uid.as_str()) && !is_terminating(p))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The one-line reason a verification failed.
+pub fn unverified(r: &AdoptResult) -> Error {
+    let p: &AdoptionProgress = &r.progress;
+    let mut what: Vec<String> = Vec::new();
+    if !p.waiting_for.is_empty() {
+        what.push(format!("still waiting for {}", p.waiting_for.join(", ")));
+    }
+    if !p.lost.is_empty() {
+        let names: Vec<&str> = p.lost.iter().map(|o| o.name.as_str()).collect();
+        what.push(format!("taken by another controller: {}", names.join(", ")));
+    }
+    if !p.unexpected_restarts.is_empty() {
+        let names: Vec<&str> = p
+            .unexpected_restarts
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        what.push(format!(
+            "restarted although the template is unchanged: {}",
+            names.join(", ")
+        ));
+    }
+    if !r.gone_since_backup.is_empty() {
+        let names: Vec<&str> = r
+            .gone_since_backup
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        what.push(format!("gone since the backup: {}", names.join(", ")));
+    }
+    Error::Unverified(format!(
+        "daemonset {}/{} exists but the adoption is not verified: {}; run the same command again to re-check",
+        r.daemon_set.namespace,
+        r.daemon_set.name,
+        what.join("; ")
+    ))
+}

@@ -1,0 +1,356 @@
+//! `orphan`: delete a DaemonSet with propagationPolicy=Orphan, keeping its pods and
+//! ControllerRevisions running. Plan -> checks -> confirm -> backup -> delete (UID +
+//! resourceVersion preconditions) -> wait for the garbage collector -> report what runs.
+
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::Pod;
+
+use super::backup::{self, Backup};
+use super::report::{
+    ObjectRef, OrphanPlan, OrphanPod, OrphanReport, OrphanResult, OrphanRevision, ServerDryRun,
+    API_VERSION,
+};
+use super::{now_rfc3339, poll_until, refuse_if_blocked, Ctx, Mode, Poll};
+use crate::cluster::fetch::{self, fetch_pods_and_revisions, get_daemon_set_opt};
+use crate::cluster::mutate::{orphan_delete, DeleteOutcome};
+use crate::engine::checks::{orphan_checks, BackupFileState, Check};
+use crate::engine::manifest::Journal;
+use crate::engine::progress::{assess_orphaning, OrphaningProgress};
+use crate::engine::snapshot::controller_of;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::render;
+
+/// How often the orphaning delete is retried when the DaemonSet's resourceVersion moved on
+/// (the controller writes its status) but its spec did not.
+const DELETE_ATTEMPTS: usize = 5;
+
+fn controlled_by(
+    uid: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
+    controller_of(meta).is_some_and(|(_, _, u)| u == uid)
+}
+
+/// The plan: what will be orphaned and keep running, and the checks.
+pub fn plan(
+    ds: &DaemonSet,
+    pods: &[Pod],
+    revisions: &[ControllerRevision],
+    backup_path: &Path,
+    backup_state: &BackupFileState,
+) -> OrphanPlan {
+    let uid = ds.metadata.uid.clone().unwrap_or_default();
+    let pods: Vec<OrphanPod> = pods
+        .iter()
+        .filter(|p| controlled_by(&uid, &p.metadata))
+        .map(OrphanPod::of)
+        .collect();
+    let revisions: Vec<OrphanRevision> = revisions
+        .iter()
+        .filter(|r| controlled_by(&uid, &r.metadata))
+        .map(OrphanRevision::of)
+        .collect();
+    let path = backup_path.display().to_string();
+    let r = ObjectRef::of(ds);
+    let steps = vec![
+        format!("write a backup of daemonset {}/{} to {path} (cleaned for re-apply)", r.namespace, r.name),
+        format!(
+            "delete it with propagationPolicy=Orphan and preconditions uid={}, resourceVersion={}",
+            r.uid.as_deref().unwrap_or("?"),
+            r.resource_version.as_deref().unwrap_or("?")
+        ),
+        format!(
+            "wait until it is gone and its {} pod(s) and {} ControllerRevision(s) have no owner; they keep running",
+            pods.len(),
+            revisions.len()
+        ),
+    ];
+    OrphanPlan {
+        checks: orphan_checks(ds, &path, backup_state),
+        daemon_set: r,
+        backup: path,
+        steps,
+        pods,
+        revisions,
+    }
+}
+
+/// `kubectl ds orphan NAME`.
+pub async fn run(ctx: &Ctx<'_>, name: &str, backup_path: &Path) -> Result<Exit> {
+    let ns = ctx.ns().to_string();
+    let (backup_state, existing) = backup::inspect(backup_path, &ns, name);
+    let Some(ds) = get_daemon_set_opt(&ctx.cluster, &ns, name).await? else {
+        // Gone already: an earlier run may have deleted it; finish its verification.
+        if let Some(journal) = existing.as_ref().and_then(|b| b.journal_of(&ns, name)) {
+            return resume_after_delete(ctx, journal, backup_path).await;
+        }
+        return Err(fetch::fetch_daemon_set(&ctx.cluster, &ns, name)
+            .await
+            .err()
+            .unwrap_or_else(|| {
+                Error::Refused(format!("daemonset {name:?} appeared meanwhile; run again"))
+            }));
+    };
+    let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
+    let plan = plan(&ds, &pods, &revisions, backup_path, &backup_state);
+    let mut report = OrphanReport {
+        api_version: API_VERSION,
+        kind: "OrphanReport",
+        dry_run: ctx.mode.as_str(),
+        plan,
+        server_dry_run: Vec::new(),
+        result: None,
+    };
+    ctx.table(|out, p| render::workflow::orphan_plan(out, &report.plan, p))?;
+    if let Err(e) = refuse_if_blocked(&report.plan.checks) {
+        ctx.document(&report)?;
+        return Err(e);
+    }
+    match ctx.mode {
+        Mode::Plan => {
+            ctx.document(&report)?;
+            return Ok(Exit::Ok);
+        }
+        Mode::ServerDryRun => {
+            report.server_dry_run.push(dry_run_delete(ctx, &ds).await?);
+            ctx.table(|out, p| render::workflow::server_dry_run(out, &report.server_dry_run, p))?;
+            ctx.document(&report)?;
+            return Ok(Exit::Ok);
+        }
+        Mode::Act => {}
+    }
+    if let Err(e) = ctx.confirm(&format!("orphan-delete daemonset {ns}/{name}")) {
+        ctx.document(&report)?;
+        return Err(e);
+    }
+    let journal = match ds.metadata.deletion_timestamp {
+        None => backup_and_delete(ctx, ds, backup_path).await?,
+        Some(_) => ensure_backup(ctx, &ds, existing.as_ref(), backup_path).await?,
+    };
+    let (result, verified) = wait_orphaned(ctx, &journal, backup_path).await?;
+    report.result = Some(result);
+    finish(ctx, &report, verified)
+}
+
+fn finish(ctx: &Ctx<'_>, report: &OrphanReport, verified: bool) -> Result<Exit> {
+    if let Some(result) = &report.result {
+        ctx.table(|out, p| render::workflow::orphan_result(out, result, p))?;
+    }
+    ctx.document(report)?;
+    if verified {
+        Ok(Exit::Ok)
+    } else {
+        Err(unverified(report.result.as_ref().map(|r| &r.progress)))
+    }
+}
+
+fn unverified(progress: Option<&OrphaningProgress>) -> Error {
+    let mut what = Vec::new();
+    if let Some(p) = progress {
+        if !p.daemon_set_gone {
+            what.push("the DaemonSet is still there".to_string());
+        }
+        if !p.owned_pods.is_empty() {
+            what.push(format!("pods still owned: {}", p.owned_pods.join(", ")));
+        }
+        if !p.owned_revisions.is_empty() {
+            what.push(format!(
+                "revisions still owned: {}",
+                p.owned_revisions.join(", ")
+            ));
+        }
+    }
+    Error::Unverified(format!(
+        "timed out waiting for the garbage collector to orphan the DaemonSet's dependents ({}); run the same command again to resume",
+        what.join("; ")
+    ))
+}
+
+/// The DaemonSet is gone and the backup's journal names it: verify and report.
+async fn resume_after_delete(ctx: &Ctx<'_>, journal: &Journal, backup_path: &Path) -> Result<Exit> {
+    ctx.progress(&format!(
+        "daemonset {}/{} is gone; its backup {} says it was uid {}: checking that its pods were orphaned",
+        journal.namespace,
+        journal.name,
+        backup_path.display(),
+        journal.uid
+    ));
+    let ds_ref = ObjectRef {
+        namespace: journal.namespace.clone(),
+        name: journal.name.clone(),
+        uid: Some(journal.uid.clone()),
+        resource_version: Some(journal.resource_version.clone()),
+    };
+    let (result, verified) = wait_orphaned(ctx, journal, backup_path).await?;
+    let report = OrphanReport {
+        api_version: API_VERSION,
+        kind: "OrphanReport",
+        dry_run: ctx.mode.as_str(),
+        plan: OrphanPlan {
+            daemon_set: ds_ref,
+            backup: backup_path.display().to_string(),
+            steps: vec![
+                "(resumed) verify that the deleted DaemonSet's pods and revisions have no owner"
+                    .into(),
+            ],
+            pods: Vec::new(),
+            revisions: Vec::new(),
+            checks: Vec::<Check>::new(),
+        },
+        server_dry_run: Vec::new(),
+        result: Some(result),
+    };
+    finish(ctx, &report, verified)
+}
+
+/// Sends the orphaning delete with dryRun=All.
+pub async fn dry_run_delete(ctx: &Ctx<'_>, ds: &DaemonSet) -> Result<ServerDryRun> {
+    let r = ObjectRef::of(ds);
+    let operation = format!(
+        "delete daemonset {}/{} (propagationPolicy=Orphan, preconditions uid and resourceVersion)",
+        r.namespace, r.name
+    );
+    Ok(match orphan_delete(&ctx.cluster, ds, true).await? {
+        DeleteOutcome::Accepted(obj) => ServerDryRun {
+            operation,
+            accepted: true,
+            detail: format!(
+                "the apiserver would mark it for deletion with finalizers [{}]; the garbage collector would then orphan its dependents",
+                obj.metadata.finalizers.unwrap_or_default().join(", ")
+            ),
+        },
+        DeleteOutcome::Deleted => ServerDryRun {
+            operation,
+            accepted: true,
+            detail: "the apiserver would delete it at once".into(),
+        },
+        DeleteOutcome::Conflict(msg) => ServerDryRun {
+            operation,
+            accepted: false,
+            detail: format!("precondition failed: {msg}"),
+        },
+    })
+}
+
+/// Writes the backup, then deletes with preconditions. When only the resourceVersion moved
+/// (the controller writes status), the backup is rewritten from the fresh object and the
+/// delete retried; a changed spec (generation) or a replaced object (UID) stops the run.
+pub async fn backup_and_delete(
+    ctx: &Ctx<'_>,
+    mut ds: DaemonSet,
+    backup_path: &Path,
+) -> Result<Journal> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    let planned_generation = ds.metadata.generation;
+    let uid = ds.metadata.uid.clone();
+    for _ in 0..DELETE_ATTEMPTS {
+        let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
+        let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
+        backup::write(backup_path, &ds, &journal)?;
+        ctx.progress(&format!(
+            "backup of daemonset {ns}/{name} written to {}",
+            backup_path.display()
+        ));
+        ctx.failpoint("after-backup").await;
+        match orphan_delete(&ctx.cluster, &ds, false).await? {
+            DeleteOutcome::Accepted(_) | DeleteOutcome::Deleted => {
+                ctx.progress(&format!(
+                    "daemonset {ns}/{name} deleted with propagationPolicy=Orphan; waiting for the garbage collector"
+                ));
+                ctx.failpoint("after-delete").await;
+                return Ok(journal);
+            }
+            DeleteOutcome::Conflict(msg) => {
+                let fresh = get_daemon_set_opt(&ctx.cluster, &ns, &name).await?;
+                match fresh {
+                    Some(f) if f.metadata.uid == uid && f.metadata.generation == planned_generation => {
+                        ctx.progress(&format!("daemonset {ns}/{name} changed status meanwhile ({msg}); backing up again"));
+                        ds = f;
+                    }
+                    Some(f) if f.metadata.uid == uid => {
+                        return Err(Error::Refused(format!(
+                            "daemonset {ns}/{name} was changed since the plan (generation {} -> {}); nothing was deleted: run again to see the new plan",
+                            planned_generation.unwrap_or(0),
+                            f.metadata.generation.unwrap_or(0)
+                        )))
+                    }
+                    _ => {
+                        return Err(Error::Refused(format!(
+                            "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    Err(Error::Forbidden(format!(
+        "daemonset {ns}/{name} kept changing; the orphaning delete failed its preconditions {DELETE_ATTEMPTS} times"
+    )))
+}
+
+/// An orphaning delete is already under way (an earlier run): make sure its backup is on disk,
+/// writing one from the object (still readable until the garbage collector is done).
+pub async fn ensure_backup(
+    ctx: &Ctx<'_>,
+    ds: &DaemonSet,
+    existing: Option<&Backup>,
+    backup_path: &Path,
+) -> Result<Journal> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    if let Some(j) = existing.and_then(|b| b.journal_of(&ns, &name)) {
+        if Some(&j.uid) == ds.metadata.uid.as_ref() {
+            return Ok(j.clone());
+        }
+    }
+    let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
+    let journal = backup::journal_for(ds, &pods, &revisions, now_rfc3339());
+    backup::write(backup_path, ds, &journal)?;
+    ctx.progress(&format!(
+        "daemonset {ns}/{name} is already being orphan-deleted; its backup was written to {}",
+        backup_path.display()
+    ));
+    Ok(journal)
+}
+
+/// Waits until the DaemonSet named in the journal is gone and no pod or ControllerRevision
+/// refers to its UID (the garbage collector's orphanDependents).
+pub async fn wait_orphaned(
+    ctx: &Ctx<'_>,
+    journal: &Journal,
+    backup_path: &Path,
+) -> Result<(OrphanResult, bool)> {
+    let planned: Vec<String> = journal.pods.iter().map(|p| p.uid.clone()).collect();
+    let (progress, done) = poll_until(ctx.timeout, || async {
+        let ds = get_daemon_set_opt(&ctx.cluster, &journal.namespace, &journal.name).await?;
+        let present = ds.is_some_and(|d| d.metadata.uid.as_deref() == Some(journal.uid.as_str()));
+        let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &journal.namespace).await?;
+        let p = assess_orphaning(&journal.uid, present, &planned, &pods, &revisions);
+        Ok(if p.is_complete() {
+            Poll::Done(p)
+        } else {
+            Poll::Pending(p)
+        })
+    })
+    .await?;
+    if done {
+        ctx.progress(&format!(
+            "daemonset {}/{} is gone; {} pod(s) keep running without an owner",
+            journal.namespace,
+            journal.name,
+            progress.running.len()
+        ));
+    }
+    Ok((
+        OrphanResult {
+            verified: done,
+            backup: backup_path.display().to_string(),
+            progress,
+        },
+        done,
+    ))
+}
