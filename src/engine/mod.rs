@@ -4,13 +4,16 @@
 //! Each rule that mirrors upstream names the upstream function it mirrors.
 
 pub mod affinity;
+pub mod budget;
 pub mod explain;
 pub mod fit;
 pub mod labels;
+pub mod managed;
 pub mod placement;
 pub mod podstate;
 pub mod reason;
 pub mod revision;
+pub mod rollout;
 pub mod schedmsg;
 pub mod snapshot;
 pub mod taints;
