@@ -2,4 +2,5 @@
 //! objects the engine needs, and mutations with preconditions and dry-run.
 
 pub mod client;
+pub mod dry_run;
 pub mod fetch;
