@@ -5,4 +5,5 @@
 mod cli;
 mod e2e_explain;
 mod e2e_foundation;
+mod e2e_rollout_preview;
 mod harness;
