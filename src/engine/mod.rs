@@ -17,6 +17,7 @@ pub mod rollout;
 pub mod schedmsg;
 pub mod snapshot;
 pub mod taints;
+pub mod threeway;
 
 #[cfg(test)]
 pub mod testutil;

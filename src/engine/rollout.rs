@@ -4,7 +4,7 @@
 //! rollingUpdate (maxSurge == 0 and > 0 paths) and constructHistory, and daemonset_util.go
 //! IsPodUpdated
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use super::budget;
 use super::explain::{pods_by_node, API_VERSION};
 use super::fit;
-use super::managed;
 use super::placement::{self, Eligibility};
 use super::podstate;
 use super::reason::{serialize_reasons, Reason};
@@ -184,12 +183,6 @@ pub struct RolloutPreview {
     /// The revision hash that is up to date after the change, when it is an existing revision's;
     /// null when the controller will create a new revision (its hash cannot be known before).
     pub new_revision_hash: Option<String>,
-    /// The field manager the server-side dry-run applied as (`-f` only).
-    pub field_manager: Option<String>,
-    /// Pod-template fields the last client-side applied manifest set and this one drops, which
-    /// the server-side dry-run keeps because other managers own them (a client-side
-    /// `kubectl apply` would remove them).
-    pub kept_fields: Vec<String>,
     pub strategy: Strategy,
     pub waves: usize,
     /// Any node Blocked, Delete, Create or Restart (what `--exit-code` reports).
@@ -405,9 +398,9 @@ fn draft<'a>(ctx: &Ctx<'a>, node: &'a Node, elig: Eligibility) -> Draft<'a> {
 
 /// The static fit check of the new pod on the node (mirrors the scheduler's NodeResourcesFit
 /// and NodePorts through fit::misfits).
-fn apply_fit(ctx: &Ctx, d: &mut Draft) {
+fn apply_fit(ctx: &Ctx, d: &mut Draft, pods_on_nodes: &BTreeMap<String, Vec<Pod>>) {
     let Some(check) = d.fit else { return };
-    let Some(on_node) = ctx.snap.pods_on_nodes.get(&d.name) else {
+    let Some(on_node) = pods_on_nodes.get(&d.name) else {
         return;
     };
     let key = |p: &Pod| (p.metadata.namespace.clone(), p.metadata.name.clone());
@@ -429,7 +422,19 @@ fn apply_fit(ctx: &Ctx, d: &mut Draft) {
     }
 }
 
-fn drafts<'a>(snap: &'a Snapshot, new: &'a DaemonSet) -> (Ctx<'a>, Vec<Draft<'a>>, usize) {
+/// Every node classified before the fit check: the first phase of a preview. The caller
+/// fetches the pods bound to [`Classified::nodes_needing_fit_check`] only, then calls
+/// [`Classified::finish`].
+pub struct Classified<'a> {
+    ctx: Ctx<'a>,
+    new: &'a DaemonSet,
+    drafts: Vec<Draft<'a>>,
+    desired_before: usize,
+}
+
+/// Classifies every node under the live (`snap`) and the new (`new`, the apiserver's dry-run
+/// result) DaemonSet.
+pub fn classify<'a>(snap: &'a Snapshot, new: &'a DaemonSet) -> Classified<'a> {
     let old_spec = placement::template_spec(&snap.daemon_set);
     let new_spec = placement::template_spec(new);
     let mut desired_before = 0;
@@ -446,32 +451,48 @@ fn drafts<'a>(snap: &'a Snapshot, new: &'a DaemonSet) -> (Ctx<'a>, Vec<Draft<'a>
         .into_iter()
         .map(|(node, elig)| draft(&ctx, node, elig))
         .collect();
-    (ctx, drafts, desired_before)
-}
-
-/// Nodes where the new pod's fit depends on the other pods bound there: nodes that get a pod,
-/// nodes whose new pod asks for more than the old one (or surges beside it), nodes whose pod
-/// is not scheduled. Only these need their pods fetched.
-pub fn nodes_needing_fit_check(snap: &Snapshot, new: &DaemonSet) -> Vec<String> {
-    let (_, drafts, _) = drafts(snap, new);
-    let mut out: Vec<String> = drafts
-        .into_iter()
-        .filter(|d| d.fit.is_some())
-        .map(|d| d.name)
-        .collect();
-    out.sort();
-    out
-}
-
-/// Previews applying `new` (the apiserver's dry-run result) over the snapshot of the live
-/// DaemonSet. `field_manager`: the manager a server-side dry-run applied as, if any.
-pub fn preview(snap: &Snapshot, new: &DaemonSet, field_manager: Option<&str>) -> RolloutPreview {
-    let (ctx, mut drafts, desired_before) = drafts(snap, new);
-    for d in &mut drafts {
-        apply_fit(&ctx, d);
+    Classified {
+        ctx,
+        new,
+        drafts,
+        desired_before,
     }
+}
+
+impl Classified<'_> {
+    /// Nodes where the new pod's fit depends on the other pods bound there: nodes that get a
+    /// pod, nodes whose new pod asks for more than the old one (or surges beside it), nodes
+    /// whose pod is not scheduled. Only these need their pods fetched.
+    pub fn nodes_needing_fit_check(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .drafts
+            .iter()
+            .filter(|d| d.fit.is_some())
+            .map(|d| d.name.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The preview, once the pods bound to the nodes needing a fit check are known.
+    pub fn finish(self, pods_on_nodes: &BTreeMap<String, Vec<Pod>>) -> RolloutPreview {
+        let Classified {
+            ctx,
+            new,
+            mut drafts,
+            desired_before,
+        } = self;
+        for d in &mut drafts {
+            apply_fit(&ctx, d, pods_on_nodes);
+        }
+        assemble(&ctx, new, &drafts, desired_before)
+    }
+}
+
+fn assemble(ctx: &Ctx, new: &DaemonSet, drafts: &[Draft], desired_before: usize) -> RolloutPreview {
+    let snap = ctx.snap;
     let desired = drafts.iter().filter(|d| d.should_run).count();
-    let strategy = plan(&ctx, new, &drafts, desired_before, desired);
+    let strategy = plan(ctx, new, drafts, desired_before, desired);
     let mut counts = Counts::default();
     let first: HashSet<&str> = strategy.replaced_first.iter().map(String::as_str).collect();
     let mut nodes: Vec<NodePreview> = drafts
@@ -491,11 +512,6 @@ pub fn preview(snap: &Snapshot, new: &DaemonSet, field_manager: Option<&str>) ->
     nodes.sort_by(|a, b| a.action.cmp(&b.action).then_with(|| a.name.cmp(&b.name)));
     let revs = &ctx.revisions;
     let matching = revs.matching.first().copied();
-    let previous = managed::last_applied_template(&snap.daemon_set);
-    let kept_fields = match (field_manager, previous) {
-        (Some(m), Some(prev)) => managed::kept_template_fields(new, m, &prev),
-        _ => Vec::new(),
-    };
     let mut preview = RolloutPreview {
         api_version: API_VERSION,
         kind: KIND,
@@ -509,8 +525,6 @@ pub fn preview(snap: &Snapshot, new: &DaemonSet, field_manager: Option<&str>) ->
         } else {
             revs.current.map(revision_hash)
         },
-        field_manager: field_manager.map(str::to_string),
-        kept_fields,
         waves: strategy.wave_sizes.len(),
         strategy,
         would_roll: nodes.iter().any(|n| n.action.rolls()),
@@ -518,7 +532,7 @@ pub fn preview(snap: &Snapshot, new: &DaemonSet, field_manager: Option<&str>) ->
         notes: Vec::new(),
         nodes,
     };
-    preview.notes = notes(&ctx, &drafts, &preview);
+    preview.notes = notes(ctx, drafts, &preview);
     preview
 }
 
@@ -701,9 +715,6 @@ fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<String> {
         out.push(
             "Create: nodes that become eligible get their pod at once (under OnDelete too)".into(),
         );
-    }
-    if !p.kept_fields.is_empty() {
-        out.push(format!("the manifest drops {}, which the last client-side kubectl apply set; the server-side dry-run keeps them (another field manager owns them) and so does this preview, but a client-side kubectl apply would remove them", p.kept_fields.join(", ")));
     }
     out
 }

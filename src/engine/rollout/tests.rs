@@ -96,6 +96,11 @@ fn snapshot(
     }
 }
 
+/// Both phases at once, with the snapshot's own `pods_on_nodes`.
+fn preview(snap: &Snapshot, new: &DaemonSet) -> RolloutPreview {
+    classify(snap, new).finish(&snap.pods_on_nodes)
+}
+
 fn action(p: &RolloutPreview, node: &str) -> Action {
     p.nodes.iter().find(|n| n.name == node).unwrap().action
 }
@@ -124,7 +129,7 @@ fn running_v1() -> Snapshot {
 #[test]
 fn image_change_restarts_every_pod_in_waves() {
     let snap = running_v1();
-    let p = preview(&snap, &ds(2, V2, ROLLING), None);
+    let p = preview(&snap, &ds(2, V2, ROLLING));
     assert!(p.template_changed && p.would_roll && !p.rollback);
     assert_eq!(p.matching_revision, None);
     assert_eq!(
@@ -140,7 +145,9 @@ fn image_change_restarts_every_pod_in_waves() {
     assert_eq!(p.waves, 3);
     assert_eq!(p.counts.restart, 3);
     assert!(
-        nodes_needing_fit_check(&snap, &ds(2, V2, ROLLING)).is_empty(),
+        classify(&snap, &ds(2, V2, ROLLING))
+            .nodes_needing_fit_check()
+            .is_empty(),
         "same requests, no fetch"
     );
 }
@@ -154,7 +161,7 @@ fn metadata_only_change_rolls_nothing() {
         "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 2}}",
     );
     new.metadata.generation = Some(2);
-    let p = preview(&snap, &new, None);
+    let p = preview(&snap, &new);
     assert!(!p.template_changed && !p.would_roll);
     assert_eq!(p.counts.keep, 3);
     assert_eq!(p.waves, 0);
@@ -172,7 +179,7 @@ fn narrowed_node_selector_deletes_and_restarts() {
         "{nodeSelector: {pool: a}, containers: [{name: agent, image: 'agent:1'}]}",
         ROLLING,
     );
-    let p = preview(&snap, &new, None);
+    let p = preview(&snap, &new);
     assert_eq!(action(&p, "n3"), Action::Delete);
     assert_eq!(codes(&p, "n3"), vec!["NodeSelectorMismatch"]);
     assert_eq!(
@@ -197,21 +204,21 @@ fn added_toleration_creates_on_tainted_node() {
         "{tolerations: [{key: dedicated, operator: Exists}], containers: [{name: agent, image: 'agent:1', resources: {requests: {cpu: 500m}}}]}",
         ROLLING,
     );
-    let mut needing = nodes_needing_fit_check(&snap, &new);
+    let mut needing = classify(&snap, &new).nodes_needing_fit_check();
     needing.sort();
     assert_eq!(
         needing,
         vec!["n1", "n2", "n3", "n4"],
         "creates, and restarts whose pod grows"
     );
-    let p = preview(&snap, &new, None);
+    let p = preview(&snap, &new);
     assert_eq!(action(&p, "n4"), Action::Create);
     // Unfetched nodes are not fit-checked; fetched ones are.
     snap.pods_on_nodes.insert(
         "n4".into(),
         vec![pod("metadata: {name: hog, namespace: x}\nspec: {nodeName: n4, containers: [{name: c, resources: {requests: {cpu: 1800m}}}]}")],
     );
-    let p = preview(&snap, &new, None);
+    let p = preview(&snap, &new);
     assert_eq!(action(&p, "n4"), Action::Blocked);
     assert_eq!(codes(&p, "n4"), vec!["InsufficientResources"]);
     assert_eq!(
@@ -236,7 +243,7 @@ fn rollback_keeps_pods_already_at_the_matching_revision() {
         ],
         revs,
     );
-    let p = preview(&snap, &ds(3, V1, ROLLING), None);
+    let p = preview(&snap, &ds(3, V1, ROLLING));
     assert!(p.template_changed && p.rollback);
     assert_eq!(p.matching_revision.as_deref(), Some("agent-aaa"));
     assert_eq!(p.matching_revision_number, Some(1));
@@ -258,7 +265,7 @@ fn on_delete_restarts_nothing_and_names_the_pods() {
     let on_delete = "{type: OnDelete}";
     let mut snap = running_v1();
     snap.daemon_set = ds(1, V1, on_delete);
-    let p = preview(&snap, &ds(2, V2, on_delete), None);
+    let p = preview(&snap, &ds(2, V2, on_delete));
     assert!(!p.would_roll);
     assert_eq!(p.counts.keep, 3);
     assert_eq!(p.waves, 0);
@@ -300,7 +307,7 @@ fn budgets_resolve_against_the_new_desired_count() {
         pods,
         vec![rev],
     );
-    let p = preview(&snap, &ds(2, V2, strategy), None);
+    let p = preview(&snap, &ds(2, V2, strategy));
     assert_eq!(p.strategy.max_unavailable, 2, "10% of 15 rounds up");
     assert_eq!(p.strategy.max_unavailable_spec.as_deref(), Some("10%"));
     assert_eq!(p.strategy.replaced_first, vec!["n01"]);
@@ -329,9 +336,9 @@ fn surge_with_a_host_port_cannot_progress() {
     holder.spec.as_mut().unwrap().node_name = Some("n1".into());
     let mut snap = snapshot(old, vec![plain_node("n1")], vec![holder.clone()], vec![rev]);
     let new = ds(2, &spec("agent:2"), strategy);
-    assert_eq!(nodes_needing_fit_check(&snap, &new), vec!["n1"]);
+    assert_eq!(classify(&snap, &new).nodes_needing_fit_check(), vec!["n1"]);
     snap.pods_on_nodes.insert("n1".into(), vec![holder]);
-    let p = preview(&snap, &new, None);
+    let p = preview(&snap, &new);
     assert!(p.strategy.surge);
     assert_eq!(p.strategy.surge_feasible, Some(false));
     assert_eq!(action(&p, "n1"), Action::Blocked);
@@ -345,7 +352,7 @@ fn outdated_pod_on_a_newly_untolerated_taint_is_blocked() {
     snap.revisions = vec![revision_of(&snap.daemon_set, "aaa", 1)];
     snap.nodes[0] =
         node("metadata: {name: n1}\nspec: {taints: [{key: dedicated, effect: NoSchedule}]}");
-    let p = preview(&snap, &ds(2, V1, ROLLING), None);
+    let p = preview(&snap, &ds(2, V1, ROLLING));
     assert_eq!(action(&p, "n1"), Action::Blocked);
     assert_eq!(
         codes(&p, "n1"),
@@ -365,7 +372,7 @@ fn pod_template_generation_pitfall() {
         ds_pod("n2", "aaa", 1, true),
         ds_pod("n3", "aaa", 1, true),
     ];
-    let p = preview(&snap, &ds(2, V2, ROLLING), None);
+    let p = preview(&snap, &ds(2, V2, ROLLING));
     assert_eq!(action(&p, "n1"), Action::Keep);
     assert_eq!(action(&p, "n2"), Action::Restart);
     assert!(
@@ -384,7 +391,7 @@ fn node_without_pod_is_created_and_ineligible_one_unchanged() {
     snap.nodes.push(node(
         "metadata: {name: n9}\nspec: {taints: [{key: x, effect: NoExecute}]}",
     ));
-    let p = preview(&snap, &ds(1, V1, ROLLING), None);
+    let p = preview(&snap, &ds(1, V1, ROLLING));
     assert_eq!(action(&p, "n3"), Action::Create);
     assert_eq!(action(&p, "n9"), Action::Unchanged);
     assert_eq!(codes(&p, "n9"), vec!["UntoleratedTaint"]);
