@@ -3,7 +3,7 @@
 //! resourceVersion the preview was computed from.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
 use super::client::Cluster;
@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 
 /// The field manager kubectl-ds applies as when no server-side applier owns the template.
 pub const FIELD_MANAGER: &str = "kubectl-ds";
+/// The field manager of a client-side `kubectl apply`.
+pub const CLIENT_SIDE_APPLY_MANAGER: &str = "kubectl-client-side-apply";
 
 /// Metadata the server sets: never sent back in an apply body.
 const SERVER_SET: [&str; 8] = [
@@ -88,6 +90,25 @@ pub async fn dry_run_patch(
     };
     api(cluster, live)
         .patch(name(live), &pp, &Patch::Strategic(&patch))
+        .await
+        .map_err(|e| refusal(live, e))
+}
+
+/// A replace of the whole object (what a client-side apply computed) with dryRun=All; the
+/// object carries the live resourceVersion.
+pub async fn dry_run_replace(
+    cluster: &Cluster,
+    live: &DaemonSet,
+    object: &Value,
+) -> Result<DaemonSet> {
+    let ds: DaemonSet = serde_json::from_value(object.clone())
+        .map_err(|e| Error::Input(format!("the merged manifest is not a valid DaemonSet: {e}")))?;
+    let pp = PostParams {
+        dry_run: true,
+        field_manager: Some(CLIENT_SIDE_APPLY_MANAGER.into()),
+    };
+    api(cluster, live)
+        .replace(name(live), &pp, &ds)
         .await
         .map_err(|e| refusal(live, e))
 }

@@ -11,10 +11,11 @@ use serde_json::{json, Value};
 use crate::cli::{Output, RolloutPreviewArgs};
 use crate::cluster::client::{self, Cluster};
 use crate::cluster::{dry_run, fetch};
-use crate::engine::{managed, revision, rollout};
+use crate::engine::{managed, revision, rollout, threeway};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::render::{self, palette::Palette, rollout::Document};
+use crate::render::rollout::{Document, DryRun};
+use crate::render::{self, palette::Palette};
 use crate::settings::Settings;
 
 pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> {
@@ -23,15 +24,17 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
     change.check_namespace(&cluster.namespace)?;
     let live = fetch::fetch_daemon_set(&cluster, &cluster.namespace, &args.name).await?;
     let request = change.request(&live)?;
-    let (new, mut snap) = futures::try_join!(
+    let (new, snap) = futures::try_join!(
         request.send(&cluster, &live),
         fetch::fetch_workload(&cluster, live.clone())
     )?;
-    let fit_nodes = rollout::nodes_needing_fit_check(&snap, &new);
-    snap.pods_on_nodes = fetch::fetch_pods_on_nodes(&cluster, &fit_nodes).await?;
-    let preview = rollout::preview(&snap, &new, request.manager());
+    let classified = rollout::classify(&snap, &new);
+    let pods_on_nodes =
+        fetch::fetch_pods_on_nodes(&cluster, &classified.nodes_needing_fit_check()).await?;
+    let preview = classified.finish(&pods_on_nodes);
     let doc = Document {
         preview: &preview,
+        dry_run: request.describe(),
         template_diff: template_diff(&live, &new)?,
     };
     let mut out = std::io::stdout().lock();
@@ -81,9 +84,15 @@ enum Change {
     Images(Vec<(String, String)>),
 }
 
-/// The dry-run request for a change.
+/// The dry-run request for a change: what the user's own tool would send.
 enum Request {
+    /// Server-side apply as `manager` (the template's last server-side applier: it removes what
+    /// its manifest no longer lists; else kubectl-ds, which removes nothing).
     Apply { manifest: Value, manager: String },
+    /// A client-side `kubectl apply`, computed here (three-way merge with the last-applied
+    /// manifest) and sent as a replace.
+    Replace(Value),
+    /// `--image`: a strategic-merge patch, as `kubectl set image`.
     Patch(Value),
 }
 
@@ -142,12 +151,22 @@ impl Change {
                 if selector_changes(manifest, live) {
                     return Err(dry_run::selector_change(name, &path.display().to_string()));
                 }
-                let manager =
-                    managed::apply_manager(live).unwrap_or_else(|| dry_run::FIELD_MANAGER.into());
-                Ok(Request::Apply {
-                    manifest: manifest.clone(),
-                    manager,
-                })
+                if let Some(manager) = managed::apply_manager(live) {
+                    return Ok(Request::Apply {
+                        manifest: manifest.clone(),
+                        manager,
+                    });
+                }
+                let current = serde_json::to_value(live)
+                    .map_err(|e| Error::Io(format!("reading the live DaemonSet: {e}")))?;
+                let body = dry_run::apply_body(manifest, live);
+                match threeway::client_side_apply(&body, &current) {
+                    Some(object) => Ok(Request::Replace(object)),
+                    None => Ok(Request::Apply {
+                        manifest: manifest.clone(),
+                        manager: dry_run::FIELD_MANAGER.into(),
+                    }),
+                }
             }
             Change::Images(images) => Ok(Request::Patch(image_patch(live, images)?)),
         }
@@ -160,14 +179,20 @@ impl Request {
             Request::Apply { manifest, manager } => {
                 dry_run::dry_run_apply(cluster, live, manifest, manager).await
             }
+            Request::Replace(object) => dry_run::dry_run_replace(cluster, live, object).await,
             Request::Patch(patch) => dry_run::dry_run_patch(cluster, live, patch).await,
         }
     }
 
-    fn manager(&self) -> Option<&str> {
-        match self {
-            Request::Apply { manager, .. } => Some(manager),
-            Request::Patch(_) => None,
+    fn describe(&self) -> DryRun {
+        let (method, manager) = match self {
+            Request::Apply { manager, .. } => ("ServerSideApply", manager.as_str()),
+            Request::Replace(_) => ("ClientSideApply", dry_run::CLIENT_SIDE_APPLY_MANAGER),
+            Request::Patch(_) => ("StrategicMergePatch", dry_run::FIELD_MANAGER),
+        };
+        DryRun {
+            method,
+            field_manager: manager.to_string(),
         }
     }
 }

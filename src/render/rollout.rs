@@ -12,14 +12,27 @@ use crate::error::Result;
 use super::palette::Palette;
 use super::{diff, io_err, table};
 
-/// The document `-o json|yaml` prints: the preview and the pod-template diff.
+/// The document `-o json|yaml` prints: the preview, how the new object was obtained, and the
+/// pod-template diff.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Document<'a> {
     #[serde(flatten)]
     pub preview: &'a RolloutPreview,
+    pub dry_run: DryRun,
     /// Unified diff of `spec.template`, live -> new ("" when the template does not change).
     pub template_diff: String,
+}
+
+/// The server-side dry run that produced the new object.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    /// `ServerSideApply` (the template's last server-side applier, or kubectl-ds),
+    /// `ClientSideApply` (three-way merge with the last-applied manifest, sent as a replace) or
+    /// `StrategicMergePatch` (`--image`).
+    pub method: &'static str,
+    pub field_manager: String,
 }
 
 fn action(a: Action, p: &Palette) -> String {
@@ -37,7 +50,8 @@ fn gen(g: Option<i64>) -> String {
     g.map(|g| g.to_string()).unwrap_or_else(|| "?".into())
 }
 
-fn header<W: Write>(out: &mut W, v: &RolloutPreview, p: &Palette) -> Result<()> {
+fn header<W: Write>(out: &mut W, doc: &Document, p: &Palette) -> Result<()> {
+    let v = doc.preview;
     let d = &v.daemon_set;
     let template = if v.template_changed {
         p.warn(&format!(
@@ -106,12 +120,13 @@ fn header<W: Write>(out: &mut W, v: &RolloutPreview, p: &Palette) -> Result<()> 
         .map(|a| format!("{} {}", v.counts.get(*a), a.as_str()))
         .collect();
     w(out, format!("Nodes:     {}", counts.join(", ")))?;
-    if let Some(m) = &v.field_manager {
-        w(
-            out,
-            format!("Dry run:   server-side apply as field manager {m:?}, nothing stored"),
-        )?;
-    }
+    w(
+        out,
+        format!(
+            "Dry run:   {} as {:?} (dryRun=All: nothing stored)",
+            doc.dry_run.method, doc.dry_run.field_manager
+        ),
+    )?;
     for n in &v.notes {
         w(out, format!("{} {n}", p.warn("Note:")))?;
     }
@@ -179,7 +194,7 @@ fn all_reasons(n: &NodePreview) -> String {
 /// The table (`-o table`) or the wide table (`-o wide`).
 pub fn preview_table<W: Write>(out: &mut W, doc: &Document, wide: bool, p: &Palette) -> Result<()> {
     let v = doc.preview;
-    header(out, v, p)?;
+    header(out, doc, p)?;
     if !doc.template_diff.is_empty() {
         diff::write_coloured(out, &doc.template_diff, p)?;
         writeln!(out).map_err(io_err)?;

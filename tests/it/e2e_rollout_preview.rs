@@ -29,15 +29,21 @@ struct Preview {
     matching_revision_number: Option<i64>,
     rollback: bool,
     new_revision_hash: Option<String>,
-    field_manager: Option<String>,
-    kept_fields: Vec<String>,
     strategy: Strategy,
     waves: usize,
     would_roll: bool,
     counts: Counts,
     notes: Vec<String>,
     nodes: Vec<NodeItem>,
+    dry_run: DryRun,
     template_diff: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DryRun {
+    method: String,
+    field_manager: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,19 +147,26 @@ fn kubectl(args: &[&str]) -> Output {
     }
 }
 
+/// How the operator applies manifests.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    ServerSide,
+    ClientSide,
+}
+
 /// Applies a manifest for real, as an operator would.
-fn apply(env: &TestEnv, manifest: &Value) {
+fn apply_via(env: &TestEnv, manifest: &Value, via: Via) {
     let f = manifest_file(manifest);
-    let out = kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-n",
-        &env.ns,
-        "-f",
-        f.path().to_str().unwrap(),
-    ]);
+    let mut args = vec!["apply", "-n", &env.ns, "-f", f.path().to_str().unwrap()];
+    if via == Via::ServerSide {
+        args.extend(["--server-side", "--force-conflicts"]);
+    }
+    let out = kubectl(&args);
     assert_eq!(out.code, 0, "kubectl apply: {}", out.stderr);
+}
+
+fn apply(env: &TestEnv, manifest: &Value) {
+    apply_via(env, manifest, Via::ServerSide);
 }
 
 /// `rollout-preview agent ARGS -o json`, parsed strictly.
@@ -327,9 +340,12 @@ async fn image_change_restarts_every_node_and_changes_nothing() {
     assert!(p.template_changed && p.would_roll && !p.rollback);
     assert_eq!(p.matching_revision, None);
     assert_eq!(p.new_revision_hash, None);
-    assert_eq!(p.field_manager.as_deref(), Some("kubectl-ds"));
-    assert_eq!(by_image.field_manager, None);
-    assert!(p.kept_fields.is_empty(), "no client-side apply before");
+    assert_eq!(
+        (p.dry_run.method.as_str(), p.dry_run.field_manager.as_str()),
+        ("ServerSideApply", "kubectl-ds"),
+        "no applier before: apply as kubectl-ds"
+    );
+    assert_eq!(by_image.dry_run.method, "StrategicMergePatch");
     assert_eq!(p.strategy.max_unavailable, 1);
     assert_eq!(p.strategy.wave_sizes, vec![1, 1, 1]);
     assert_eq!(p.waves, 3);
@@ -503,14 +519,26 @@ async fn added_toleration_creates() {
 }
 
 #[tokio::test]
-async fn rollback_keeps_pods_at_the_previous_revision() {
-    let mut env = TestEnv::new("pv-back").await;
+async fn rollback_keeps_pods_at_the_previous_revision_server_side_apply() {
+    rollback(Via::ServerSide, "pv-back-ssa").await;
+}
+
+/// The same with client-side `kubectl apply`: the rollback manifest drops the annotation and
+/// the toleration the bad version added, and only a three-way merge with the last-applied
+/// manifest removes them (a server-side apply as a new manager would keep them).
+#[tokio::test]
+async fn rollback_keeps_pods_at_the_previous_revision_client_side_apply() {
+    rollback(Via::ClientSide, "pv-back-csa").await;
+}
+
+async fn rollback(via: Via, test: &str) {
+    let mut env = TestEnv::new(test).await;
     let mut nodes = Vec::new();
     for n in ["a", "b", "c"] {
         nodes.push(env.node(n, NodeSpec::default()).await);
     }
     let v1 = env.daemon_set("agent", json!({}));
-    apply(&env, &v1);
+    apply_via(&env, &v1, via);
     env.wait_rolled_out("agent", 3).await;
     let v1_hash = pods_by_node(&env)
         .await
@@ -523,7 +551,8 @@ async fn rollback_keeps_pods_at_the_previous_revision() {
     let mut v2 = v1.clone();
     image(&mut v2, "registry.example/agent:2");
     v2["spec"]["template"]["metadata"]["annotations"] = json!({"kubectl-ds.dev/sim": "notready"});
-    apply(&env, &v2);
+    v2["spec"]["template"]["spec"]["tolerations"] = json!([{"key": "gpu", "operator": "Exists"}]);
+    apply_via(&env, &v2, via);
     wait_for(
         Duration::from_secs(60),
         "rollout stalled on one node",
@@ -549,10 +578,14 @@ async fn rollback_keeps_pods_at_the_previous_revision() {
 
     let p = preview_file(&env, &v1);
     assert!(p.template_changed && p.rollback, "{:?}", p.notes);
+    let expected = match via {
+        Via::ServerSide => ("ServerSideApply", "kubectl"),
+        Via::ClientSide => ("ClientSideApply", "kubectl-client-side-apply"),
+    };
     assert_eq!(
-        p.field_manager.as_deref(),
-        Some("kubectl"),
-        "the last server-side applier"
+        (p.dry_run.method.as_str(), p.dry_run.field_manager.as_str()),
+        expected,
+        "as the operator's own apply"
     );
     assert_eq!(p.matching_revision_number, Some(1));
     assert_eq!(p.new_revision_hash.as_deref(), Some(v1_hash.as_str()));
@@ -560,13 +593,11 @@ async fn rollback_keeps_pods_at_the_previous_revision() {
     assert!(p.node(&stalled).replaced_first, "its pod is unavailable");
     assert_eq!(p.strategy.replaced_first, vec![stalled.clone()]);
     assert_eq!(p.counts.keep, 2);
-    assert!(
-        p.template_diff.contains("kubectl-ds.dev/sim"),
-        "{}",
-        p.template_diff
-    );
+    for removed in ["-    kubectl-ds.dev/sim: notready", "-  - key: gpu"] {
+        assert!(p.template_diff.contains(removed), "{}", p.template_diff);
+    }
 
-    apply(&env, &v1);
+    apply_via(&env, &v1, via);
     wait_settled(&env, 3, 3).await;
     let after = pods_by_node(&env).await;
     assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
