@@ -200,6 +200,8 @@ struct Revisions<'a> {
     matching: Vec<&'a ControllerRevision>,
     /// Hashes that count as up to date after the change.
     up_to_date: HashSet<String>,
+    /// The hash of the revision current after the change, when it is an existing one.
+    new_hash: Option<String>,
 }
 
 /// mirrors update.go constructHistory: the revision matching the new template becomes current
@@ -223,11 +225,17 @@ fn resolve_revisions<'a>(snap: &'a Snapshot, new: &DaemonSet) -> Revisions<'a> {
     if !template_changed {
         up_to_date.extend(current.map(revision_hash));
     }
+    let new_hash = if template_changed {
+        matching.first().map(|cr| revision_hash(cr))
+    } else {
+        current.map(revision_hash)
+    };
     Revisions {
         template_changed,
         current,
         matching,
         up_to_date,
+        new_hash,
     }
 }
 
@@ -258,12 +266,7 @@ impl Ctx<'_> {
     fn outdated(&self, pod: &Pod) -> Reason {
         Reason::OutdatedRevision {
             pod_revision: revision::pod_hash(pod).map(str::to_string),
-            current_revision: self
-                .revisions
-                .matching
-                .first()
-                .map(|cr| revision_hash(cr))
-                .filter(|_| self.revisions.template_changed),
+            current_revision: self.revisions.new_hash.clone(),
             on_delete: self.on_delete,
         }
     }
@@ -520,11 +523,7 @@ fn assemble(ctx: &Ctx, new: &DaemonSet, drafts: &[Draft], desired_before: usize)
         matching_revision: matching.and_then(|cr| cr.metadata.name.clone()),
         matching_revision_number: matching.map(|cr| cr.revision),
         rollback: revs.template_changed && matching.is_some(),
-        new_revision_hash: if revs.template_changed {
-            matching.map(revision_hash)
-        } else {
-            revs.current.map(revision_hash)
-        },
+        new_revision_hash: revs.new_hash.clone(),
         waves: strategy.wave_sizes.len(),
         strategy,
         would_roll: nodes.iter().any(|n| n.action.rolls()),

@@ -404,3 +404,34 @@ fn node_without_pod_is_created_and_ineligible_one_unchanged() {
         "sorted by action: Create before Keep"
     );
 }
+
+#[test]
+fn a_rollout_in_progress_rolls_on_without_a_template_change() {
+    let v1 = ds(1, V1, ROLLING);
+    let v2 = ds(2, V2, ROLLING);
+    let revs = vec![revision_of(&v1, "aaa", 1), revision_of(&v2, "bbb", 2)];
+    let snap = snapshot(
+        v2.clone(),
+        vec![plain_node("n1"), plain_node("n2")],
+        vec![ds_pod("n1", "bbb", 2, true), ds_pod("n2", "aaa", 1, true)],
+        revs,
+    );
+    let p = preview(&snap, &v2);
+    assert!(!p.template_changed && p.would_roll);
+    assert_eq!(action(&p, "n1"), Action::Keep);
+    assert_eq!(action(&p, "n2"), Action::Restart);
+    let n2 = p.nodes.iter().find(|n| n.name == "n2").unwrap();
+    assert_eq!(
+        n2.reasons[0],
+        Reason::OutdatedRevision {
+            pod_revision: Some("aaa".into()),
+            current_revision: Some("bbb".into()),
+            on_delete: false
+        }
+    );
+    assert!(
+        p.notes.iter().any(|n| n.contains("outdated already")),
+        "{:?}",
+        p.notes
+    );
+}
