@@ -9,6 +9,13 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Input(String),
+    /// A manifest the command cannot use (wrong kind, name, namespace, immutable field), with
+    /// what to do instead.
+    #[error("{message}")]
+    Manifest {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{0}")]
     Config(String),
     #[error("{0}")]
@@ -34,7 +41,7 @@ impl Error {
     /// The exit code this error maps to.
     pub fn exit_code(&self) -> Exit {
         match self {
-            Error::Usage(_) | Error::Input(_) => Exit::Usage,
+            Error::Usage(_) | Error::Input(_) | Error::Manifest { .. } => Exit::Usage,
             Error::Config(_) | Error::Connection(_) => Exit::Connection,
             Error::NotFound { .. } => Exit::NotFound,
             Error::Forbidden(_) => Exit::Forbidden,
@@ -47,7 +54,7 @@ impl Error {
     /// A hint printed on a second line, where one helps.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Error::NotFound { hint, .. } => hint.as_deref(),
+            Error::NotFound { hint, .. } | Error::Manifest { hint, .. } => hint.as_deref(),
             _ => None,
         }
     }
@@ -61,6 +68,10 @@ impl Error {
             Error::Config(m) => Error::Config(p(m)),
             Error::Connection(m) => Error::Connection(p(m)),
             Error::NotFound { message, hint } => Error::NotFound {
+                message: p(message),
+                hint,
+            },
+            Error::Manifest { message, hint } => Error::Manifest {
                 message: p(message),
                 hint,
             },

@@ -133,6 +133,19 @@ pub async fn fetch_snapshot(cluster: &Cluster, ns: &str, name: &str) -> Result<S
 pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let name = ds.metadata.name.clone().unwrap_or_default();
+    let (mut snap, events) = futures::try_join!(
+        fetch_workload(cluster, ds),
+        fetch_events(cluster, &ns, &name)
+    )?;
+    snap.events = events;
+    snap.pods_on_nodes = fetch_pods_on_nodes(cluster, &nodes_needing_fit_check(&snap)).await?;
+    Ok(snap)
+}
+
+/// What placement and revisions need, concurrently: every node, and the pods and
+/// ControllerRevisions the selector matches. No events, no per-node pod lists.
+pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let client = cluster.client.clone();
     let selector = ds
         .spec
@@ -155,7 +168,21 @@ pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snap
         by_selector,
         "controllerrevisions",
     );
-    let events_api = Api::<Event>::namespaced(client.clone(), &ns);
+    let (nodes, pods, revisions) = futures::try_join!(nodes, pods, revisions)?;
+    Ok(Snapshot {
+        daemon_set: ds,
+        nodes,
+        pods,
+        revisions,
+        events: Vec::new(),
+        pods_on_nodes: BTreeMap::new(),
+        now: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+    })
+}
+
+/// Events about the DaemonSet, and the scheduler's FailedScheduling events of the namespace.
+async fn fetch_events(cluster: &Cluster, ns: &str, name: &str) -> Result<Vec<Event>> {
+    let events_api = Api::<Event>::namespaced(cluster.client.clone(), ns);
     let ds_events = list_all(
         events_api.clone(),
         ListParams::default().fields(&format!(
@@ -164,24 +191,13 @@ pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snap
         "events",
     );
     let sched_events = list_all(
-        events_api.clone(),
+        events_api,
         ListParams::default().fields("involvedObject.kind=Pod,reason=FailedScheduling"),
         "events",
     );
-    let (nodes, pods, revisions, mut events, sched_events) =
-        futures::try_join!(nodes, pods, revisions, ds_events, sched_events)?;
+    let (mut events, sched_events) = futures::try_join!(ds_events, sched_events)?;
     events.extend(sched_events);
-    let mut snap = Snapshot {
-        daemon_set: ds,
-        nodes,
-        pods,
-        revisions,
-        events,
-        pods_on_nodes: BTreeMap::new(),
-        now: Some(Time(k8s_openapi::jiff::Timestamp::now())),
-    };
-    snap.pods_on_nodes = fetch_pods_on_nodes(cluster, &nodes_needing_fit_check(&snap)).await?;
-    Ok(snap)
+    Ok(events)
 }
 
 /// The non-terminal pods bound to each node, as `kubectl describe node` lists them.

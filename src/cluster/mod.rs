@@ -2,5 +2,6 @@
 //! objects the engine needs, and mutations with preconditions and dry-run.
 
 pub mod client;
+pub mod dry_run;
 pub mod fetch;
 pub mod mutate;

@@ -1,12 +1,454 @@
-//! `kubectl ds rollout-preview`: not in this build yet (tracked as an open issue).
+//! `kubectl ds rollout-preview`: complete and validate the change (a manifest or images) without
+//! the cluster, then get the apiserver's dry-run result and the live state concurrently, preview
+//! (pure), render. Nothing is ever stored: every request that could write is `dryRun=All`.
 
-use crate::cli::RolloutPreviewArgs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use serde_json::{json, Value};
+
+use crate::cli::{Output, RolloutPreviewArgs};
+use crate::cluster::client::{self, Cluster};
+use crate::cluster::{dry_run, fetch};
+use crate::engine::{managed, revision, rollout, threeway};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::render::rollout::{Document, DryRun};
+use crate::render::{self, palette::Palette};
 use crate::settings::Settings;
 
-pub async fn run(_args: RolloutPreviewArgs, _settings: &Settings) -> Result<Exit> {
-    Err(Error::Usage(
-        "'rollout-preview' is not available in this build yet".into(),
+pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> {
+    let change = Change::complete(&args)?;
+    let cluster = client::connect(settings).await?;
+    change.check_namespace(&cluster.namespace)?;
+    let live = fetch::fetch_daemon_set(&cluster, &cluster.namespace, &args.name).await?;
+    let request = change.request(&live)?;
+    let (new, snap) = futures::try_join!(
+        request.send(&cluster, &live),
+        fetch::fetch_workload(&cluster, live.clone())
+    )?;
+    let classified = rollout::classify(&snap, &new);
+    let pods_on_nodes =
+        fetch::fetch_pods_on_nodes(&cluster, &classified.nodes_needing_fit_check()).await?;
+    let preview = classified.finish(&pods_on_nodes);
+    let doc = Document {
+        preview: &preview,
+        dry_run: request.describe(),
+        template_diff: template_diff(&live, &new)?,
+    };
+    let mut out = std::io::stdout().lock();
+    emit(&mut out, &doc, args.output, &Palette::new(settings.color))?;
+    Ok(if args.exit_code && preview.would_roll {
+        Exit::Differs
+    } else {
+        Exit::Ok
+    })
+}
+
+fn emit<W: Write>(out: &mut W, doc: &Document, output: Output, palette: &Palette) -> Result<()> {
+    match output {
+        Output::Json => render::json(out, doc),
+        Output::Yaml => render::yaml(out, doc),
+        Output::Table => render::rollout::preview_table(out, doc, false, palette),
+        Output::Wide => render::rollout::preview_table(out, doc, true, palette),
+    }
+}
+
+/// The unified diff of the pod template, live -> dry-run result (both defaulted by the
+/// apiserver, so only real changes show).
+fn template_diff(live: &DaemonSet, new: &DaemonSet) -> Result<String> {
+    let yaml = |ds: &DaemonSet| -> Result<String> {
+        let Some(spec) = ds.spec.as_ref() else {
+            return Ok(String::new());
+        };
+        let v = serde_json::to_value(&spec.template)
+            .map_err(|e| Error::Io(format!("rendering the pod template: {e}")))?;
+        crate::yaml::to_string(&v)
+            .map_err(|e| Error::Io(format!("rendering the pod template: {e}")))
+    };
+    Ok(render::diff::unified(
+        &yaml(live)?,
+        &yaml(new)?,
+        "live spec.template",
+        "new spec.template",
+        3,
     ))
+}
+
+/// What the user asks to preview, read and checked before any request.
+enum Change {
+    /// `-f FILE`: one DaemonSet manifest.
+    Manifest { path: PathBuf, manifest: Value },
+    /// `--image CONTAINER=IMAGE ...` (`*` = every container).
+    Images(Vec<(String, String)>),
+}
+
+/// The dry-run request for a change: what the user's own tool would send.
+enum Request {
+    /// Server-side apply as `manager` (the template's last server-side applier: it removes what
+    /// its manifest no longer lists; else kubectl-ds, which removes nothing).
+    Apply { manifest: Value, manager: String },
+    /// A client-side `kubectl apply`, computed here (three-way merge with the last-applied
+    /// manifest) and sent as a replace.
+    Replace(Value),
+    /// `--image`: a strategic-merge patch, as `kubectl set image`.
+    Patch(Value),
+}
+
+impl Change {
+    fn complete(args: &RolloutPreviewArgs) -> Result<Change> {
+        if let Some(path) = &args.file {
+            let manifest = read_manifest(path, &args.name)?;
+            return Ok(Change::Manifest {
+                path: path.clone(),
+                manifest,
+            });
+        }
+        if args.images.is_empty() {
+            return Err(Error::Usage(
+                "rollout-preview needs the change: -f FILE or --image CONTAINER=IMAGE".into(),
+            ));
+        }
+        let images = args
+            .images
+            .iter()
+            .map(|s| match s.split_once('=') {
+                Some((c, i)) if !c.is_empty() && !i.is_empty() => {
+                    Ok((c.to_string(), i.to_string()))
+                }
+                _ => Err(Error::Usage(format!(
+                    "--image expects CONTAINER=IMAGE, got {s:?}"
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Change::Images(images))
+    }
+
+    /// A manifest that names a namespace must name the one previewed (as kubectl apply -n).
+    fn check_namespace(&self, ns: &str) -> Result<()> {
+        let Change::Manifest { path, manifest } = self else {
+            return Ok(());
+        };
+        match manifest["metadata"]["namespace"].as_str() {
+            Some(m) if !m.is_empty() && m != ns => Err(Error::Manifest {
+                message: format!(
+                    "{}: the manifest is in namespace {m:?}, the preview targets namespace {ns:?}",
+                    path.display()
+                ),
+                hint: Some(format!("pass -n {m}")),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The dry-run request against the live object: the selector may not change; images must
+    /// name existing containers.
+    fn request(&self, live: &DaemonSet) -> Result<Request> {
+        let name = live.metadata.name.as_deref().unwrap_or("");
+        match self {
+            Change::Manifest { manifest, path } => {
+                if selector_changes(manifest, live) {
+                    return Err(dry_run::selector_change(name, &path.display().to_string()));
+                }
+                if let Some(manager) = managed::apply_manager(live) {
+                    return Ok(Request::Apply {
+                        manifest: manifest.clone(),
+                        manager,
+                    });
+                }
+                let current = serde_json::to_value(live)
+                    .map_err(|e| Error::Io(format!("reading the live DaemonSet: {e}")))?;
+                let body = dry_run::apply_body(manifest, live);
+                match threeway::client_side_apply(&body, &current) {
+                    Some(object) => Ok(Request::Replace(object)),
+                    None => Ok(Request::Apply {
+                        manifest: manifest.clone(),
+                        manager: dry_run::FIELD_MANAGER.into(),
+                    }),
+                }
+            }
+            Change::Images(images) => Ok(Request::Patch(image_patch(live, images)?)),
+        }
+    }
+}
+
+impl Request {
+    async fn send(&self, cluster: &Cluster, live: &DaemonSet) -> Result<DaemonSet> {
+        match self {
+            Request::Apply { manifest, manager } => {
+                dry_run::dry_run_apply(cluster, live, manifest, manager).await
+            }
+            Request::Replace(object) => dry_run::dry_run_replace(cluster, live, object).await,
+            Request::Patch(patch) => dry_run::dry_run_patch(cluster, live, patch).await,
+        }
+    }
+
+    fn describe(&self) -> DryRun {
+        let (method, manager) = match self {
+            Request::Apply { manager, .. } => ("ServerSideApply", manager.as_str()),
+            Request::Replace(_) => ("ClientSideApply", dry_run::CLIENT_SIDE_APPLY_MANAGER),
+            Request::Patch(_) => ("StrategicMergePatch", dry_run::FIELD_MANAGER),
+        };
+        DryRun {
+            method,
+            field_manager: manager.to_string(),
+        }
+    }
+}
+
+/// Reads the one DaemonSet manifest of `path` (YAML or JSON, possibly a List or several
+/// documents) that is NAME; every refusal names the file.
+fn read_manifest(path: &Path, name: &str) -> Result<Value> {
+    let shown = path.display();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Input(format!("reading {shown}: {e}")))?;
+    let docs: Vec<Value> = crate::yaml::from_str_multi(&text)
+        .map_err(|e| Error::Input(format!("{shown}: not valid YAML or JSON: {e}")))?;
+    let mut objects = Vec::new();
+    for d in docs {
+        flatten(d, &mut objects);
+    }
+    let kind = |o: &Value| o["kind"].as_str().unwrap_or("").to_string();
+    let daemon_sets: Vec<&Value> = objects.iter().filter(|o| kind(o) == "DaemonSet").collect();
+    let manifest = match daemon_sets.as_slice() {
+        [] => {
+            let kinds: Vec<String> = objects
+                .iter()
+                .map(|o| match kind(o).as_str() {
+                    "" => "an object without kind".to_string(),
+                    k => k.to_string(),
+                })
+                .collect();
+            let found = if kinds.is_empty() {
+                "nothing".to_string()
+            } else {
+                kinds.join(", ")
+            };
+            return Err(Error::Input(format!(
+                "{shown}: expected a DaemonSet manifest, found {found}"
+            )));
+        }
+        [one] => *one,
+        several => several
+            .iter()
+            .copied()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap_or(several[0]),
+    };
+    check_manifest(manifest, path, name)?;
+    Ok(manifest.clone())
+}
+
+fn flatten(v: Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Object(mut m) if m.get("items").is_some_and(Value::is_array) => {
+            if let Some(Value::Array(items)) = m.remove("items") {
+                for i in items {
+                    flatten(i, out);
+                }
+            }
+        }
+        Value::Object(_) => out.push(v),
+        _ => {}
+    }
+}
+
+/// apps/v1, named NAME, and a well-formed DaemonSet.
+fn check_manifest(manifest: &Value, path: &Path, name: &str) -> Result<()> {
+    let shown = path.display();
+    if let Some(v) = manifest["apiVersion"].as_str().filter(|v| *v != "apps/v1") {
+        return Err(Error::Input(format!(
+            "{shown}: apiVersion {v:?} is not served for DaemonSets; use apps/v1"
+        )));
+    }
+    match manifest["metadata"]["name"].as_str() {
+        Some(n) if n == name => {}
+        other => {
+            return Err(Error::Manifest {
+                message: format!(
+                    "{shown}: the manifest is daemonset {:?}, not {name:?}",
+                    other.unwrap_or("")
+                ),
+                hint: Some(format!(
+                    "rollout-preview compares a new version of the same DaemonSet; to replace {name} by another DaemonSet without restarts, use kubectl ds migrate {name} -f {shown}"
+                )),
+            })
+        }
+    }
+    serde_json::from_value::<DaemonSet>(manifest.clone())
+        .map_err(|e| Error::Input(format!("{shown}: not a valid DaemonSet: {e}")))?;
+    Ok(())
+}
+
+/// Does the manifest set a selector different from the live one? (The apiserver refuses:
+/// spec.selector is immutable in apps/v1.)
+fn selector_changes(manifest: &Value, live: &DaemonSet) -> bool {
+    let Some(wanted) = manifest.get("spec").and_then(|s| s.get("selector")) else {
+        return false;
+    };
+    let live = live
+        .spec
+        .as_ref()
+        .and_then(|s| serde_json::to_value(&s.selector).ok())
+        .unwrap_or(Value::Null);
+    revision::normalise(wanted.clone()) != revision::normalise(live)
+}
+
+/// The strategic-merge patch `kubectl set image` sends, checked against the live containers.
+fn image_patch(live: &DaemonSet, images: &[(String, String)]) -> Result<Value> {
+    let spec = live
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let names = |cs: &[k8s_openapi::api::core::v1::Container]| -> Vec<String> {
+        cs.iter().map(|c| c.name.clone()).collect()
+    };
+    let (containers, inits) = (
+        names(&spec.containers),
+        names(spec.init_containers.as_deref().unwrap_or(&[])),
+    );
+    let (mut set_containers, mut set_inits) = (Vec::new(), Vec::new());
+    for (container, image) in images {
+        let entry = |n: &String| json!({"name": n, "image": image});
+        let all = container == "*";
+        let hits = containers.iter().filter(|n| all || *n == container);
+        let init_hits = inits.iter().filter(|n| all || *n == container);
+        let before = set_containers.len() + set_inits.len();
+        set_containers.extend(hits.map(entry));
+        set_inits.extend(init_hits.map(entry));
+        if set_containers.len() + set_inits.len() == before {
+            let mut known = containers.join(", ");
+            if !inits.is_empty() {
+                known.push_str(&format!(" (init: {})", inits.join(", ")));
+            }
+            return Err(Error::Usage(format!(
+                "--image {container}={image}: daemonset {:?} has no container {container:?}; its containers: {known}",
+                live.metadata.name.as_deref().unwrap_or("")
+            )));
+        }
+    }
+    let mut pod_spec = json!({});
+    if !set_containers.is_empty() {
+        pod_spec["containers"] = json!(set_containers);
+    }
+    if !set_inits.is_empty() {
+        pod_spec["initContainers"] = json!(set_inits);
+    }
+    Ok(json!({"spec": {"template": {"spec": pod_spec}}}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::daemon_set;
+
+    const LIVE: &str = "
+metadata: {name: agent, namespace: ns}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      initContainers: [{name: setup, image: 'setup:1'}]
+      containers: [{name: agent, image: 'agent:1'}, {name: sidecar, image: 'side:1'}]
+";
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn read(text: &str, name: &str) -> Result<Value> {
+        let f = write(text);
+        read_manifest(f.path(), name)
+    }
+
+    #[test]
+    fn image_patch_sets_named_containers_only() {
+        let live = daemon_set(LIVE);
+        let p = image_patch(&live, &[("sidecar".into(), "side:2".into())]).unwrap();
+        assert_eq!(
+            p,
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "side:2"}]}}}})
+        );
+        let all = image_patch(&live, &[("*".into(), "x:9".into())]).unwrap();
+        assert_eq!(
+            all["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            all["spec"]["template"]["spec"]["initContainers"][0]["name"],
+            "setup"
+        );
+        let err = image_patch(&live, &[("agnet".into(), "a:2".into())]).unwrap_err();
+        assert_eq!(err.exit_code(), Exit::Usage);
+        assert!(
+            err.to_string()
+                .contains("its containers: agent, sidecar (init: setup)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn manifests_are_checked_before_any_request() {
+        let ok = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent}\nspec: {selector: {matchLabels: {app: agent}}, template: {}}\n";
+        assert!(read(ok, "agent").is_ok());
+        let e = read(ok, "other").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is daemonset \"agent\", not \"other\""),
+            "{e}"
+        );
+        assert!(e.hint().unwrap().contains("kubectl ds migrate other"));
+        let e = read(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: agent}\n",
+            "agent",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("expected a DaemonSet manifest, found Deployment"),
+            "{e}"
+        );
+        let e = read(
+            "kind: DaemonSet\nmetadata: {name: agent}\nspec: {template: {spec: {containers: 7}}}\n",
+            "agent",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a valid DaemonSet"), "{e}");
+        let e = read("a: [1, 2\nb: c\n", "agent").unwrap_err();
+        assert!(e.to_string().contains("not valid YAML"), "{e}");
+        let e = read_manifest(Path::new("/nonexistent/ds.yaml"), "agent").unwrap_err();
+        assert!(
+            e.to_string().starts_with("reading /nonexistent/ds.yaml"),
+            "{e}"
+        );
+        // A List or several documents: the DaemonSet named NAME.
+        let list = format!(
+            "---\nkind: ConfigMap\nmetadata: {{name: c}}\n---\n{}---\n{}",
+            ok,
+            ok.replace("name: agent}", "name: other}")
+        );
+        assert_eq!(read(&list, "other").unwrap()["metadata"]["name"], "other");
+    }
+
+    #[test]
+    fn selector_changes_are_caught() {
+        let live = daemon_set(LIVE);
+        let same = json!({"spec": {"selector": {"matchLabels": {"app": "agent"}, "matchExpressions": []}}});
+        assert!(!selector_changes(&same, &live));
+        assert!(
+            !selector_changes(&json!({"spec": {}}), &live),
+            "no selector: the live one stays"
+        );
+        let other = json!({"spec": {"selector": {"matchLabels": {"app": "agent2"}}}});
+        assert!(selector_changes(&other, &live));
+    }
 }

@@ -10,35 +10,55 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::reason::Reason;
 
-/// A quantity in milli-units (exact for every value the API accepts in practice).
+/// A quantity in milli-units, rounded up as the scheduler's `MilliValue` does. Exact integer
+/// arithmetic: `950m` is 950, not 950.0000000000001 rounded up to 951.
+/// mirrors apimachinery resource.ParseQuantity (decimal SI, binary SI and exponent suffixes)
 pub fn parse_quantity(q: &str) -> Option<i128> {
     let q = q.trim();
     let split = q
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
         .unwrap_or(q.len());
     let (num, suffix) = q.split_at(split);
-    let value: f64 = num.parse().ok()?;
-    let factor: f64 = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        s if s.starts_with(['e', 'E']) => 10f64.powi(s[1..].parse().ok()?),
+    let (negative, digits) = match num.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, num.strip_prefix('+').unwrap_or(num)),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mantissa: i128 = format!("{whole}{frac}").parse().ok()?;
+    // value = mantissa * 10^-frac_len * factor; factor = 10^exp10 * 1024^exp1024.
+    let (exp10, exp1024): (i32, u32) = match suffix {
+        "" => (0, 0),
+        "n" => (-9, 0),
+        "u" => (-6, 0),
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "P" => (15, 0),
+        "E" => (18, 0),
+        "Ki" => (0, 1),
+        "Mi" => (0, 2),
+        "Gi" => (0, 3),
+        "Ti" => (0, 4),
+        "Pi" => (0, 5),
+        "Ei" => (0, 6),
+        s if s.starts_with(['e', 'E']) => (s[1..].parse().ok()?, 0),
         _ => return None,
     };
-    Some((value * factor * 1000.0).ceil() as i128)
+    let scaled = mantissa.checked_mul(1024i128.checked_pow(exp1024)?)?;
+    // Milli-units: one more factor of 10^3.
+    let net = exp10 + 3 - i32::try_from(frac.len()).ok()?;
+    let milli = if net >= 0 {
+        scaled.checked_mul(10i128.checked_pow(net.unsigned_abs())?)?
+    } else {
+        let d = 10i128.checked_pow(net.unsigned_abs())?;
+        (scaled + d - 1) / d
+    };
+    Some(if negative { -milli } else { milli })
 }
 
 /// Renders milli-units back for messages: cpu in cores/millicores, memory-like in Mi/Gi.
@@ -257,6 +277,19 @@ mod tests {
         assert_eq!(parse_quantity("1Gi"), Some(1024 * 1024 * 1024 * 1000));
         assert_eq!(parse_quantity("1e3"), Some(1_000_000));
         assert_eq!(parse_quantity("bogus"), None);
+        assert_eq!(
+            parse_quantity("950m"),
+            Some(950),
+            "exact, no float rounding"
+        );
+        assert_eq!(parse_quantity("0.95"), Some(950));
+        assert_eq!(parse_quantity("1.5Gi"), Some(3 * 512 * 1024 * 1024 * 1000));
+        assert_eq!(
+            parse_quantity("100n"),
+            Some(1),
+            "rounded up to a milli-unit"
+        );
+        assert_eq!(parse_quantity("64Mi"), Some(64 * 1024 * 1024 * 1000));
         assert_eq!(format_quantity("cpu", 1500), "1500m");
         assert_eq!(format_quantity("cpu", 2000), "2");
         assert_eq!(format_quantity("memory", 512 * 1024 * 1024 * 1000), "512Mi");

@@ -5,19 +5,23 @@
 
 pub mod adoption;
 pub mod affinity;
+pub mod budget;
 pub mod checks;
 pub mod explain;
 pub mod fit;
 pub mod labels;
+pub mod managed;
 pub mod manifest;
 pub mod placement;
 pub mod podstate;
 pub mod progress;
 pub mod reason;
 pub mod revision;
+pub mod rollout;
 pub mod schedmsg;
 pub mod snapshot;
 pub mod taints;
+pub mod threeway;
 
 #[cfg(test)]
 pub mod testutil;

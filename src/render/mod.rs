@@ -1,8 +1,10 @@
 //! Rendering: tables (kubectl style), JSON and YAML, to any writer. Pure formatting over
 //! engine types; colour decided once by the caller.
 
+pub mod diff;
 pub mod explain;
 pub mod palette;
+pub mod rollout;
 pub mod table;
 pub mod workflow;
 

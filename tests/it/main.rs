@@ -5,5 +5,6 @@
 mod cli;
 mod e2e_explain;
 mod e2e_foundation;
+mod e2e_rollout_preview;
 mod e2e_workflows;
 mod harness;

@@ -1,0 +1,197 @@
+//! Server-side dry runs (`dryRun=All`): the admitted, defaulted DaemonSet the apiserver would
+//! store for a change, without storing anything. Every request is conditioned on the
+//! resourceVersion the preview was computed from.
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{json, Value};
+
+use super::client::Cluster;
+use crate::error::{Error, Result};
+
+/// The field manager kubectl-ds applies as when no server-side applier owns the template.
+pub const FIELD_MANAGER: &str = "kubectl-ds";
+/// The field manager of a client-side `kubectl apply`.
+pub const CLIENT_SIDE_APPLY_MANAGER: &str = "kubectl-client-side-apply";
+
+/// Metadata the server sets: never sent back in an apply body.
+const SERVER_SET: [&str; 8] = [
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+
+/// The server-side apply body for `manifest` over `live`: server-set metadata and status
+/// dropped; the live resourceVersion as precondition.
+pub fn apply_body(manifest: &Value, live: &DaemonSet) -> Value {
+    let mut body = manifest.clone();
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("status");
+        obj.insert("apiVersion".into(), json!("apps/v1"));
+        obj.insert("kind".into(), json!("DaemonSet"));
+        let meta = obj.entry("metadata").or_insert_with(|| json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            for k in SERVER_SET {
+                meta.remove(k);
+            }
+            meta.insert("name".into(), json!(live.metadata.name));
+            meta.insert("namespace".into(), json!(live.metadata.namespace));
+            meta.insert(
+                "resourceVersion".into(),
+                json!(live.metadata.resource_version),
+            );
+        }
+    }
+    body
+}
+
+fn api(cluster: &Cluster, live: &DaemonSet) -> Api<DaemonSet> {
+    let ns = live.metadata.namespace.as_deref().unwrap_or("default");
+    Api::namespaced(cluster.client.clone(), ns)
+}
+
+fn name(live: &DaemonSet) -> &str {
+    live.metadata.name.as_deref().unwrap_or("")
+}
+
+/// Server-side apply of `manifest` as `manager`, forcing conflicts (as
+/// `kubectl apply --server-side --force-conflicts`), with dryRun=All.
+pub async fn dry_run_apply(
+    cluster: &Cluster,
+    live: &DaemonSet,
+    manifest: &Value,
+    manager: &str,
+) -> Result<DaemonSet> {
+    let body = apply_body(manifest, live);
+    let pp = PatchParams::apply(manager).dry_run().force();
+    api(cluster, live)
+        .patch(name(live), &pp, &Patch::Apply(&body))
+        .await
+        .map_err(|e| refusal(live, e))
+}
+
+/// A strategic-merge patch (as `kubectl set image`) with dryRun=All.
+pub async fn dry_run_patch(
+    cluster: &Cluster,
+    live: &DaemonSet,
+    patch: &Value,
+) -> Result<DaemonSet> {
+    let mut patch = patch.clone();
+    patch["metadata"]["resourceVersion"] = json!(live.metadata.resource_version);
+    let pp = PatchParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api(cluster, live)
+        .patch(name(live), &pp, &Patch::Strategic(&patch))
+        .await
+        .map_err(|e| refusal(live, e))
+}
+
+/// A replace of the whole object (what a client-side apply computed) with dryRun=All; the
+/// object carries the live resourceVersion.
+pub async fn dry_run_replace(
+    cluster: &Cluster,
+    live: &DaemonSet,
+    object: &Value,
+) -> Result<DaemonSet> {
+    let ds: DaemonSet = serde_json::from_value(object.clone())
+        .map_err(|e| Error::Input(format!("the merged manifest is not a valid DaemonSet: {e}")))?;
+    let pp = PostParams {
+        dry_run: true,
+        field_manager: Some(CLIENT_SIDE_APPLY_MANAGER.into()),
+    };
+    api(cluster, live)
+        .replace(name(live), &pp, &ds)
+        .await
+        .map_err(|e| refusal(live, e))
+}
+
+/// The apiserver's refusals, in the user's terms.
+fn refusal(live: &DaemonSet, err: kube::Error) -> Error {
+    let what = format!(
+        "dry-run of the change to daemonset {}/{}",
+        live.metadata.namespace.as_deref().unwrap_or(""),
+        name(live)
+    );
+    let kube::Error::Api(status) = &err else {
+        return Error::kube(&what, err);
+    };
+    match status.code {
+        422 if is_selector_immutable(&status.message) => selector_change(name(live), "FILE"),
+        400 | 422 => Error::Manifest {
+            message: format!("{what}: the apiserver rejects it: {}", status.message),
+            hint: None,
+        },
+        409 => Error::Forbidden(format!(
+            "{what}: the DaemonSet changed while the preview was computed ({}); run it again",
+            status.message
+        )),
+        _ => Error::kube(&what, err),
+    }
+}
+
+fn is_selector_immutable(message: &str) -> bool {
+    message.contains("spec.selector") && message.contains("immutable")
+}
+
+/// The error for a manifest (`file`) that changes `spec.selector` (immutable in apps/v1).
+pub fn selector_change(name: &str, file: &str) -> Error {
+    Error::Manifest {
+        message: format!(
+            "the manifest changes spec.selector of daemonset {name:?}, which is immutable: no apply can roll it out"
+        ),
+        hint: Some(format!(
+            "to move the pods to a DaemonSet with a new selector without restarting them, use kubectl ds migrate {name} -f {file}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_body_drops_server_fields_and_pins_the_live_version() {
+        let live: DaemonSet = crate::yaml::from_str(
+            "metadata: {name: agent, namespace: ns, resourceVersion: '42', uid: u1}\nspec: {selector: {}, template: {}}",
+        )
+        .unwrap();
+        let manifest = json!({
+            "metadata": {"name": "agent", "uid": "old", "resourceVersion": "7", "generation": 3,
+                "managedFields": [], "labels": {"a": "b"}},
+            "spec": {"template": {}},
+            "status": {"numberReady": 1}
+        });
+        let body = apply_body(&manifest, &live);
+        assert_eq!(body["apiVersion"], "apps/v1");
+        assert_eq!(body["kind"], "DaemonSet");
+        assert_eq!(body["metadata"]["resourceVersion"], "42");
+        assert_eq!(body["metadata"]["namespace"], "ns");
+        assert_eq!(body["metadata"]["labels"]["a"], "b");
+        for gone in ["uid", "generation", "managedFields"] {
+            assert!(body["metadata"].get(gone).is_none(), "{gone}");
+        }
+        assert!(body.get("status").is_none());
+    }
+
+    #[test]
+    fn selector_refusal_is_recognised() {
+        assert!(is_selector_immutable(
+            r#"DaemonSet.apps "agent" is invalid: spec.selector: Invalid value: {"matchLabels":{"app":"x"}}: field is immutable"#
+        ));
+        assert!(!is_selector_immutable(
+            "spec.template.spec.containers: Required value"
+        ));
+        assert!(selector_change("agent", "x.yaml")
+            .hint()
+            .unwrap()
+            .contains("kubectl ds migrate agent -f x.yaml"));
+    }
+}

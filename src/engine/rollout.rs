@@ -1,0 +1,762 @@
+//! `rollout-preview`: what applying a new version of a DaemonSet would do, node by node, and in
+//! how many waves. Pure: the live snapshot and the apiserver's dry-run result in, a plan out.
+//! mirrors daemon_controller.go manage/podsShouldBeOnNode (creates and deletes), update.go
+//! rollingUpdate (maxSurge == 0 and > 0 paths) and constructHistory, and daemonset_util.go
+//! IsPodUpdated
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
+use serde::{Deserialize, Serialize};
+
+use super::budget;
+use super::explain::{pods_by_node, API_VERSION};
+use super::fit;
+use super::placement::{self, Eligibility};
+use super::podstate;
+use super::reason::{serialize_reasons, Reason};
+use super::revision::{self, revision_hash};
+use super::snapshot::Snapshot;
+
+pub const KIND: &str = "RolloutPreview";
+
+/// What the change does to one node. The order is the table's: what needs a look first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// The new pod would not run: it does not fit (resources, host port, pod count), or an
+    /// untolerated taint keeps it off while the rolling update removes the outdated pod.
+    Blocked,
+    /// The node is no longer eligible: its pod is deleted at once, not limited by maxUnavailable.
+    Delete,
+    /// The node becomes eligible (or has no pod): a pod is created at once.
+    Create,
+    /// The pod is outdated under the new template: the rolling update replaces it.
+    Restart,
+    /// The pod already matches the new template (or OnDelete leaves it running).
+    Keep,
+    /// Not eligible before or after: nothing happens.
+    Unchanged,
+}
+
+impl Action {
+    pub const ALL: [Action; 6] = [
+        Action::Blocked,
+        Action::Delete,
+        Action::Create,
+        Action::Restart,
+        Action::Keep,
+        Action::Unchanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Blocked => "Blocked",
+            Action::Delete => "Delete",
+            Action::Create => "Create",
+            Action::Restart => "Restart",
+            Action::Keep => "Keep",
+            Action::Unchanged => "Unchanged",
+        }
+    }
+
+    /// Does this action change a pod (what `--exit-code` reports)?
+    pub fn rolls(self) -> bool {
+        !matches!(self, Action::Keep | Action::Unchanged)
+    }
+}
+
+/// One node's fate.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePreview {
+    pub name: String,
+    pub action: Action,
+    /// The DaemonSet's pod on the node now (the oldest, the one the controller looks at).
+    pub pod: Option<String>,
+    /// That pod's controller-revision-hash.
+    pub pod_revision: Option<String>,
+    /// Its pod is outdated and already unavailable: replaced in the first round, outside the
+    /// budget.
+    pub replaced_first: bool,
+    #[serde(serialize_with = "serialize_reasons")]
+    pub reasons: Vec<Reason>,
+}
+
+/// The update strategy after the change, with its budgets resolved.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Nodes that should run the pod before and after the change.
+    pub desired_before: usize,
+    pub desired: usize,
+    /// The budgets resolved against `desired` (percentages round up; both 0 means 1 unavailable).
+    pub max_unavailable: usize,
+    pub max_surge: usize,
+    /// The budgets as written in the spec.
+    pub max_unavailable_spec: Option<String>,
+    pub max_surge_spec: Option<String>,
+    pub min_ready_seconds: i32,
+    /// The new pod starts beside the old one (maxSurge > 0).
+    pub surge: bool,
+    /// With surge: can every node hold both pods? (null without surge)
+    pub surge_feasible: Option<bool>,
+    /// Pods unavailable now (maxSurge 0) that eat into the first wave's budget.
+    pub unavailable_now: usize,
+    /// Restarts per wave; the order of nodes inside a wave is the controller's random choice.
+    pub wave_sizes: Vec<usize>,
+    /// Nodes whose outdated pod is already unavailable: replaced first, outside the budget.
+    pub replaced_first: Vec<String>,
+    /// OnDelete: the pods that would change when someone deletes them.
+    pub replaced_when_deleted: Vec<String>,
+}
+
+/// Nodes per action.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub blocked: usize,
+    pub delete: usize,
+    pub create: usize,
+    pub restart: usize,
+    pub keep: usize,
+    pub unchanged: usize,
+}
+
+impl Counts {
+    fn add(&mut self, a: Action) {
+        *match a {
+            Action::Blocked => &mut self.blocked,
+            Action::Delete => &mut self.delete,
+            Action::Create => &mut self.create,
+            Action::Restart => &mut self.restart,
+            Action::Keep => &mut self.keep,
+            Action::Unchanged => &mut self.unchanged,
+        } += 1;
+    }
+
+    pub fn get(&self, a: Action) -> usize {
+        match a {
+            Action::Blocked => self.blocked,
+            Action::Delete => self.delete,
+            Action::Create => self.create,
+            Action::Restart => self.restart,
+            Action::Keep => self.keep,
+            Action::Unchanged => self.unchanged,
+        }
+    }
+}
+
+/// The DaemonSet before and after.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetChange {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub resource_version: Option<String>,
+    /// The ControllerRevision the controller uses now (name and number).
+    pub current_revision: Option<String>,
+    pub current_revision_number: Option<i64>,
+    pub generation: Option<i64>,
+    pub new_generation: Option<i64>,
+    pub template_generation: Option<i64>,
+    pub new_template_generation: Option<i64>,
+}
+
+/// The whole preview (`-o json`: apiVersion kubectl-ds/v1, kind RolloutPreview).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutPreview {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub daemon_set: DaemonSetChange,
+    /// The pod template changes (the apiserver bumps templateGeneration): pods roll.
+    pub template_changed: bool,
+    /// The existing ControllerRevision the new template matches, if any (a rollback when the
+    /// template changes).
+    pub matching_revision: Option<String>,
+    pub matching_revision_number: Option<i64>,
+    pub rollback: bool,
+    /// The revision hash that is up to date after the change, when it is an existing revision's;
+    /// null when the controller will create a new revision (its hash cannot be known before).
+    pub new_revision_hash: Option<String>,
+    pub strategy: Strategy,
+    pub waves: usize,
+    /// Any node Blocked, Delete, Create or Restart (what `--exit-code` reports).
+    pub would_roll: bool,
+    pub counts: Counts,
+    pub notes: Vec<String>,
+    pub nodes: Vec<NodePreview>,
+}
+
+/// Which revision is up to date after the change.
+struct Revisions<'a> {
+    template_changed: bool,
+    current: Option<&'a ControllerRevision>,
+    /// Existing revisions matching the new template, highest first.
+    matching: Vec<&'a ControllerRevision>,
+    /// Hashes that count as up to date after the change.
+    up_to_date: HashSet<String>,
+    /// The hash of the revision current after the change, when it is an existing one.
+    new_hash: Option<String>,
+}
+
+/// mirrors update.go constructHistory: the revision matching the new template becomes current
+/// (dedupCurHistories keeps the highest and relabels pods of the others, so all count); with no
+/// match the controller snapshots a new revision whose hash no existing pod carries.
+fn resolve_revisions<'a>(snap: &'a Snapshot, new: &DaemonSet) -> Revisions<'a> {
+    let old = &snap.daemon_set;
+    // The apiserver's own oracle: PrepareForUpdate bumps templateGeneration iff the template
+    // changes (strategy.go); without the annotations, compare the templates.
+    let template_changed = match (
+        revision::template_generation(old),
+        revision::template_generation(new),
+    ) {
+        (Some(a), Some(b)) => a != b,
+        _ => revision::template_value(old) != revision::template_value(new),
+    };
+    let current = revision::current_revision(old, &snap.revisions);
+    let mut matching = revision::matching_revisions(new, &snap.revisions);
+    matching.sort_by_key(|cr| std::cmp::Reverse(cr.revision));
+    let mut up_to_date: HashSet<String> = matching.iter().map(|cr| revision_hash(cr)).collect();
+    if !template_changed {
+        up_to_date.extend(current.map(revision_hash));
+    }
+    let new_hash = if template_changed {
+        matching.first().map(|cr| revision_hash(cr))
+    } else {
+        current.map(revision_hash)
+    };
+    Revisions {
+        template_changed,
+        current,
+        matching,
+        up_to_date,
+        new_hash,
+    }
+}
+
+/// What every node needs, computed once.
+struct Ctx<'a> {
+    snap: &'a Snapshot,
+    new_spec: PodSpec,
+    by_node: HashMap<String, Vec<&'a Pod>>,
+    revisions: Revisions<'a>,
+    new_generation: Option<i64>,
+    on_delete: bool,
+    surge: bool,
+    min_ready_seconds: i32,
+}
+
+impl Ctx<'_> {
+    /// mirrors daemonset_util.go IsPodUpdated, against the revision current after the change.
+    fn is_updated(&self, pod: &Pod) -> bool {
+        let by_hash =
+            revision::pod_hash(pod).is_some_and(|h| self.revisions.up_to_date.contains(h));
+        by_hash || revision::is_pod_updated(pod, None, self.new_generation)
+    }
+
+    fn is_available(&self, pod: &Pod) -> bool {
+        podstate::is_available(pod, self.min_ready_seconds, self.snap.now.as_ref())
+    }
+
+    fn outdated(&self, pod: &Pod) -> Reason {
+        Reason::OutdatedRevision {
+            pod_revision: revision::pod_hash(pod).map(str::to_string),
+            current_revision: self.revisions.new_hash.clone(),
+            on_delete: self.on_delete,
+        }
+    }
+
+    /// Does replacing `old` need the other pods on the node to decide whether the new one fits?
+    fn restart_fit(&self, old: &Pod) -> Option<FitCheck> {
+        let old_spec = old.spec.as_ref()?;
+        if self.surge {
+            // Both pods run side by side: anything the new one asks for must fit twice.
+            let asks = fit::pod_requests(&self.new_spec).values().any(|v| *v > 0)
+                || !fit::host_ports(&self.new_spec).is_empty();
+            return asks.then_some(FitCheck::BesideOld);
+        }
+        let check = !podstate::is_scheduled(old) || grows(old_spec, &self.new_spec);
+        check.then_some(FitCheck::Alone)
+    }
+}
+
+/// Does the new pod ask for more than the old one (a resource, a host port)? If not, it fits
+/// wherever the old one runs.
+fn grows(old: &PodSpec, new: &PodSpec) -> bool {
+    let (o, n) = (fit::pod_requests(old), fit::pod_requests(new));
+    let old_ports = fit::host_ports(old);
+    n.iter().any(|(k, v)| *v > o.get(k).copied().unwrap_or(0))
+        || fit::host_ports(new).iter().any(|p| !old_ports.contains(p))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FitCheck {
+    /// The new pod alone (Create; Restart without surge: the old pod is deleted first).
+    Alone,
+    /// The new pod beside the old one (surge).
+    BesideOld,
+}
+
+/// A node's classification before the fit check.
+struct Draft<'a> {
+    node: &'a Node,
+    name: String,
+    should_run: bool,
+    action: Action,
+    /// The oldest non-terminating pod of the DaemonSet on the node.
+    pod: Option<&'a Pod>,
+    /// Every pod of the DaemonSet on the node (excluded from "other pods" in the fit check).
+    own: Vec<&'a Pod>,
+    outdated: bool,
+    available: bool,
+    reasons: Vec<Reason>,
+    fit: Option<FitCheck>,
+}
+
+fn build_ctx<'a>(snap: &'a Snapshot, new: &DaemonSet, desired: usize) -> Ctx<'a> {
+    let new_spec = placement::template_spec(new);
+    let surge = !budget::is_on_delete(new) && budget::budgets(new, desired).max_surge > 0;
+    Ctx {
+        snap,
+        new_spec,
+        by_node: pods_by_node(&snap.daemon_set, &snap.pods),
+        revisions: resolve_revisions(snap, new),
+        new_generation: revision::template_generation(new),
+        on_delete: budget::is_on_delete(new),
+        surge,
+        min_ready_seconds: new
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0),
+    }
+}
+
+/// mirrors daemon_controller.go podsShouldBeOnNode (creates/deletes, shouldContinueRunning) and
+/// update.go rollingUpdate (which replaces every outdated pod it finds, misscheduled ones too).
+fn draft<'a>(ctx: &Ctx<'a>, node: &'a Node, elig: Eligibility) -> Draft<'a> {
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let own = ctx.by_node.get(&name).cloned().unwrap_or_default();
+    let mut active: Vec<&Pod> = own
+        .iter()
+        .copied()
+        .filter(|p| !podstate::is_terminating(p))
+        .collect();
+    podstate::oldest_first(&mut active);
+    let pod = active.first().copied();
+    let ineligible: Vec<Reason> = elig
+        .reasons
+        .iter()
+        .filter(|r| r.is_eligibility())
+        .cloned()
+        .collect();
+    let mut d = Draft {
+        node,
+        name,
+        should_run: elig.should_run,
+        action: Action::Unchanged,
+        pod,
+        own,
+        outdated: false,
+        available: pod.is_some_and(|p| ctx.is_available(p)),
+        reasons: Vec::new(),
+        fit: None,
+    };
+    match (pod, elig.should_run, elig.should_continue_running) {
+        (None, true, _) => {
+            d.action = Action::Create;
+            d.fit = Some(FitCheck::Alone);
+        }
+        (None, false, _) => d.reasons = ineligible,
+        (Some(_), false, false) => {
+            d.action = Action::Delete;
+            d.reasons = ineligible;
+        }
+        (Some(p), should_run, _) => {
+            d.reasons = ineligible;
+            if ctx.is_updated(p) {
+                d.action = Action::Keep;
+                return d;
+            }
+            d.outdated = true;
+            d.reasons.push(ctx.outdated(p));
+            d.action = if ctx.on_delete {
+                Action::Keep
+            } else if should_run {
+                d.fit = ctx.restart_fit(p);
+                Action::Restart
+            } else {
+                // Misscheduled and outdated: the update deletes it; nothing replaces it.
+                Action::Blocked
+            };
+        }
+    }
+    d
+}
+
+/// The static fit check of the new pod on the node (mirrors the scheduler's NodeResourcesFit
+/// and NodePorts through fit::misfits).
+fn apply_fit(ctx: &Ctx, d: &mut Draft, pods_on_nodes: &BTreeMap<String, Vec<Pod>>) {
+    let Some(check) = d.fit else { return };
+    let Some(on_node) = pods_on_nodes.get(&d.name) else {
+        return;
+    };
+    let key = |p: &Pod| (p.metadata.namespace.clone(), p.metadata.name.clone());
+    let own: HashSet<_> = d.own.iter().map(|p| key(p)).collect();
+    let mut others: Vec<Pod> = on_node
+        .iter()
+        .filter(|p| !own.contains(&key(p)))
+        .cloned()
+        .collect();
+    if let (FitCheck::BesideOld, Some(old)) = (check, d.pod) {
+        if podstate::is_scheduled(old) {
+            others.push(old.clone());
+        }
+    }
+    let misfits = fit::misfits(&ctx.new_spec, d.node, &others);
+    if !misfits.is_empty() {
+        d.action = Action::Blocked;
+        d.reasons.extend(misfits);
+    }
+}
+
+/// Every node classified before the fit check: the first phase of a preview. The caller
+/// fetches the pods bound to [`Classified::nodes_needing_fit_check`] only, then calls
+/// [`Classified::finish`].
+pub struct Classified<'a> {
+    ctx: Ctx<'a>,
+    new: &'a DaemonSet,
+    drafts: Vec<Draft<'a>>,
+    desired_before: usize,
+}
+
+/// Classifies every node under the live (`snap`) and the new (`new`, the apiserver's dry-run
+/// result) DaemonSet.
+pub fn classify<'a>(snap: &'a Snapshot, new: &'a DaemonSet) -> Classified<'a> {
+    let old_spec = placement::template_spec(&snap.daemon_set);
+    let new_spec = placement::template_spec(new);
+    let mut desired_before = 0;
+    let mut eligibility = Vec::new();
+    for node in &snap.nodes {
+        if placement::node_should_run(&old_spec, node).should_run {
+            desired_before += 1;
+        }
+        eligibility.push((node, placement::node_should_run(&new_spec, node)));
+    }
+    let desired = eligibility.iter().filter(|(_, e)| e.should_run).count();
+    let ctx = build_ctx(snap, new, desired);
+    let drafts = eligibility
+        .into_iter()
+        .map(|(node, elig)| draft(&ctx, node, elig))
+        .collect();
+    Classified {
+        ctx,
+        new,
+        drafts,
+        desired_before,
+    }
+}
+
+impl Classified<'_> {
+    /// Nodes where the new pod's fit depends on the other pods bound there: nodes that get a
+    /// pod, nodes whose new pod asks for more than the old one (or surges beside it), nodes
+    /// whose pod is not scheduled. Only these need their pods fetched.
+    pub fn nodes_needing_fit_check(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .drafts
+            .iter()
+            .filter(|d| d.fit.is_some())
+            .map(|d| d.name.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The preview, once the pods bound to the nodes needing a fit check are known.
+    pub fn finish(self, pods_on_nodes: &BTreeMap<String, Vec<Pod>>) -> RolloutPreview {
+        let Classified {
+            ctx,
+            new,
+            mut drafts,
+            desired_before,
+        } = self;
+        for d in &mut drafts {
+            apply_fit(&ctx, d, pods_on_nodes);
+        }
+        assemble(&ctx, new, &drafts, desired_before)
+    }
+}
+
+fn assemble(ctx: &Ctx, new: &DaemonSet, drafts: &[Draft], desired_before: usize) -> RolloutPreview {
+    let snap = ctx.snap;
+    let desired = drafts.iter().filter(|d| d.should_run).count();
+    let strategy = plan(ctx, new, drafts, desired_before, desired);
+    let mut counts = Counts::default();
+    let first: HashSet<&str> = strategy.replaced_first.iter().map(String::as_str).collect();
+    let mut nodes: Vec<NodePreview> = drafts
+        .iter()
+        .map(|d| {
+            counts.add(d.action);
+            NodePreview {
+                name: d.name.clone(),
+                action: d.action,
+                pod: d.pod.and_then(|p| p.metadata.name.clone()),
+                pod_revision: d.pod.and_then(revision::pod_hash).map(str::to_string),
+                replaced_first: first.contains(d.name.as_str()),
+                reasons: d.reasons.clone(),
+            }
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.action.cmp(&b.action).then_with(|| a.name.cmp(&b.name)));
+    let revs = &ctx.revisions;
+    let matching = revs.matching.first().copied();
+    let mut preview = RolloutPreview {
+        api_version: API_VERSION,
+        kind: KIND,
+        daemon_set: change_info(snap, new, revs.current),
+        template_changed: revs.template_changed,
+        matching_revision: matching.and_then(|cr| cr.metadata.name.clone()),
+        matching_revision_number: matching.map(|cr| cr.revision),
+        rollback: revs.template_changed && matching.is_some(),
+        new_revision_hash: revs.new_hash.clone(),
+        waves: strategy.wave_sizes.len(),
+        strategy,
+        would_roll: nodes.iter().any(|n| n.action.rolls()),
+        counts,
+        notes: Vec::new(),
+        nodes,
+    };
+    preview.notes = notes(ctx, drafts, &preview);
+    preview
+}
+
+/// The budgets, the waves and who goes first.
+/// mirrors update.go rollingUpdate: without surge, `numUnavailable` counts nodes (desired or
+/// holding a pod) without an available pod; outdated unavailable pods are replaced at once;
+/// available ones while numUnavailable < maxUnavailable. With surge, a new pod is created beside
+/// each old available one while numSurge < maxSurge, at once where the old one is unavailable.
+fn plan(
+    ctx: &Ctx,
+    new: &DaemonSet,
+    drafts: &[Draft],
+    desired_before: usize,
+    desired: usize,
+) -> Strategy {
+    let budgets = budget::budgets(new, desired);
+    let (mu_spec, ms_spec) = budget::spec_values(new);
+    let rolling = !ctx.on_delete;
+    let replaced: Vec<&Draft> = drafts
+        .iter()
+        .filter(|d| rolling && d.outdated && (d.should_run || !ctx.surge))
+        .collect();
+    let first: Vec<String> = replaced
+        .iter()
+        .filter(|d| !d.available)
+        .map(|d| d.name.clone())
+        .collect();
+    let candidates = replaced.iter().filter(|d| d.available).count();
+    let unavailable_now = if ctx.surge {
+        0
+    } else {
+        drafts
+            .iter()
+            .filter(|d| d.action != Action::Delete && (d.should_run || d.pod.is_some()))
+            .filter(|d| !d.available)
+            .count()
+    };
+    let budget = if ctx.surge {
+        budgets.max_surge
+    } else {
+        budgets.max_unavailable
+    };
+    let wave_sizes = if rolling {
+        budget::wave_sizes(budget, first.len(), candidates, unavailable_now)
+    } else {
+        Vec::new()
+    };
+    let surge_feasible = ctx.surge.then(|| {
+        !drafts
+            .iter()
+            .any(|d| d.should_run && d.outdated && d.action == Action::Blocked)
+    });
+    let mut replaced_when_deleted: Vec<String> = drafts
+        .iter()
+        .filter(|d| ctx.on_delete && d.outdated)
+        .filter_map(|d| d.pod.and_then(|p| p.metadata.name.clone()))
+        .collect();
+    replaced_when_deleted.sort();
+    let mut first = first;
+    first.sort();
+    Strategy {
+        type_: budget::strategy_type(new),
+        desired_before,
+        desired,
+        max_unavailable: budgets.max_unavailable,
+        max_surge: budgets.max_surge,
+        max_unavailable_spec: mu_spec.map(budget::spec_text),
+        max_surge_spec: ms_spec.map(budget::spec_text),
+        min_ready_seconds: ctx.min_ready_seconds,
+        surge: ctx.surge,
+        surge_feasible,
+        unavailable_now,
+        wave_sizes,
+        replaced_first: first,
+        replaced_when_deleted,
+    }
+}
+
+fn change_info(
+    snap: &Snapshot,
+    new: &DaemonSet,
+    current: Option<&ControllerRevision>,
+) -> DaemonSetChange {
+    let old = &snap.daemon_set;
+    DaemonSetChange {
+        namespace: snap.namespace().to_string(),
+        name: snap.name().to_string(),
+        uid: snap.uid().to_string(),
+        resource_version: old.metadata.resource_version.clone(),
+        current_revision: current.and_then(|cr| cr.metadata.name.clone()),
+        current_revision_number: current.map(|cr| cr.revision),
+        generation: old.metadata.generation,
+        new_generation: new.metadata.generation,
+        template_generation: revision::template_generation(old),
+        new_template_generation: revision::template_generation(new),
+    }
+}
+
+/// What the table says under the header, in plain words.
+fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<String> {
+    let mut out = Vec::new();
+    let s = &p.strategy;
+    let gen = |g: Option<i64>| g.map(|g| g.to_string()).unwrap_or_else(|| "?".into());
+    if !p.template_changed {
+        let spec_note = if p.daemon_set.generation != p.daemon_set.new_generation {
+            format!(
+                "the spec changes (generation {} -> {}) but ",
+                gen(p.daemon_set.generation),
+                gen(p.daemon_set.new_generation)
+            )
+        } else {
+            String::new()
+        };
+        out.push(format!("{spec_note}the pod template does not change (templateGeneration stays {}): no new revision, nothing rolls because of this change", gen(p.daemon_set.template_generation)));
+    } else if p.rollback {
+        out.push(format!(
+            "rollback: the new template matches revision {} ({}); pods already at that revision keep running",
+            gen(p.matching_revision_number),
+            p.matching_revision.as_deref().unwrap_or("?")
+        ));
+    } else {
+        out.push("the controller will create a new ControllerRevision; its hash (controller.ComputeHash over the Go struct) cannot be computed here, so every existing pod counts as outdated".into());
+    }
+    let already: Vec<&str> = drafts
+        .iter()
+        .filter(|d| d.outdated && d.pod.is_some_and(|pod| !was_updated(ctx, pod)))
+        .map(|d| d.name.as_str())
+        .collect();
+    if !already.is_empty() && !ctx.on_delete {
+        out.push(format!("{} pod(s) are outdated already (a rollout is in progress or stalled): they are replaced whether or not this change is applied", already.len()));
+    }
+    if ctx.revisions.template_changed {
+        let pitfall: Vec<String> = drafts
+            .iter()
+            .filter(|d| !d.outdated)
+            .filter_map(|d| d.pod)
+            .filter(|pod| {
+                let hash_ok =
+                    revision::pod_hash(pod).is_some_and(|h| ctx.revisions.up_to_date.contains(h));
+                !hash_ok && revision::is_pod_updated(pod, None, ctx.new_generation)
+            })
+            .filter_map(|pod| pod.metadata.name.clone())
+            .collect();
+        if !pitfall.is_empty() {
+            out.push(format!("pod-template-generation pitfall: {} carry pod-template-generation={}, the new templateGeneration, so the controller counts them as up to date (IsPodUpdated) and will NOT restart them although their template differs", pitfall.join(", "), gen(ctx.new_generation)));
+        }
+    }
+    if ctx.on_delete {
+        if !s.replaced_when_deleted.is_empty() {
+            out.push(format!("updateStrategy OnDelete: nothing restarts until pods are deleted; {} pod(s) would then come back with the new template: {}", s.replaced_when_deleted.len(), s.replaced_when_deleted.join(", ")));
+        }
+    } else if s.waves_text().is_some() {
+        out.push(format!("{}; the order of nodes inside a wave is the controller's random choice (Go map iteration)", s.waves_text().unwrap_or_default()));
+    }
+    if s.surge_feasible == Some(false) {
+        out.push("surge cannot progress on the Blocked nodes: the new pod must run beside the old one (a host port cannot be held twice, k/k#106417; resources must fit twice)".into());
+    }
+    let stuck = drafts
+        .iter()
+        .filter(|d| d.action == Action::Blocked && d.should_run)
+        .count();
+    if stuck > 0 {
+        let budget = if s.surge {
+            s.max_surge
+        } else {
+            s.max_unavailable
+        };
+        out.push(format!("{stuck} node(s) Blocked: their new pod would stay Pending; each one holds a unit of the budget until it runs, so a rolling update stalls once {budget} are stuck"));
+    }
+    if drafts
+        .iter()
+        .any(|d| d.action == Action::Blocked && !d.should_run)
+    {
+        out.push("Blocked by a taint the new template does not tolerate: the rolling update deletes the outdated pod there and nothing replaces it".into());
+    }
+    if p.counts.delete > 0 {
+        out.push("Delete: pods on nodes the new template no longer selects are removed at once, not limited by maxUnavailable".into());
+    }
+    if p.counts.create > 0 {
+        out.push(
+            "Create: nodes that become eligible get their pod at once (under OnDelete too)".into(),
+        );
+    }
+    out
+}
+
+/// Was the pod up to date before the change (against the live current revision)?
+fn was_updated(ctx: &Ctx, pod: &Pod) -> bool {
+    let hash = ctx.revisions.current.map(revision_hash);
+    revision::is_pod_updated(
+        pod,
+        hash.as_deref(),
+        revision::template_generation(&ctx.snap.daemon_set),
+    )
+}
+
+impl Strategy {
+    /// "3 restarts in 3 waves of at most 1 (maxUnavailable)", when anything restarts.
+    pub fn waves_text(&self) -> Option<String> {
+        let total: usize = self.wave_sizes.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let (budget, name) = if self.surge {
+            (self.max_surge, "maxSurge")
+        } else {
+            (self.max_unavailable, "maxUnavailable")
+        };
+        let sizes: Vec<String> = self.wave_sizes.iter().map(|n| n.to_string()).collect();
+        let first = if self.replaced_first.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; first the {} already unavailable ({})",
+                self.replaced_first.len(),
+                self.replaced_first.join(", ")
+            )
+        };
+        Some(format!(
+            "{total} restart(s) in {} wave(s) of {} ({name} {budget}){first}",
+            self.wave_sizes.len(),
+            sizes.join(" + ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

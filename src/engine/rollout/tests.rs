@@ -1,0 +1,437 @@
+//! Unit tests of the rollout preview: inline YAML objects as `kubectl get -o yaml` shows them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::json;
+
+use super::*;
+use crate::engine::testutil::{daemon_set, node, pod};
+
+const NOW: &str = "2026-01-01T01:00:00Z";
+
+/// A DaemonSet `agent` with the given templateGeneration and template spec (YAML flow).
+fn ds(generation: i64, template_spec: &str, strategy: &str) -> DaemonSet {
+    daemon_set(&format!(
+        "
+metadata:
+  name: agent
+  namespace: ns
+  uid: ds-uid
+  generation: {generation}
+  annotations: {{deprecated.daemonset.template.generation: '{generation}'}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  updateStrategy: {strategy}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec: {template_spec}
+"
+    ))
+}
+
+const V1: &str = "{containers: [{name: agent, image: 'agent:1'}]}";
+const V2: &str = "{containers: [{name: agent, image: 'agent:2'}]}";
+const ROLLING: &str = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 1, maxSurge: 0}}";
+
+/// The ControllerRevision the controller would snapshot for `ds` (Go-style data).
+fn revision_of(ds: &DaemonSet, hash: &str, number: i64) -> ControllerRevision {
+    let mut template = serde_json::to_value(&ds.spec.as_ref().unwrap().template).unwrap();
+    template["$patch"] = json!("replace");
+    template["metadata"]["creationTimestamp"] = json!(null);
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("agent-{hash}"), "namespace": "ns",
+            "labels": {"app": "agent", "controller-revision-hash": hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent",
+                "uid": "ds-uid", "controller": true}]},
+        "revision": number,
+        "data": {"spec": {"template": template}}
+    }))
+    .unwrap()
+}
+
+fn plain_node(name: &str) -> Node {
+    node(&format!(
+        "metadata: {{name: {name}, labels: {{pool: a}}}}\nstatus: {{allocatable: {{cpu: '2', memory: 4Gi, pods: '10'}}}}"
+    ))
+}
+
+/// A Ready pod of the DaemonSet on `node` at revision `hash` (templateGeneration `gen`).
+fn ds_pod(node: &str, hash: &str, gen: i64, ready: bool) -> Pod {
+    let status = if ready { "'True'" } else { "'False'" };
+    pod(&format!(
+        "
+metadata:
+  name: agent-{node}
+  namespace: ns
+  uid: pod-{node}
+  labels: {{app: agent, controller-revision-hash: {hash}, pod-template-generation: '{gen}'}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: ds-uid, controller: true}}]
+spec:
+  nodeName: {node}
+  containers: [{{name: agent, image: 'agent:1'}}]
+status:
+  phase: Running
+  conditions: [{{type: Ready, status: {status}, lastTransitionTime: '2026-01-01T00:00:00Z'}}]
+"
+    ))
+}
+
+fn snapshot(
+    ds: DaemonSet,
+    nodes: Vec<Node>,
+    pods: Vec<Pod>,
+    revs: Vec<ControllerRevision>,
+) -> Snapshot {
+    Snapshot {
+        daemon_set: ds,
+        nodes,
+        pods,
+        revisions: revs,
+        events: Vec::new(),
+        pods_on_nodes: BTreeMap::new(),
+        now: Some(Time(NOW.parse().unwrap())),
+    }
+}
+
+/// Both phases at once, with the snapshot's own `pods_on_nodes`.
+fn preview(snap: &Snapshot, new: &DaemonSet) -> RolloutPreview {
+    classify(snap, new).finish(&snap.pods_on_nodes)
+}
+
+fn action(p: &RolloutPreview, node: &str) -> Action {
+    p.nodes.iter().find(|n| n.name == node).unwrap().action
+}
+
+fn codes(p: &RolloutPreview, node: &str) -> Vec<&'static str> {
+    let n = p.nodes.iter().find(|n| n.name == node).unwrap();
+    n.reasons.iter().map(|r| r.code()).collect()
+}
+
+/// Three nodes running revision `aaa` of V1.
+fn running_v1() -> Snapshot {
+    let old = ds(1, V1, ROLLING);
+    let rev = revision_of(&old, "aaa", 1);
+    snapshot(
+        old,
+        vec![plain_node("n1"), plain_node("n2"), plain_node("n3")],
+        vec![
+            ds_pod("n1", "aaa", 1, true),
+            ds_pod("n2", "aaa", 1, true),
+            ds_pod("n3", "aaa", 1, true),
+        ],
+        vec![rev],
+    )
+}
+
+#[test]
+fn image_change_restarts_every_pod_in_waves() {
+    let snap = running_v1();
+    let p = preview(&snap, &ds(2, V2, ROLLING));
+    assert!(p.template_changed && p.would_roll && !p.rollback);
+    assert_eq!(p.matching_revision, None);
+    assert_eq!(
+        p.new_revision_hash, None,
+        "a new revision's hash is unknowable"
+    );
+    for n in ["n1", "n2", "n3"] {
+        assert_eq!(action(&p, n), Action::Restart);
+        assert_eq!(codes(&p, n), vec!["OutdatedRevision"]);
+    }
+    assert_eq!(p.strategy.max_unavailable, 1);
+    assert_eq!(p.strategy.wave_sizes, vec![1, 1, 1]);
+    assert_eq!(p.waves, 3);
+    assert_eq!(p.counts.restart, 3);
+    assert!(
+        classify(&snap, &ds(2, V2, ROLLING))
+            .nodes_needing_fit_check()
+            .is_empty(),
+        "same requests, no fetch"
+    );
+}
+
+#[test]
+fn metadata_only_change_rolls_nothing() {
+    let snap = running_v1();
+    let mut new = ds(
+        1,
+        V1,
+        "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 2}}",
+    );
+    new.metadata.generation = Some(2);
+    let p = preview(&snap, &new);
+    assert!(!p.template_changed && !p.would_roll);
+    assert_eq!(p.counts.keep, 3);
+    assert_eq!(p.waves, 0);
+    assert_eq!(p.new_revision_hash.as_deref(), Some("aaa"));
+    assert_eq!(p.matching_revision.as_deref(), Some("agent-aaa"));
+    assert!(p.notes[0].contains("generation 1 -> 2"), "{:?}", p.notes);
+}
+
+#[test]
+fn narrowed_node_selector_deletes_and_restarts() {
+    let mut snap = running_v1();
+    snap.nodes[2] = node("metadata: {name: n3, labels: {pool: b}}");
+    let new = ds(
+        2,
+        "{nodeSelector: {pool: a}, containers: [{name: agent, image: 'agent:1'}]}",
+        ROLLING,
+    );
+    let p = preview(&snap, &new);
+    assert_eq!(action(&p, "n3"), Action::Delete);
+    assert_eq!(codes(&p, "n3"), vec!["NodeSelectorMismatch"]);
+    assert_eq!(
+        action(&p, "n1"),
+        Action::Restart,
+        "placement changes are template changes"
+    );
+    assert_eq!(p.strategy.desired_before, 3);
+    assert_eq!(p.strategy.desired, 2);
+    assert_eq!(p.strategy.wave_sizes, vec![1, 1]);
+}
+
+#[test]
+fn added_toleration_creates_on_tainted_node() {
+    let mut snap = running_v1();
+    let tainted = node(
+        "metadata: {name: n4}\nspec: {taints: [{key: dedicated, value: db, effect: NoSchedule}]}\nstatus: {allocatable: {cpu: '2', pods: '10'}}",
+    );
+    snap.nodes.push(tainted);
+    let new = ds(
+        2,
+        "{tolerations: [{key: dedicated, operator: Exists}], containers: [{name: agent, image: 'agent:1', resources: {requests: {cpu: 500m}}}]}",
+        ROLLING,
+    );
+    let mut needing = classify(&snap, &new).nodes_needing_fit_check();
+    needing.sort();
+    assert_eq!(
+        needing,
+        vec!["n1", "n2", "n3", "n4"],
+        "creates, and restarts whose pod grows"
+    );
+    let p = preview(&snap, &new);
+    assert_eq!(action(&p, "n4"), Action::Create);
+    // Unfetched nodes are not fit-checked; fetched ones are.
+    snap.pods_on_nodes.insert(
+        "n4".into(),
+        vec![pod("metadata: {name: hog, namespace: x}\nspec: {nodeName: n4, containers: [{name: c, resources: {requests: {cpu: 1800m}}}]}")],
+    );
+    let p = preview(&snap, &new);
+    assert_eq!(action(&p, "n4"), Action::Blocked);
+    assert_eq!(codes(&p, "n4"), vec!["InsufficientResources"]);
+    assert_eq!(
+        p.strategy.unavailable_now, 1,
+        "the node without a pod eats the budget"
+    );
+}
+
+#[test]
+fn rollback_keeps_pods_already_at_the_matching_revision() {
+    let v1 = ds(1, V1, ROLLING);
+    let v2 = ds(2, V2, ROLLING);
+    let revs = vec![revision_of(&v1, "aaa", 1), revision_of(&v2, "bbb", 2)];
+    // A stalled rollout to v2: n1 got the new pod (not Ready), n2 and n3 are still at v1.
+    let snap = snapshot(
+        v2,
+        vec![plain_node("n1"), plain_node("n2"), plain_node("n3")],
+        vec![
+            ds_pod("n1", "bbb", 2, false),
+            ds_pod("n2", "aaa", 1, true),
+            ds_pod("n3", "aaa", 1, true),
+        ],
+        revs,
+    );
+    let p = preview(&snap, &ds(3, V1, ROLLING));
+    assert!(p.template_changed && p.rollback);
+    assert_eq!(p.matching_revision.as_deref(), Some("agent-aaa"));
+    assert_eq!(p.matching_revision_number, Some(1));
+    assert_eq!(p.new_revision_hash.as_deref(), Some("aaa"));
+    assert_eq!(action(&p, "n1"), Action::Restart);
+    assert_eq!(action(&p, "n2"), Action::Keep);
+    assert_eq!(action(&p, "n3"), Action::Keep);
+    assert_eq!(
+        p.strategy.replaced_first,
+        vec!["n1"],
+        "its pod is unavailable: replaced first"
+    );
+    assert_eq!(p.strategy.wave_sizes, vec![1]);
+    assert!(p.notes[0].starts_with("rollback"), "{:?}", p.notes);
+}
+
+#[test]
+fn on_delete_restarts_nothing_and_names_the_pods() {
+    let on_delete = "{type: OnDelete}";
+    let mut snap = running_v1();
+    snap.daemon_set = ds(1, V1, on_delete);
+    let p = preview(&snap, &ds(2, V2, on_delete));
+    assert!(!p.would_roll);
+    assert_eq!(p.counts.keep, 3);
+    assert_eq!(p.waves, 0);
+    assert_eq!(
+        p.strategy.replaced_when_deleted,
+        vec!["agent-n1", "agent-n2", "agent-n3"]
+    );
+    let r = &p.nodes[0].reasons[0];
+    assert!(
+        matches!(
+            r,
+            Reason::OutdatedRevision {
+                on_delete: true,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    assert!(p
+        .notes
+        .iter()
+        .any(|n| n.contains("nothing restarts until pods are deleted")));
+}
+
+#[test]
+fn budgets_resolve_against_the_new_desired_count() {
+    let strategy = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 10%}}";
+    let names: Vec<String> = (1..=15).map(|i| format!("n{i:02}")).collect();
+    let old = ds(1, V1, strategy);
+    let rev = revision_of(&old, "aaa", 1);
+    let pods = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ds_pod(n, "aaa", 1, i != 0))
+        .collect();
+    let snap = snapshot(
+        old,
+        names.iter().map(|n| plain_node(n)).collect(),
+        pods,
+        vec![rev],
+    );
+    let p = preview(&snap, &ds(2, V2, strategy));
+    assert_eq!(p.strategy.max_unavailable, 2, "10% of 15 rounds up");
+    assert_eq!(p.strategy.max_unavailable_spec.as_deref(), Some("10%"));
+    assert_eq!(p.strategy.replaced_first, vec!["n01"]);
+    assert_eq!(p.strategy.unavailable_now, 1);
+    // n01 first plus one more; then 13 in waves of 2.
+    assert_eq!(p.strategy.wave_sizes, vec![2, 2, 2, 2, 2, 2, 2, 1]);
+    assert!(
+        p.nodes
+            .iter()
+            .find(|n| n.name == "n01")
+            .unwrap()
+            .replaced_first
+    );
+}
+
+#[test]
+fn surge_with_a_host_port_cannot_progress() {
+    let strategy = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}";
+    let spec = |image: &str| {
+        format!("{{containers: [{{name: agent, image: '{image}', ports: [{{containerPort: 9100, hostPort: 9100}}]}}]}}")
+    };
+    let old = ds(1, &spec("agent:1"), strategy);
+    let rev = revision_of(&old, "aaa", 1);
+    let mut holder = ds_pod("n1", "aaa", 1, true);
+    holder.spec = old.spec.as_ref().unwrap().template.spec.clone();
+    holder.spec.as_mut().unwrap().node_name = Some("n1".into());
+    let mut snap = snapshot(old, vec![plain_node("n1")], vec![holder.clone()], vec![rev]);
+    let new = ds(2, &spec("agent:2"), strategy);
+    assert_eq!(classify(&snap, &new).nodes_needing_fit_check(), vec!["n1"]);
+    snap.pods_on_nodes.insert("n1".into(), vec![holder]);
+    let p = preview(&snap, &new);
+    assert!(p.strategy.surge);
+    assert_eq!(p.strategy.surge_feasible, Some(false));
+    assert_eq!(action(&p, "n1"), Action::Blocked);
+    assert!(codes(&p, "n1").contains(&"HostPortConflict"));
+}
+
+#[test]
+fn outdated_pod_on_a_newly_untolerated_taint_is_blocked() {
+    let mut snap = running_v1();
+    snap.daemon_set = ds(1, "{tolerations: [{key: dedicated, operator: Exists}], containers: [{name: agent, image: 'agent:1'}]}", ROLLING);
+    snap.revisions = vec![revision_of(&snap.daemon_set, "aaa", 1)];
+    snap.nodes[0] =
+        node("metadata: {name: n1}\nspec: {taints: [{key: dedicated, effect: NoSchedule}]}");
+    let p = preview(&snap, &ds(2, V1, ROLLING));
+    assert_eq!(action(&p, "n1"), Action::Blocked);
+    assert_eq!(
+        codes(&p, "n1"),
+        vec!["UntoleratedTaint", "OutdatedRevision"]
+    );
+    assert_eq!(p.strategy.desired, 2);
+    assert!(p.notes.iter().any(|n| n.contains("nothing replaces it")));
+}
+
+#[test]
+fn pod_template_generation_pitfall() {
+    let mut snap = running_v1();
+    // Pods created by a former DaemonSet at generation 2 (adopted): the new templateGeneration
+    // is 2 too, so they count as up to date whatever their template.
+    snap.pods = vec![
+        ds_pod("n1", "zzz", 2, true),
+        ds_pod("n2", "aaa", 1, true),
+        ds_pod("n3", "aaa", 1, true),
+    ];
+    let p = preview(&snap, &ds(2, V2, ROLLING));
+    assert_eq!(action(&p, "n1"), Action::Keep);
+    assert_eq!(action(&p, "n2"), Action::Restart);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("pod-template-generation pitfall: agent-n1")),
+        "{:?}",
+        p.notes
+    );
+}
+
+#[test]
+fn node_without_pod_is_created_and_ineligible_one_unchanged() {
+    let mut snap = running_v1();
+    snap.pods.pop();
+    snap.nodes.push(node(
+        "metadata: {name: n9}\nspec: {taints: [{key: x, effect: NoExecute}]}",
+    ));
+    let p = preview(&snap, &ds(1, V1, ROLLING));
+    assert_eq!(action(&p, "n3"), Action::Create);
+    assert_eq!(action(&p, "n9"), Action::Unchanged);
+    assert_eq!(codes(&p, "n9"), vec!["UntoleratedTaint"]);
+    assert!(
+        p.would_roll,
+        "a Create rolls even without a template change"
+    );
+    assert_eq!(
+        p.nodes[0].name, "n3",
+        "sorted by action: Create before Keep"
+    );
+}
+
+#[test]
+fn a_rollout_in_progress_rolls_on_without_a_template_change() {
+    let v1 = ds(1, V1, ROLLING);
+    let v2 = ds(2, V2, ROLLING);
+    let revs = vec![revision_of(&v1, "aaa", 1), revision_of(&v2, "bbb", 2)];
+    let snap = snapshot(
+        v2.clone(),
+        vec![plain_node("n1"), plain_node("n2")],
+        vec![ds_pod("n1", "bbb", 2, true), ds_pod("n2", "aaa", 1, true)],
+        revs,
+    );
+    let p = preview(&snap, &v2);
+    assert!(!p.template_changed && p.would_roll);
+    assert_eq!(action(&p, "n1"), Action::Keep);
+    assert_eq!(action(&p, "n2"), Action::Restart);
+    let n2 = p.nodes.iter().find(|n| n.name == "n2").unwrap();
+    assert_eq!(
+        n2.reasons[0],
+        Reason::OutdatedRevision {
+            pod_revision: Some("aaa".into()),
+            current_revision: Some("bbb".into()),
+            on_delete: false
+        }
+    );
+    assert!(
+        p.notes.iter().any(|n| n.contains("outdated already")),
+        "{:?}",
+        p.notes
+    );
+}

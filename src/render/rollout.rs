@@ -1,0 +1,227 @@
+//! Rendering a [`RolloutPreview`]: a header (what changes, the strategy, the waves), the unified
+//! diff of the pod template, then one row per node, what needs a look first.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::engine::reason::Reason;
+use crate::engine::rollout::{Action, NodePreview, RolloutPreview};
+use crate::error::Result;
+
+use super::palette::Palette;
+use super::{diff, io_err, table};
+
+/// The document `-o json|yaml` prints: the preview, how the new object was obtained, and the
+/// pod-template diff.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Document<'a> {
+    #[serde(flatten)]
+    pub preview: &'a RolloutPreview,
+    pub dry_run: DryRun,
+    /// Unified diff of `spec.template`, live -> new ("" when the template does not change).
+    pub template_diff: String,
+}
+
+/// The server-side dry run that produced the new object.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    /// `ServerSideApply` (the template's last server-side applier, or kubectl-ds),
+    /// `ClientSideApply` (three-way merge with the last-applied manifest, sent as a replace) or
+    /// `StrategicMergePatch` (`--image`).
+    pub method: &'static str,
+    pub field_manager: String,
+}
+
+fn action(a: Action, p: &Palette) -> String {
+    let text = a.as_str();
+    match a {
+        Action::Blocked | Action::Delete => p.bad(text),
+        Action::Restart => p.warn(text),
+        Action::Create => p.good(text),
+        Action::Keep => text.to_string(),
+        Action::Unchanged => p.dim(text),
+    }
+}
+
+fn gen(g: Option<i64>) -> String {
+    g.map(|g| g.to_string()).unwrap_or_else(|| "?".into())
+}
+
+fn header<W: Write>(out: &mut W, doc: &Document, p: &Palette) -> Result<()> {
+    let v = doc.preview;
+    let d = &v.daemon_set;
+    let template = if v.template_changed {
+        p.warn(&format!(
+            "the pod template changes (templateGeneration {} -> {})",
+            gen(d.template_generation),
+            gen(d.new_template_generation)
+        ))
+    } else {
+        "the pod template does not change".to_string()
+    };
+    let w = |out: &mut W, line: String| writeln!(out, "{line}").map_err(io_err);
+    w(
+        out,
+        format!(
+            "DaemonSet {}/{}: {template}",
+            p.bold(&d.namespace),
+            p.bold(&d.name)
+        ),
+    )?;
+    let current = match (&d.current_revision, d.current_revision_number) {
+        (Some(n), Some(r)) => format!("{n} (revision {r})"),
+        _ => "none".into(),
+    };
+    let next = match (&v.matching_revision, v.template_changed) {
+        (Some(m), true) => format!(
+            "rollback to {m} (revision {})",
+            gen(v.matching_revision_number)
+        ),
+        (None, true) => "a new revision (its hash is computed by the controller)".into(),
+        (_, false) => "unchanged".into(),
+    };
+    w(out, format!("Revision:  current {current}; after: {next}"))?;
+    let s = &v.strategy;
+    let spec = |resolved: usize, written: &Option<String>| match written {
+        Some(t) if t.ends_with('%') => format!("{resolved} ({t} of {}, rounded up)", s.desired),
+        _ => resolved.to_string(),
+    };
+    let strategy = if s.type_ == "RollingUpdate" {
+        format!(
+            "RollingUpdate, maxUnavailable {}, maxSurge {}, minReadySeconds {}",
+            spec(s.max_unavailable, &s.max_unavailable_spec),
+            spec(s.max_surge, &s.max_surge_spec),
+            s.min_ready_seconds
+        )
+    } else {
+        s.type_.clone()
+    };
+    w(out, format!("Strategy:  {strategy}"))?;
+    w(
+        out,
+        format!(
+            "Desired:   {} -> {} nodes; waves: {}",
+            s.desired_before,
+            s.desired,
+            if s.wave_sizes.is_empty() {
+                "none".to_string()
+            } else {
+                let sizes: Vec<String> = s.wave_sizes.iter().map(|n| n.to_string()).collect();
+                format!("{} ({})", v.waves, sizes.join(" + "))
+            }
+        ),
+    )?;
+    let counts: Vec<String> = Action::ALL
+        .iter()
+        .filter(|a| v.counts.get(**a) > 0)
+        .map(|a| format!("{} {}", v.counts.get(*a), a.as_str()))
+        .collect();
+    w(out, format!("Nodes:     {}", counts.join(", ")))?;
+    w(
+        out,
+        format!(
+            "Dry run:   {} as {:?} (dryRun=All: nothing stored)",
+            doc.dry_run.method, doc.dry_run.field_manager
+        ),
+    )?;
+    for n in &v.notes {
+        w(out, format!("{} {n}", p.warn("Note:")))?;
+    }
+    writeln!(out).map_err(io_err)
+}
+
+/// The REASON column: the reason that decides the action, or what the action means.
+pub fn main_reason(n: &NodePreview) -> String {
+    let first_other = n
+        .reasons
+        .iter()
+        .find(|r| !matches!(r, Reason::OutdatedRevision { .. }));
+    let rev = n.pod_revision.as_deref().unwrap_or("?");
+    match n.action {
+        Action::Restart if n.replaced_first => {
+            format!("pod at revision {rev} is outdated and already unavailable: replaced first")
+        }
+        Action::Restart => {
+            format!("pod at revision {rev} is outdated: the rolling update replaces it")
+        }
+        Action::Keep
+            if n.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::OutdatedRevision { .. })) =>
+        {
+            format!("pod at revision {rev} is outdated; OnDelete: replaced only when deleted")
+        }
+        Action::Keep if first_other.is_none() => {
+            format!("pod at revision {rev} already matches the new template")
+        }
+        Action::Create if first_other.is_none() => {
+            "eligible, no pod: the controller creates one at once".into()
+        }
+        _ => first_other
+            .or(n.reasons.first())
+            .map(|r| format!("{}: {}", r.code(), r.message()))
+            .unwrap_or_else(|| "-".into()),
+    }
+}
+
+/// The REASONS column of `-o wide`: every reason; the revision in the preview's own words.
+fn all_reasons(n: &NodePreview) -> String {
+    let outdated = n
+        .reasons
+        .iter()
+        .any(|r| matches!(r, Reason::OutdatedRevision { .. }));
+    let mut parts: Vec<String> = n
+        .reasons
+        .iter()
+        .filter(|r| !matches!(r, Reason::OutdatedRevision { .. }))
+        .map(|r| format!("{}: {}", r.code(), r.message()))
+        .collect();
+    if outdated || parts.is_empty() {
+        let rev = n.pod_revision.as_deref().unwrap_or("?");
+        let text = match n.action {
+            Action::Restart | Action::Keep => main_reason(n),
+            _ if outdated => format!("OutdatedRevision: pod at revision {rev} is outdated"),
+            _ => main_reason(n),
+        };
+        parts.insert(0, text);
+    }
+    parts.join("; ")
+}
+
+/// The table (`-o table`) or the wide table (`-o wide`).
+pub fn preview_table<W: Write>(out: &mut W, doc: &Document, wide: bool, p: &Palette) -> Result<()> {
+    let v = doc.preview;
+    header(out, doc, p)?;
+    if !doc.template_diff.is_empty() {
+        diff::write_coloured(out, &doc.template_diff, p)?;
+        writeln!(out).map_err(io_err)?;
+    }
+    if v.nodes.is_empty() {
+        writeln!(out, "No nodes.").map_err(io_err)?;
+        return Ok(());
+    }
+    let rows = v
+        .nodes
+        .iter()
+        .map(|n| {
+            if !wide {
+                return vec![n.name.clone(), action(n.action, p), main_reason(n)];
+            }
+            vec![
+                n.name.clone(),
+                action(n.action, p),
+                n.pod.clone().unwrap_or_else(|| "-".into()),
+                n.pod_revision.clone().unwrap_or_else(|| "-".into()),
+                all_reasons(n),
+            ]
+        })
+        .collect();
+    if wide {
+        table::write(out, &["NODE", "ACTION", "POD", "REVISION", "REASONS"], rows)
+    } else {
+        table::write(out, &["NODE", "ACTION", "REASON"], rows)
+    }
+}

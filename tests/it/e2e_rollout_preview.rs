@@ -1,0 +1,840 @@
+//! `kubectl ds rollout-preview` against the real control plane: preview a change, apply it for
+//! real (kubectl apply --server-side), and compare node by node what the real DaemonSet
+//! controller did with the prediction. The JSON is parsed into strict structs, so a schema
+//! change fails here.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::harness::{kubeconfig, wait_for, NodeSpec, Output, TestEnv, TEST_LABEL};
+
+// ---- the JSON schema (kubectl-ds/v1 RolloutPreview), strictly ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Preview {
+    api_version: String,
+    kind: String,
+    daemon_set: DaemonSetChange,
+    template_changed: bool,
+    matching_revision: Option<String>,
+    matching_revision_number: Option<i64>,
+    rollback: bool,
+    new_revision_hash: Option<String>,
+    strategy: Strategy,
+    waves: usize,
+    would_roll: bool,
+    counts: Counts,
+    notes: Vec<String>,
+    nodes: Vec<NodeItem>,
+    dry_run: DryRun,
+    template_diff: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DryRun {
+    method: String,
+    field_manager: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)] // every field is part of the schema; not every test reads each
+struct DaemonSetChange {
+    namespace: String,
+    name: String,
+    uid: String,
+    resource_version: Option<String>,
+    current_revision: Option<String>,
+    current_revision_number: Option<i64>,
+    generation: Option<i64>,
+    new_generation: Option<i64>,
+    template_generation: Option<i64>,
+    new_template_generation: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Strategy {
+    #[serde(rename = "type")]
+    type_: String,
+    desired_before: usize,
+    desired: usize,
+    max_unavailable: usize,
+    max_surge: usize,
+    max_unavailable_spec: Option<String>,
+    max_surge_spec: Option<String>,
+    min_ready_seconds: i32,
+    surge: bool,
+    surge_feasible: Option<bool>,
+    unavailable_now: usize,
+    wave_sizes: Vec<usize>,
+    replaced_first: Vec<String>,
+    replaced_when_deleted: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Counts {
+    blocked: usize,
+    delete: usize,
+    create: usize,
+    restart: usize,
+    keep: usize,
+    unchanged: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct NodeItem {
+    name: String,
+    action: String,
+    pod: Option<String>,
+    pod_revision: Option<String>,
+    replaced_first: bool,
+    reasons: Vec<Value>,
+}
+
+impl Preview {
+    /// The predicted action of each of the test's nodes.
+    fn actions(&self, nodes: &[String]) -> BTreeMap<String, String> {
+        self.nodes
+            .iter()
+            .filter(|n| nodes.contains(&n.name))
+            .map(|n| (n.name.clone(), n.action.clone()))
+            .collect()
+    }
+
+    fn node(&self, name: &str) -> &NodeItem {
+        self.nodes.iter().find(|n| n.name == name).unwrap()
+    }
+}
+
+// ---- helpers ----
+
+/// Writes a manifest to a temporary file (JSON is YAML).
+fn manifest_file(manifest: &Value) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    f.write_all(serde_json::to_string_pretty(manifest).unwrap().as_bytes())
+        .unwrap();
+    f
+}
+
+/// Runs the real kubectl against the test cluster.
+fn kubectl(args: &[&str]) -> Output {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// How the operator applies manifests.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    ServerSide,
+    ClientSide,
+}
+
+/// Applies a manifest for real, as an operator would.
+fn apply_via(env: &TestEnv, manifest: &Value, via: Via) {
+    let f = manifest_file(manifest);
+    let mut args = vec!["apply", "-n", &env.ns, "-f", f.path().to_str().unwrap()];
+    if via == Via::ServerSide {
+        args.extend(["--server-side", "--force-conflicts"]);
+    }
+    let out = kubectl(&args);
+    assert_eq!(out.code, 0, "kubectl apply: {}", out.stderr);
+}
+
+fn apply(env: &TestEnv, manifest: &Value) {
+    apply_via(env, manifest, Via::ServerSide);
+}
+
+/// `rollout-preview agent ARGS -o json`, parsed strictly.
+fn preview(env: &TestEnv, args: &[&str]) -> Preview {
+    let mut all = vec!["rollout-preview", "agent"];
+    all.extend(args);
+    all.extend(["-o", "json"]);
+    let out = env.run(&all);
+    assert_eq!(out.code, 0, "rollout-preview failed: {}", out.stderr);
+    let p: Preview = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "preview JSON does not match the schema: {e}\n{}",
+            out.stdout
+        )
+    });
+    assert_eq!(
+        (p.api_version.as_str(), p.kind.as_str()),
+        ("kubectl-ds/v1", "RolloutPreview")
+    );
+    for n in &p.nodes {
+        for r in &n.reasons {
+            assert!(r["code"].is_string() && r["message"].is_string(), "{r}");
+        }
+    }
+    p
+}
+
+fn preview_file(env: &TestEnv, manifest: &Value) -> Preview {
+    let f = manifest_file(manifest);
+    preview(env, &["-f", f.path().to_str().unwrap()])
+}
+
+/// The pod each node runs: (uid, scheduled, revision hash), terminating pods left out.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    uid: String,
+    scheduled: bool,
+    hash: String,
+}
+
+fn target_node(p: &Pod) -> Option<String> {
+    let spec = p.spec.as_ref()?;
+    if let Some(n) = spec.node_name.clone() {
+        return Some(n);
+    }
+    let terms = &spec
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms;
+    terms[0].match_fields.as_ref()?[0]
+        .values
+        .as_ref()?
+        .first()
+        .cloned()
+}
+
+async fn pods_by_node(env: &TestEnv) -> BTreeMap<String, Seen> {
+    env.pods("agent")
+        .await
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| {
+            let node = target_node(&p)?;
+            let seen = Seen {
+                uid: p.metadata.uid.clone().unwrap_or_default(),
+                scheduled: p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some(),
+                hash: p
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("controller-revision-hash").cloned())
+                    .unwrap_or_default(),
+            };
+            Some((node, seen))
+        })
+        .collect()
+}
+
+/// What the real controller did on each node, from the pods before and after.
+fn observed(
+    nodes: &[String],
+    before: &BTreeMap<String, Seen>,
+    after: &BTreeMap<String, Seen>,
+) -> BTreeMap<String, String> {
+    nodes
+        .iter()
+        .map(|n| {
+            let action = match (before.get(n), after.get(n)) {
+                (None, None) => "Unchanged",
+                (Some(b), Some(a)) if a.uid == b.uid => "Keep",
+                (_, Some(a)) if !a.scheduled => "Blocked",
+                (Some(_), Some(_)) => "Restart",
+                (None, Some(_)) => "Create",
+                (Some(_), None) => "Delete",
+            };
+            (n.clone(), action.to_string())
+        })
+        .collect()
+}
+
+/// Waits until the controller has processed the latest generation, `desired` pods are up to
+/// date and `available` of them available, and no pod is terminating.
+async fn wait_settled(env: &TestEnv, desired: i32, available: i32) {
+    let api = env.ds_api();
+    wait_for(
+        Duration::from_secs(120),
+        &format!("rollout settled at {desired} desired, {available} available"),
+        || async {
+            let ds = api.get("agent").await.unwrap();
+            let st = ds.status.unwrap_or_default();
+            let pods = env.pods("agent").await;
+            ds.metadata.generation == st.observed_generation
+                && st.desired_number_scheduled == desired
+                && st.updated_number_scheduled == Some(desired)
+                && st.number_available == Some(available)
+                && pods.len() == desired as usize
+                && pods.iter().all(|p| p.metadata.deletion_timestamp.is_none())
+        },
+    )
+    .await;
+}
+
+/// The DaemonSet's resourceVersion and its ControllerRevisions (name, resourceVersion).
+async fn state(env: &TestEnv) -> (Option<String>, Vec<(String, String)>) {
+    let ds = env.ds_api().get("agent").await.unwrap();
+    let revs = Api::<ControllerRevision>::namespaced(env.client.clone(), &env.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let mut revs: Vec<(String, String)> = revs
+        .items
+        .into_iter()
+        .map(|r| {
+            (
+                r.metadata.name.unwrap_or_default(),
+                r.metadata.resource_version.unwrap_or_default(),
+            )
+        })
+        .collect();
+    revs.sort();
+    (ds.metadata.resource_version, revs)
+}
+
+fn image(manifest: &mut Value, image: &str) {
+    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+}
+
+// ---- scenarios ----
+
+#[tokio::test]
+async fn image_change_restarts_every_node_and_changes_nothing() {
+    let mut env = TestEnv::new("pv-image").await;
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(env.node(n, NodeSpec::default()).await);
+    }
+    let v1 = env.daemon_set("agent", json!({}));
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 3).await;
+    let mut v2 = v1.clone();
+    image(&mut v2, "registry.example/agent:2");
+
+    let before_state = state(&env).await;
+    let before = pods_by_node(&env).await;
+    let p = preview_file(&env, &v2);
+    let by_image = preview(&env, &["--image", "agent=registry.example/agent:2"]);
+    assert!(p.template_changed && p.would_roll && !p.rollback);
+    assert_eq!(p.matching_revision, None);
+    assert_eq!(p.new_revision_hash, None);
+    assert_eq!(
+        (p.dry_run.method.as_str(), p.dry_run.field_manager.as_str()),
+        ("ServerSideApply", "kubectl-ds"),
+        "no applier before: apply as kubectl-ds"
+    );
+    assert_eq!(by_image.dry_run.method, "StrategicMergePatch");
+    assert_eq!(p.strategy.max_unavailable, 1);
+    assert_eq!(p.strategy.wave_sizes, vec![1, 1, 1]);
+    assert_eq!(p.waves, 3);
+    assert!(
+        p.template_diff
+            .contains("-  - image: registry.example/agent:1\n+  - image: registry.example/agent:2"),
+        "{}",
+        p.template_diff
+    );
+    assert_eq!(
+        p.actions(&nodes),
+        by_image.actions(&nodes),
+        "-f and --image agree"
+    );
+    assert_eq!(
+        p.daemon_set.template_generation.map(|g| g + 1),
+        p.daemon_set.new_template_generation
+    );
+
+    // The table, YAML and --exit-code variants; none of them changes anything.
+    let f = manifest_file(&v2);
+    let path = f.path().to_str().unwrap();
+    let table = env.run(&["rollout-preview", "agent", "-f", path]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table.stdout.contains("NODE") && table.stdout.contains("Restart"),
+        "{}",
+        table.stdout
+    );
+    assert!(table.stdout.contains("+++ new spec.template"));
+    let yaml = env.run(&["rollout-preview", "agent", "-f", path, "-o", "yaml"]);
+    assert!(
+        yaml.stdout.contains("kind: RolloutPreview"),
+        "{}",
+        yaml.stdout
+    );
+    let code = env.run(&["rollout-preview", "agent", "-f", path, "--exit-code"]);
+    assert_eq!(code.code, 1, "something would roll: {}", code.stderr);
+    assert_eq!(
+        state(&env).await,
+        before_state,
+        "resourceVersion and ControllerRevisions unchanged"
+    );
+    assert_eq!(pods_by_node(&env).await, before, "no pod touched");
+
+    apply(&env, &v2);
+    wait_settled(&env, 3, 3).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    assert!(nodes.iter().all(|n| p.actions(&nodes)[n] == "Restart"));
+}
+
+#[tokio::test]
+async fn metadata_only_change_rolls_nothing() {
+    let mut env = TestEnv::new("pv-meta").await;
+    let mut nodes = Vec::new();
+    for n in ["a", "b"] {
+        nodes.push(env.node(n, NodeSpec::default()).await);
+    }
+    let v1 = env.daemon_set("agent", json!({}));
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 2).await;
+    let mut v2 = v1.clone();
+    v2["metadata"]["labels"] = json!({"team": "infra"});
+    v2["metadata"]["annotations"] = json!({"note": "metadata only"});
+    v2["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "50%"}});
+    v2["spec"]["minReadySeconds"] = json!(1);
+    v2["spec"]["revisionHistoryLimit"] = json!(3);
+
+    let before = pods_by_node(&env).await;
+    let (_, revs_before) = state(&env).await;
+    let p = preview_file(&env, &v2);
+    assert!(!p.template_changed && !p.would_roll && !p.rollback);
+    assert_eq!(p.waves, 0);
+    assert_eq!(p.template_diff, "");
+    assert_eq!(
+        p.daemon_set.template_generation,
+        p.daemon_set.new_template_generation
+    );
+    assert_ne!(
+        p.daemon_set.generation, p.daemon_set.new_generation,
+        "the spec does change"
+    );
+    assert_eq!(p.matching_revision, p.daemon_set.current_revision);
+    assert_eq!(p.strategy.max_unavailable, 1, "50% of 2");
+    assert!(
+        p.notes[0].contains("the pod template does not change"),
+        "{:?}",
+        p.notes
+    );
+    let f = manifest_file(&v2);
+    let code = env.run(&[
+        "rollout-preview",
+        "agent",
+        "-f",
+        f.path().to_str().unwrap(),
+        "--exit-code",
+    ]);
+    assert_eq!(code.code, 0, "nothing would roll: {}", code.stderr);
+
+    apply(&env, &v2);
+    wait_settled(&env, 2, 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    assert!(p.actions(&nodes).values().all(|a| a == "Keep"));
+    let (_, revs_after) = state(&env).await;
+    let names = |r: &[(String, String)]| r.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&revs_after), names(&revs_before), "no new revision");
+}
+
+#[tokio::test]
+async fn narrowed_node_selector_deletes() {
+    let mut env = TestEnv::new("pv-narrow").await;
+    let pool = NodeSpec {
+        labels: vec![("pool", "x")],
+        ..Default::default()
+    };
+    let nodes = vec![
+        env.node("a", pool.clone()).await,
+        env.node("b", pool).await,
+        env.node("c", NodeSpec::default()).await,
+    ];
+    let v1 = env.daemon_set("agent", json!({}));
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 3).await;
+    let mut v2 = v1.clone();
+    v2["spec"]["template"]["spec"]["nodeSelector"] = json!({TEST_LABEL: env.ns, "pool": "x"});
+
+    let before = pods_by_node(&env).await;
+    let p = preview_file(&env, &v2);
+    assert_eq!(p.node(&nodes[2]).action, "Delete");
+    assert_eq!(p.node(&nodes[2]).reasons[0]["code"], "NodeSelectorMismatch");
+    assert_eq!((p.strategy.desired_before, p.strategy.desired), (3, 2));
+    apply(&env, &v2);
+    wait_settled(&env, 2, 2).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    assert_eq!(p.actions(&nodes)[&nodes[0]], "Restart");
+}
+
+#[tokio::test]
+async fn added_toleration_creates() {
+    let mut env = TestEnv::new("pv-tol").await;
+    let tainted = NodeSpec {
+        taints: vec![json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"})],
+        ..Default::default()
+    };
+    let nodes = vec![
+        env.node("a", NodeSpec::default()).await,
+        env.node("b", NodeSpec::default()).await,
+        env.node("t", tainted).await,
+    ];
+    let v1 = env.daemon_set("agent", json!({}));
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 2).await;
+    let mut v2 = v1.clone();
+    v2["spec"]["template"]["spec"]["tolerations"] =
+        json!([{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]);
+
+    let before = pods_by_node(&env).await;
+    let p = preview_file(&env, &v2);
+    assert_eq!(p.node(&nodes[2]).action, "Create");
+    assert_eq!((p.strategy.desired_before, p.strategy.desired), (2, 3));
+    apply(&env, &v2);
+    wait_settled(&env, 3, 3).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    assert_eq!(p.counts.restart, 2);
+}
+
+#[tokio::test]
+async fn rollback_keeps_pods_at_the_previous_revision_server_side_apply() {
+    rollback(Via::ServerSide, "pv-back-ssa").await;
+}
+
+/// The same with client-side `kubectl apply`: the rollback manifest drops the annotation and
+/// the toleration the bad version added, and only a three-way merge with the last-applied
+/// manifest removes them (a server-side apply as a new manager would keep them).
+#[tokio::test]
+async fn rollback_keeps_pods_at_the_previous_revision_client_side_apply() {
+    rollback(Via::ClientSide, "pv-back-csa").await;
+}
+
+async fn rollback(via: Via, test: &str) {
+    let mut env = TestEnv::new(test).await;
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(env.node(n, NodeSpec::default()).await);
+    }
+    let v1 = env.daemon_set("agent", json!({}));
+    apply_via(&env, &v1, via);
+    env.wait_rolled_out("agent", 3).await;
+    let v1_hash = pods_by_node(&env)
+        .await
+        .values()
+        .next()
+        .unwrap()
+        .hash
+        .clone();
+    // A bad v2: its pods never become Ready, so the rolling update stalls after one node.
+    let mut v2 = v1.clone();
+    image(&mut v2, "registry.example/agent:2");
+    v2["spec"]["template"]["metadata"]["annotations"] = json!({"kubectl-ds.dev/sim": "notready"});
+    v2["spec"]["template"]["spec"]["tolerations"] = json!([{"key": "gpu", "operator": "Exists"}]);
+    apply_via(&env, &v2, via);
+    wait_for(
+        Duration::from_secs(60),
+        "rollout stalled on one node",
+        || async {
+            let pods = pods_by_node(&env).await;
+            let ds = env.ds_api().get("agent").await.unwrap();
+            let st = ds.status.unwrap_or_default();
+            pods.len() == 3
+                && pods.values().filter(|s| s.hash != v1_hash).count() == 1
+                && env.pods("agent").await.len() == 3
+                && ds.metadata.generation == st.observed_generation
+                && st.updated_number_scheduled == Some(1)
+        },
+    )
+    .await;
+    let before = pods_by_node(&env).await;
+    let stalled = before
+        .iter()
+        .find(|(_, s)| s.hash != v1_hash)
+        .unwrap()
+        .0
+        .clone();
+
+    let p = preview_file(&env, &v1);
+    assert!(p.template_changed && p.rollback, "{:?}", p.notes);
+    let expected = match via {
+        Via::ServerSide => ("ServerSideApply", "kubectl"),
+        Via::ClientSide => ("ClientSideApply", "kubectl-client-side-apply"),
+    };
+    assert_eq!(
+        (p.dry_run.method.as_str(), p.dry_run.field_manager.as_str()),
+        expected,
+        "as the operator's own apply"
+    );
+    assert_eq!(p.matching_revision_number, Some(1));
+    assert_eq!(p.new_revision_hash.as_deref(), Some(v1_hash.as_str()));
+    assert_eq!(p.node(&stalled).action, "Restart");
+    assert!(p.node(&stalled).replaced_first, "its pod is unavailable");
+    assert_eq!(p.strategy.replaced_first, vec![stalled.clone()]);
+    assert_eq!(p.counts.keep, 2);
+    for removed in ["-    kubectl-ds.dev/sim: notready", "-  - key: gpu"] {
+        assert!(p.template_diff.contains(removed), "{}", p.template_diff);
+    }
+
+    apply_via(&env, &v1, via);
+    wait_settled(&env, 3, 3).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    assert!(
+        after.values().all(|s| s.hash == v1_hash),
+        "rolled back to revision 1's hash"
+    );
+}
+
+#[tokio::test]
+async fn on_delete_restarts_nothing_until_pods_are_deleted() {
+    let mut env = TestEnv::new("pv-ondel").await;
+    let nodes = vec![
+        env.node("a", NodeSpec::default()).await,
+        env.node("b", NodeSpec::default()).await,
+    ];
+    let mut v1 = env.daemon_set("agent", json!({}));
+    v1["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 2).await;
+    let mut v2 = v1.clone();
+    image(&mut v2, "registry.example/agent:2");
+
+    let before = pods_by_node(&env).await;
+    let p = preview_file(&env, &v2);
+    assert!(p.template_changed && !p.would_roll);
+    assert_eq!(p.strategy.type_, "OnDelete");
+    assert_eq!(p.waves, 0);
+    assert_eq!(p.strategy.replaced_when_deleted.len(), 2);
+    for n in &nodes {
+        assert_eq!(p.node(n).reasons[0]["code"], "OutdatedRevision");
+        assert_eq!(p.node(n).reasons[0]["onDelete"], true);
+    }
+    let f = manifest_file(&v2);
+    let code = env.run(&[
+        "rollout-preview",
+        "agent",
+        "-f",
+        f.path().to_str().unwrap(),
+        "--exit-code",
+    ]);
+    assert_eq!(code.code, 0, "{}", code.stderr);
+
+    apply(&env, &v2);
+    wait_for(
+        Duration::from_secs(30),
+        "OnDelete status caught up",
+        || async {
+            let ds = env.ds_api().get("agent").await.unwrap();
+            let st = ds.status.unwrap_or_default();
+            ds.metadata.generation == st.observed_generation
+                && st.updated_number_scheduled.unwrap_or(0) == 0
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+
+    // What the preview named: a deleted pod comes back with the new template.
+    let victim = p.strategy.replaced_when_deleted[0].clone();
+    env.pod_api()
+        .delete(&victim, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "replacement with the new image",
+        || async {
+            let pods = env.pods("agent").await;
+            pods.len() == 2
+                && pods
+                    .iter()
+                    .all(|p| p.metadata.name.as_deref() != Some(victim.as_str()))
+                && pods.iter().any(|p| {
+                    p.spec.as_ref().unwrap().containers[0].image.as_deref()
+                        == Some("registry.example/agent:2")
+                })
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn blocked_when_the_new_pod_does_not_fit() {
+    let mut env = TestEnv::new("pv-block").await;
+    let small = NodeSpec {
+        cpu: Some("1"),
+        taints: vec![json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"})],
+        ..Default::default()
+    };
+    let nodes = vec![
+        env.node("a", NodeSpec::default()).await,
+        env.node("small", small).await,
+    ];
+    // Another pod holds most of the small node's CPU.
+    let hog: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "hog", "namespace": env.ns},
+        "spec": {"nodeName": nodes[1], "terminationGracePeriodSeconds": 0,
+                 "tolerations": [{"operator": "Exists"}],
+                 "containers": [{"name": "c", "image": "hog", "resources": {"requests": {"cpu": "950m"}}}]}
+    }))
+    .unwrap();
+    env.pod_api()
+        .create(&PostParams::default(), &hog)
+        .await
+        .unwrap();
+    let mut v1 = env.daemon_set("agent", json!({}));
+    v1["spec"]["updateStrategy"] = json!({"rollingUpdate": {"maxUnavailable": 2}});
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 1).await;
+    let mut v2 = v1.clone();
+    v2["spec"]["template"]["spec"]["tolerations"] =
+        json!([{"key": "dedicated", "operator": "Exists"}]);
+    v2["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"cpu": "100m"}});
+
+    let before = pods_by_node(&env).await;
+    let p = preview_file(&env, &v2);
+    let blocked = p.node(&nodes[1]);
+    assert_eq!(blocked.action, "Blocked");
+    let r = &blocked.reasons[0];
+    assert_eq!(
+        (r["code"].as_str(), r["resource"].as_str()),
+        (Some("InsufficientResources"), Some("cpu"))
+    );
+    assert_eq!(r["usedByOtherPods"], "950m");
+    assert_eq!(p.node(&nodes[0]).action, "Restart");
+
+    apply(&env, &v2);
+    wait_settled(&env, 2, 1).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+}
+
+#[tokio::test]
+async fn bad_input_is_one_line_and_changes_nothing() {
+    let mut env = TestEnv::new("pv-bad").await;
+    env.node("a", NodeSpec::default()).await;
+    let v1 = env.daemon_set("agent", json!({}));
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 1).await;
+    let before = state(&env).await;
+
+    let refused = |args: &[&str], code: i32, wants: &[&str]| {
+        let mut all = vec!["rollout-preview", "agent"];
+        all.extend(args);
+        let out = env.run(&all);
+        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
+        let lines: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("hint:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "one error line: {:?}", out.stderr);
+        assert!(lines[0].starts_with("error: "), "{:?}", out.stderr);
+        for w in wants {
+            assert!(
+                out.stderr.contains(w),
+                "{args:?}: {w:?} not in {:?}",
+                out.stderr
+            );
+        }
+        assert!(out.stdout.is_empty());
+    };
+    refused(
+        &["-f", "/nonexistent/agent.yaml"],
+        2,
+        &["reading /nonexistent/agent.yaml"],
+    );
+    let mut bad = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    write!(
+        bad,
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\n   labels: [x\n"
+    )
+    .unwrap();
+    refused(
+        &["-f", bad.path().to_str().unwrap()],
+        2,
+        &["not valid YAML", "line"],
+    );
+    let mut deployment = v1.clone();
+    deployment["kind"] = json!("Deployment");
+    let f = manifest_file(&deployment);
+    refused(
+        &["-f", f.path().to_str().unwrap()],
+        2,
+        &["expected a DaemonSet manifest, found Deployment"],
+    );
+    let mut renamed = v1.clone();
+    renamed["metadata"]["name"] = json!("agent2");
+    let f = manifest_file(&renamed);
+    refused(
+        &["-f", f.path().to_str().unwrap()],
+        2,
+        &[
+            "is daemonset \"agent2\", not \"agent\"",
+            "hint: ",
+            "kubectl ds migrate",
+        ],
+    );
+    let mut elsewhere = v1.clone();
+    elsewhere["metadata"]["namespace"] = json!("kube-system");
+    let f = manifest_file(&elsewhere);
+    refused(
+        &["-f", f.path().to_str().unwrap()],
+        2,
+        &["namespace \"kube-system\"", "hint: pass -n kube-system"],
+    );
+    let mut selector = v1.clone();
+    selector["spec"]["selector"] = json!({"matchLabels": {"app": "agent", "tier": "node"}});
+    selector["spec"]["template"]["metadata"]["labels"] = json!({"app": "agent", "tier": "node"});
+    let f = manifest_file(&selector);
+    refused(
+        &["-f", f.path().to_str().unwrap()],
+        2,
+        &["spec.selector", "immutable", "kubectl ds migrate agent"],
+    );
+    refused(
+        &["--image", "agnet=x:1"],
+        2,
+        &["no container \"agnet\"", "its containers: agent"],
+    );
+    refused(&["--image", "agent"], 2, &["CONTAINER=IMAGE"]);
+    refused(&[], 2, &["-f FILE or --image"]);
+    // The apiserver's own validation, through the dry run.
+    let mut invalid = v1.clone();
+    invalid["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+    let f = manifest_file(&invalid);
+    refused(
+        &["-f", f.path().to_str().unwrap()],
+        2,
+        &["the apiserver rejects it", "restartPolicy"],
+    );
+    let out = env.run(&["rollout-preview", "agnet", "--image", "agent=x:2"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean agent?"), "{}", out.stderr);
+
+    assert_eq!(state(&env).await, before, "nothing changed");
+}
