@@ -51,12 +51,12 @@ pub(super) fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<Stri
             .filter_map(|pod| pod.metadata.name.clone())
             .collect();
         if !pitfall.is_empty() {
-            out.push(format!("pod-template-generation pitfall: {} carry pod-template-generation={}, the new templateGeneration, so the controller counts them as up to date (IsPodUpdated) and will NOT restart them although their template differs", pitfall.join(", "), gen(ctx.new_generation)));
+            out.push(format!("pod-template-generation pitfall: {} carry pod-template-generation={}, the new templateGeneration, so the controller counts them as up to date (IsPodUpdated) and will NOT restart them although their template differs", few(&pitfall), gen(ctx.new_generation)));
         }
     }
     if ctx.on_delete {
         if !s.replaced_when_deleted.is_empty() {
-            out.push(format!("updateStrategy OnDelete: nothing restarts until pods are deleted; {} pod(s) would then come back with the new template: {}", s.replaced_when_deleted.len(), s.replaced_when_deleted.join(", ")));
+            out.push(format!("updateStrategy OnDelete: nothing restarts until pods are deleted; {} pod(s) would then come back with the new template: {}", s.replaced_when_deleted.len(), few(&s.replaced_when_deleted)));
         }
     } else if let Some(waves) = s.waves_text() {
         out.push(format!("{waves}; the order of nodes inside a wave is the controller's random choice (Go map iteration)"));
@@ -122,7 +122,7 @@ impl Strategy {
             format!(
                 "; first the {} already unavailable ({})",
                 self.replaced_first.len(),
-                self.replaced_first.join(", ")
+                few(&self.replaced_first)
             )
         };
         Some(format!(
@@ -130,5 +130,31 @@ impl Strategy {
             self.wave_sizes.len(),
             sizes.join(" + ")
         ))
+    }
+}
+
+/// Names for a sentence: up to 10, then how many more (the JSON lists them all).
+fn few(names: &[String]) -> String {
+    const SHOWN: usize = 10;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..SHOWN].join(", "),
+        names.len() - SHOWN
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_lists_are_cut() {
+        let names: Vec<String> = (1..=12).map(|i| format!("n{i}")).collect();
+        assert_eq!(
+            super::few(&names),
+            "n1, n2, n3, n4, n5, n6, n7, n8, n9, n10 and 2 more"
+        );
+        assert_eq!(super::few(&names[..2]), "n1, n2");
     }
 }
