@@ -531,7 +531,7 @@ fn assemble(ctx: &Ctx, new: &DaemonSet, drafts: &[Draft], desired_before: usize)
         notes: Vec::new(),
         nodes,
     };
-    preview.notes = notes(ctx, drafts, &preview);
+    preview.notes = notes::notes(ctx, drafts, &preview);
     preview
 }
 
@@ -554,11 +554,12 @@ fn plan(
         .iter()
         .filter(|d| rolling && d.outdated && (d.should_run || !ctx.surge))
         .collect();
-    let first: Vec<String> = replaced
+    let mut first: Vec<String> = replaced
         .iter()
         .filter(|d| !d.available)
         .map(|d| d.name.clone())
         .collect();
+    first.sort();
     let candidates = replaced.iter().filter(|d| d.available).count();
     let unavailable_now = if ctx.surge {
         0
@@ -590,8 +591,6 @@ fn plan(
         .filter_map(|d| d.pod.and_then(|p| p.metadata.name.clone()))
         .collect();
     replaced_when_deleted.sort();
-    let mut first = first;
-    first.sort();
     Strategy {
         type_: budget::strategy_type(new),
         desired_before,
@@ -630,133 +629,7 @@ fn change_info(
     }
 }
 
-/// What the table says under the header, in plain words.
-fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<String> {
-    let mut out = Vec::new();
-    let s = &p.strategy;
-    let gen = |g: Option<i64>| g.map(|g| g.to_string()).unwrap_or_else(|| "?".into());
-    if !p.template_changed {
-        let spec_note = if p.daemon_set.generation != p.daemon_set.new_generation {
-            format!(
-                "the spec changes (generation {} -> {}) but ",
-                gen(p.daemon_set.generation),
-                gen(p.daemon_set.new_generation)
-            )
-        } else {
-            String::new()
-        };
-        out.push(format!("{spec_note}the pod template does not change (templateGeneration stays {}): no new revision, nothing rolls because of this change", gen(p.daemon_set.template_generation)));
-    } else if p.rollback {
-        out.push(format!(
-            "rollback: the new template matches revision {} ({}); pods already at that revision keep running",
-            gen(p.matching_revision_number),
-            p.matching_revision.as_deref().unwrap_or("?")
-        ));
-    } else {
-        out.push("the controller will create a new ControllerRevision; its hash (controller.ComputeHash over the Go struct) cannot be computed here, so every existing pod counts as outdated".into());
-    }
-    let already: Vec<&str> = drafts
-        .iter()
-        .filter(|d| d.outdated && d.pod.is_some_and(|pod| !was_updated(ctx, pod)))
-        .map(|d| d.name.as_str())
-        .collect();
-    if !already.is_empty() && !ctx.on_delete {
-        out.push(format!("{} pod(s) are outdated already (a rollout is in progress or stalled): they are replaced whether or not this change is applied", already.len()));
-    }
-    if ctx.revisions.template_changed {
-        let pitfall: Vec<String> = drafts
-            .iter()
-            .filter(|d| !d.outdated)
-            .filter_map(|d| d.pod)
-            .filter(|pod| {
-                let hash_ok =
-                    revision::pod_hash(pod).is_some_and(|h| ctx.revisions.up_to_date.contains(h));
-                !hash_ok && revision::is_pod_updated(pod, None, ctx.new_generation)
-            })
-            .filter_map(|pod| pod.metadata.name.clone())
-            .collect();
-        if !pitfall.is_empty() {
-            out.push(format!("pod-template-generation pitfall: {} carry pod-template-generation={}, the new templateGeneration, so the controller counts them as up to date (IsPodUpdated) and will NOT restart them although their template differs", pitfall.join(", "), gen(ctx.new_generation)));
-        }
-    }
-    if ctx.on_delete {
-        if !s.replaced_when_deleted.is_empty() {
-            out.push(format!("updateStrategy OnDelete: nothing restarts until pods are deleted; {} pod(s) would then come back with the new template: {}", s.replaced_when_deleted.len(), s.replaced_when_deleted.join(", ")));
-        }
-    } else if s.waves_text().is_some() {
-        out.push(format!("{}; the order of nodes inside a wave is the controller's random choice (Go map iteration)", s.waves_text().unwrap_or_default()));
-    }
-    if s.surge_feasible == Some(false) {
-        out.push("surge cannot progress on the Blocked nodes: the new pod must run beside the old one (a host port cannot be held twice, k/k#106417; resources must fit twice)".into());
-    }
-    let stuck = drafts
-        .iter()
-        .filter(|d| d.action == Action::Blocked && d.should_run)
-        .count();
-    if stuck > 0 {
-        let budget = if s.surge {
-            s.max_surge
-        } else {
-            s.max_unavailable
-        };
-        out.push(format!("{stuck} node(s) Blocked: their new pod would stay Pending; each one holds a unit of the budget until it runs, so a rolling update stalls once {budget} are stuck"));
-    }
-    if drafts
-        .iter()
-        .any(|d| d.action == Action::Blocked && !d.should_run)
-    {
-        out.push("Blocked by a taint the new template does not tolerate: the rolling update deletes the outdated pod there and nothing replaces it".into());
-    }
-    if p.counts.delete > 0 {
-        out.push("Delete: pods on nodes the new template no longer selects are removed at once, not limited by maxUnavailable".into());
-    }
-    if p.counts.create > 0 {
-        out.push(
-            "Create: nodes that become eligible get their pod at once (under OnDelete too)".into(),
-        );
-    }
-    out
-}
-
-/// Was the pod up to date before the change (against the live current revision)?
-fn was_updated(ctx: &Ctx, pod: &Pod) -> bool {
-    let hash = ctx.revisions.current.map(revision_hash);
-    revision::is_pod_updated(
-        pod,
-        hash.as_deref(),
-        revision::template_generation(&ctx.snap.daemon_set),
-    )
-}
-
-impl Strategy {
-    /// "3 restarts in 3 waves of at most 1 (maxUnavailable)", when anything restarts.
-    pub fn waves_text(&self) -> Option<String> {
-        let total: usize = self.wave_sizes.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let (budget, name) = if self.surge {
-            (self.max_surge, "maxSurge")
-        } else {
-            (self.max_unavailable, "maxUnavailable")
-        };
-        let sizes: Vec<String> = self.wave_sizes.iter().map(|n| n.to_string()).collect();
-        let first = if self.replaced_first.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; first the {} already unavailable ({})",
-                self.replaced_first.len(),
-                self.replaced_first.join(", ")
-            )
-        };
-        Some(format!(
-            "{total} restart(s) in {} wave(s) of {} ({name} {budget}){first}",
-            self.wave_sizes.len(),
-            sizes.join(" + ")
-        ))
-    }
-}
+mod notes;
 
 #[cfg(test)]
 mod tests;

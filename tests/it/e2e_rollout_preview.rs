@@ -838,3 +838,52 @@ async fn bad_input_is_one_line_and_changes_nothing() {
 
     assert_eq!(state(&env).await, before, "nothing changed");
 }
+
+/// Manifests are checked before any connection: with no kubeconfig at all, a bad manifest is
+/// still a usage error (2), not a connection error (3).
+#[test]
+fn manifests_are_checked_before_connecting() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ds"))
+            .args(args)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env("HOME", "/nonexistent")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run kubectl-ds");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let deployment = manifest_file(&json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "agent"}
+    }));
+    let other = manifest_file(&json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "other"}
+    }));
+    for (args, wants) in [
+        (
+            vec!["-f", "/nonexistent/agent.yaml"],
+            "reading /nonexistent/agent.yaml",
+        ),
+        (
+            vec!["-f", deployment.path().to_str().unwrap()],
+            "found Deployment",
+        ),
+        (vec!["-f", other.path().to_str().unwrap()], "not \"agent\""),
+        (vec!["--image", "agent"], "CONTAINER=IMAGE"),
+        (vec![], "-f FILE or --image"),
+    ] {
+        let mut all = vec!["rollout-preview", "agent"];
+        all.extend(&args);
+        let (code, stderr) = run(&all);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(wants),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, stderr) = run(&["rollout-preview", "agent", "--image", "agent=x:2"]);
+    assert_eq!(code, 3, "a good change needs the cluster: {stderr}");
+}
