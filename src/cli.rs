@@ -180,8 +180,16 @@ Exit codes: 0 done, 2 bad input, 4 not found, 5 forbidden, 6 refused by a check 
 (nothing changed), 7 could not verify the end state, 10 other.")]
     Migrate(MigrateArgs),
 
-    /// Print a shell completion script (bash, zsh or fish).
-    #[command(after_help = "Examples:
+    /// Print a shell completion script for kubectl-ds run directly (bash, zsh or fish).
+    #[command(
+        after_help = "`kubectl ds <TAB>` is completed by kubectl itself (1.26+, with kubectl's completion
+enabled): it runs kubectl_complete-ds, shipped beside kubectl-ds, which must be on PATH. These
+scripts complete the kubectl-ds executable when run directly.
+
+Examples:
+  # kubectl ds <TAB>, for a krew install (once)
+  cp \"$(dirname \"$(readlink -f \"$(command -v kubectl-ds)\")\")/kubectl_complete-ds\" ~/.krew/bin/
+
   # bash
   source <(kubectl ds completion bash)
 
@@ -189,7 +197,10 @@ Exit codes: 0 done, 2 bad input, 4 not found, 5 forbidden, 6 refused by a check 
   kubectl ds completion zsh > \"${fpath[1]}/_kubectl-ds\"
 
   # fish
-  kubectl ds completion fish > ~/.config/fish/completions/kubectl-ds.fish")]
+  kubectl ds completion fish > ~/.config/fish/completions/kubectl-ds.fish
+
+Exit codes: 0 ok, 2 bad input."
+    )]
     Completion(CompletionArgs),
 }
 

@@ -7,6 +7,7 @@
 mod cli;
 mod cluster;
 mod commands;
+mod complete;
 mod engine;
 mod error;
 mod exit;
@@ -20,6 +21,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if let Some(request) = complete::request_from(std::env::args_os()) {
+        return commands::complete::run(request);
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -19,7 +19,7 @@ pub struct Cluster {
 
 /// Reads the kubeconfig as kubectl does: `--kubeconfig` is that one file; else every existing
 /// file listed in KUBECONFIG, merged first-wins (missing files are skipped); else ~/.kube/config.
-fn read_kubeconfig(settings: &Settings) -> Result<Kubeconfig> {
+pub fn read_kubeconfig(settings: &Settings) -> Result<Kubeconfig> {
     if let Some(path) = &settings.global.kubeconfig {
         return Kubeconfig::read_from(path).map_err(|e| {
             Error::Config(format!(

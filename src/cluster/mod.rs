@@ -5,3 +5,4 @@ pub mod client;
 pub mod dry_run;
 pub mod fetch;
 pub mod mutate;
+pub mod names;

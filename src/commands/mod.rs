@@ -1,6 +1,7 @@
 //! One file per subcommand, gluing settings, cluster access, the engine and rendering.
 
 pub mod adopt;
+pub mod complete;
 pub mod completion;
 pub mod explain;
 pub mod migrate;

@@ -83,6 +83,10 @@ fn help_reads_like_kubectl() {
             h.stdout.contains("Examples:"),
             "{sub} --help has no examples"
         );
+        assert!(
+            h.stdout.contains("Exit codes:"),
+            "{sub} --help has no exit codes"
+        );
     }
 }
 
@@ -275,5 +279,79 @@ fn mutating_commands_document_their_exit_codes() {
                 "{flag} missing from {sub} --help"
             );
         }
+    }
+}
+
+#[test]
+fn complete_subcommands_cobra_style() {
+    let o = run(&["__complete", "ex"], &[]);
+    assert_eq!(o.code, 0);
+    assert_eq!(o.stderr, "");
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", o.stdout);
+    assert!(lines[0].starts_with("explain\t"), "{}", o.stdout);
+    assert_eq!(lines[1], ":4");
+    let o = run(&["__completeNoDesc", "ex"], &[]);
+    assert_eq!(o.stdout, "explain\n:4\n");
+}
+
+#[test]
+fn complete_without_a_cluster_offers_nothing_quietly() {
+    // No kubeconfig at all.
+    let o = run(
+        &["__complete", "explain", ""],
+        &[
+            ("KUBECONFIG", "/nonexistent/kubeconfig"),
+            ("HOME", "/nonexistent"),
+        ],
+    );
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (0, ":4\n", "")
+    );
+    // A kubeconfig whose apiserver is not listening.
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("config");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}, {name: y, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let o = run(
+        &[
+            "__complete",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "explain",
+            "",
+        ],
+        &[],
+    );
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (0, ":4\n", "")
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Contexts come from the kubeconfig, no request sent.
+    let o = run(
+        &[
+            "__complete",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--context",
+            "",
+        ],
+        &[],
+    );
+    assert_eq!(o.stdout, "x\ny\n:4\n");
+}
+
+#[test]
+fn completion_scripts() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completion", shell], &[]);
+        assert_eq!(o.code, 0, "{shell}: {}", o.stderr);
+        assert!(o.stdout.contains("kubectl-ds"), "{shell}");
     }
 }

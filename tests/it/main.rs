@@ -1,10 +1,12 @@
-//! The one integration-test binary (ripgrep style): CLI behaviour, and end-to-end tests on a
-//! real control plane (kube-apiserver, etcd, kube-controller-manager, kube-scheduler; KWOK as
-//! the kubelet) started by `scripts/dev-cluster`.
+//! The one integration-test binary (ripgrep style): CLI behaviour, end-to-end tests on a real
+//! control plane (kube-apiserver, etcd, kube-controller-manager, kube-scheduler; KWOK as the
+//! kubelet) started by `scripts/dev-cluster`, and the release installed by the real krew.
 
 mod cli;
+mod e2e_complete;
 mod e2e_explain;
 mod e2e_foundation;
 mod e2e_rollout_preview;
 mod e2e_workflows;
 mod harness;
+mod krew;
