@@ -13,6 +13,7 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 
 use super::client::Cluster;
+use super::list::ListPage;
 use crate::engine::explain::nodes_needing_fit_check;
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
@@ -40,21 +41,26 @@ pub fn selector_string(sel: &LabelSelector) -> String {
     parts.join(",")
 }
 
-/// Lists every object, page by page.
+/// Lists every object, page by page, without their managedFields (see [`super::list`]).
 pub async fn list_all<K>(api: Api<K>, lp: ListParams, what: &str) -> Result<Vec<K>>
 where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource + DeserializeOwned,
 {
+    let context = || format!("listing {what}");
+    let request = kube::core::Request::new(api.resource_url());
+    let client = api.into_client();
     let mut out = Vec::new();
     let mut lp = lp.limit(PAGE);
     loop {
-        let page = api
+        let req = request
             .list(&lp)
+            .map_err(|e| Error::kube(&context(), kube::Error::BuildRequest(e)))?;
+        let page: ListPage<K> = client
+            .request(req)
             .await
-            .map_err(|e| Error::kube(&format!("listing {what}"), e))?;
-        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+            .map_err(|e| Error::kube(&context(), e))?;
         out.extend(page.items);
-        match next {
+        match page.metadata.continue_.filter(|c: &String| !c.is_empty()) {
             Some(c) => lp = lp.continue_token(&c),
             None => return Ok(out),
         }

@@ -4,5 +4,6 @@
 pub mod client;
 pub mod dry_run;
 pub mod fetch;
+pub mod list;
 pub mod mutate;
 pub mod names;
