@@ -35,6 +35,9 @@ pub enum Error {
     Api(String),
     #[error("{0}")]
     Io(String),
+    /// Whoever reads our output closed it (`kubectl ds explain ... | head`): stop quietly.
+    #[error("output closed by the reader")]
+    OutputClosed,
 }
 
 impl Error {
@@ -48,6 +51,7 @@ impl Error {
             Error::Refused(_) => Exit::Refused,
             Error::Unverified(_) => Exit::Unverified,
             Error::Api(_) | Error::Io(_) => Exit::Internal,
+            Error::OutputClosed => Exit::OutputClosed,
         }
     }
 
@@ -80,6 +84,7 @@ impl Error {
             Error::Unverified(m) => Error::Unverified(p(m)),
             Error::Api(m) => Error::Api(p(m)),
             Error::Io(m) => Error::Io(p(m)),
+            Error::OutputClosed => Error::OutputClosed,
         }
     }
 

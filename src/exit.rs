@@ -23,6 +23,9 @@ pub enum Exit {
     Unverified = 7,
     /// Any other failure (I/O, unexpected server response).
     Internal = 10,
+    /// Standard output was closed by its reader (`| head`): no message, 128 + SIGPIPE, the
+    /// status a shell reports for kubectl, which dies of SIGPIPE.
+    OutputClosed = 141,
     /// Test-only: a `KUBECTL_DS_FAILPOINT` stopped the process on purpose.
     Failpoint = 99,
 }
@@ -50,6 +53,7 @@ mod tests {
             (Exit::Unverified, 7),
             (Exit::Internal, 10),
             (Exit::Failpoint, 99),
+            (Exit::OutputClosed, 141),
         ];
         for (e, n) in all {
             assert_eq!(e as u8, n, "{e:?}");

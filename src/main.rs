@@ -61,6 +61,10 @@ fn main() -> ExitCode {
 
 /// Prints an error as one line on stderr, kubectl style, and returns its exit code.
 fn report(err: &error::Error) -> ExitCode {
+    if matches!(err, error::Error::OutputClosed) {
+        // As kubectl piped into `head`: no message once the reader has gone.
+        return err.exit_code().into();
+    }
     eprintln!("error: {err}");
     if let Some(hint) = err.hint() {
         eprintln!("hint: {hint}");

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 
 /// Writes `value` as pretty JSON followed by a newline.
 pub fn json<W: Write, T: Serialize>(out: &mut W, value: &T) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)
-        .map_err(|e| Error::Io(format!("writing JSON: {e}")))?;
+    // serde_json hands I/O errors back as they were (BrokenPipe: the reader left).
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| io_err(e.into()))?;
     writeln!(out).map_err(io_err)
 }
 
@@ -30,5 +30,8 @@ pub fn yaml<W: Write, T: Serialize>(out: &mut W, value: &T) -> Result<()> {
 }
 
 pub fn io_err(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return Error::OutputClosed;
+    }
     Error::Io(format!("writing output: {e}"))
 }

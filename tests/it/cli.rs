@@ -146,6 +146,30 @@ fn malformed_file_is_an_input_error() {
     one_error_line(&o);
 }
 
+/// `kubectl-ds ... | head`: once the reader has gone, no error message, status 141 (what a
+/// shell shows for kubectl, which dies of SIGPIPE), in every output format.
+#[test]
+fn closed_stdout_is_quiet() {
+    use std::process::{Command, Stdio};
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bundle.yaml");
+    for output in ["table", "wide", "json", "yaml"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-ds"))
+            .args(["explain", "node-agent", "-n", "monitoring", "-f", fixture])
+            .args(["-o", output])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl-ds");
+        // Close the read end before the child writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "-o {output}: {stderr}");
+        assert_eq!(stderr, "", "-o {output}");
+    }
+}
+
 #[test]
 fn explain_from_saved_list() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bundle.yaml");
