@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::client::Cluster;
 use super::list::ListPage;
+use super::proto;
 use crate::engine::explain::nodes_needing_fit_check;
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
@@ -63,6 +64,37 @@ where
         match page.metadata.continue_.filter(|c: &String| !c.is_empty()) {
             Some(c) => lp = lp.continue_token(&c),
             None => return Ok(out),
+        }
+    }
+}
+
+/// Lists nodes or pods in protobuf (see [`super::proto`]), page by page; if the apiserver's
+/// answer cannot be read as protobuf, lists them again as JSON with [`list_all`].
+pub async fn list_fast<K, L>(api: Api<K>, lp: ListParams, what: &str) -> Result<Vec<K>>
+where
+    K: Resource + DeserializeOwned + Clone,
+    L: proto::ProtoList<Item = K>,
+{
+    let request = kube::core::Request::new(api.resource_url());
+    let client = api.clone().into_client();
+    let mut out = Vec::new();
+    let mut page_lp = lp.clone().limit(PAGE);
+    loop {
+        let req = request
+            .list(&page_lp)
+            .map_err(|e| Error::kube(&format!("listing {what}"), kube::Error::BuildRequest(e)))?;
+        match proto::get_page::<L>(&client, req).await {
+            Ok(page) => {
+                out.extend(page.items);
+                match page.continue_ {
+                    Some(c) => page_lp = page_lp.continue_token(&c),
+                    None => return Ok(out),
+                }
+            }
+            Err(proto::ProtoError::Transport(e)) => {
+                return Err(Error::kube(&format!("listing {what}"), e))
+            }
+            Err(proto::ProtoError::Unusable) => return list_all(api, lp, what).await,
         }
     }
 }
@@ -159,12 +191,12 @@ pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot
         .map(|s| selector_string(&s.selector))
         .unwrap_or_default();
     let by_selector = ListParams::default().labels(&selector);
-    let nodes = list_all(
+    let nodes = list_fast::<_, k8s_pb::api::core::v1::NodeList>(
         Api::<Node>::all(client.clone()),
         ListParams::default(),
         "nodes",
     );
-    let pods = list_all(
+    let pods = list_fast::<_, k8s_pb::api::core::v1::PodList>(
         Api::<Pod>::namespaced(client.clone(), &ns),
         by_selector.clone(),
         "pods",
@@ -218,8 +250,12 @@ pub async fn fetch_pods_on_nodes(
             async move {
                 let fields =
                     format!("spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed");
-                let pods =
-                    list_all(api, ListParams::default().fields(&fields), "pods on node").await?;
+                let pods = list_fast::<_, k8s_pb::api::core::v1::PodList>(
+                    api,
+                    ListParams::default().fields(&fields),
+                    "pods on node",
+                )
+                .await?;
                 Ok::<_, Error>((node, pods))
             }
         })

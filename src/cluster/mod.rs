@@ -7,3 +7,4 @@ pub mod fetch;
 pub mod list;
 pub mod mutate;
 pub mod names;
+pub mod proto;

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use serde_json::{json, Value};
 
 use crate::harness::{codes, node_verdict, wait_for, NodeSpec, TestEnv, TEST_LABEL};
@@ -527,6 +529,73 @@ async fn overview_not_found_and_yaml() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(
         out.stderr.contains("cannot get resource \"daemonsets\""),
+        "{}",
+        out.stderr
+    );
+
+    // Allowed to read the DaemonSet and its namespace, not the nodes: the node list (asked for
+    // in protobuf) is denied, and the error still names the verb and the resource.
+    let user = format!("kds-reader-{}", env.ns);
+    let rbac: Api<DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        &env.ns,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+        )),
+    );
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reader"},
+        "rules": [
+            {"apiGroups": ["apps"], "resources": ["daemonsets", "controllerrevisions"],
+             "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["get", "list"]}
+        ]
+    });
+    rbac.create(
+        &PostParams::default(),
+        &serde_json::from_value(role).unwrap(),
+    )
+    .await
+    .unwrap();
+    let bindings: Api<DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        &env.ns,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+        )),
+    );
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    });
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(binding).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut out = env.run(&["explain", "agent", "--as", &user]);
+    for _ in 0..50 {
+        // The authorizer's cache may lag the new binding for a moment.
+        if !out.stderr.contains("cannot get resource \"daemonsets\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        out = env.run(&["explain", "agent", "--as", &user]);
+    }
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("error: listing nodes: forbidden:")
+            && out.stderr.contains("cannot list resource \"nodes\""),
         "{}",
         out.stderr
     );
