@@ -90,7 +90,11 @@ pub async fn get_page<L: ProtoList>(
     let mut body = Vec::new();
     let mut stream = match client.request_stream(req).await {
         Ok(s) => s,
-        Err(kube::Error::Api(_)) => return Err(ProtoError::Unusable),
+        // An error status comes back in protobuf too, which kube cannot read (FromUtf8, or an
+        // Api error with the raw body): the JSON retry gets the readable message.
+        Err(kube::Error::Api(_) | kube::Error::FromUtf8(_) | kube::Error::SerdeError(_)) => {
+            return Err(ProtoError::Unusable)
+        }
         Err(e) => return Err(ProtoError::Transport(e)),
     };
     stream
