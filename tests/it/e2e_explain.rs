@@ -490,6 +490,12 @@ async fn on_delete_outdated_pods() {
     .await;
 }
 
+/// The namespace's Roles or RoleBindings.
+fn rbac_api(env: &TestEnv, kind: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind);
+    Api::namespaced_with(env.client.clone(), &env.ns, &ApiResource::from_gvk(&gvk))
+}
+
 #[tokio::test]
 async fn overview_not_found_and_yaml() {
     let mut env = TestEnv::new("over").await;
@@ -536,15 +542,7 @@ async fn overview_not_found_and_yaml() {
     // Allowed to read the DaemonSet and its namespace, not the nodes: the node list (asked for
     // in protobuf) is denied, and the error still names the verb and the resource.
     let user = format!("kds-reader-{}", env.ns);
-    let rbac: Api<DynamicObject> = Api::namespaced_with(
-        env.client.clone(),
-        &env.ns,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "Role",
-        )),
-    );
+    let rbac = rbac_api(&env, "Role");
     let role = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "reader"},
@@ -560,15 +558,7 @@ async fn overview_not_found_and_yaml() {
     )
     .await
     .unwrap();
-    let bindings: Api<DynamicObject> = Api::namespaced_with(
-        env.client.clone(),
-        &env.ns,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "RoleBinding",
-        )),
-    );
+    let bindings = rbac_api(&env, "RoleBinding");
     let binding = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": "reader"},
