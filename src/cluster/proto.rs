@@ -54,25 +54,23 @@ pub trait ProtoList: Message + Default {
     fn into_page(self) -> Page<Self::Item>;
 }
 
-impl ProtoList for pb::NodeList {
-    type Item = api::Node;
-    fn into_page(self) -> Page<api::Node> {
-        Page {
-            continue_: list_continue(self.metadata),
-            items: self.items.into_iter().map(node).collect(),
+/// `impl ProtoList for LIST { type Item = ITEM; ... }`, items converted by CONVERT.
+macro_rules! proto_list {
+    ($list:ty, $item:ty, $convert:path) => {
+        impl ProtoList for $list {
+            type Item = $item;
+            fn into_page(self) -> Page<$item> {
+                Page {
+                    continue_: list_continue(self.metadata),
+                    items: self.items.into_iter().map($convert).collect(),
+                }
+            }
         }
-    }
+    };
 }
 
-impl ProtoList for pb::PodList {
-    type Item = api::Pod;
-    fn into_page(self) -> Page<api::Pod> {
-        Page {
-            continue_: list_continue(self.metadata),
-            items: self.items.into_iter().map(pod).collect(),
-        }
-    }
-}
+proto_list!(pb::NodeList, api::Node, node);
+proto_list!(pb::PodList, api::Pod, pod);
 
 fn list_continue(m: Option<pbmeta::ListMeta>) -> Option<String> {
     m.and_then(|m| m.r#continue).filter(|c| !c.is_empty())
