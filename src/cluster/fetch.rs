@@ -3,6 +3,7 @@
 //! a fit check (a `spec.nodeName` field selector per node).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use futures::{stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
@@ -42,30 +43,44 @@ pub fn selector_string(sel: &LabelSelector) -> String {
     parts.join(",")
 }
 
+/// The paging loop both list paths share: asks `get_page` for pages of [`PAGE`] objects,
+/// following the continue token, until there is none.
+async fn paginate<K, E, F, Fut>(lp: ListParams, mut get_page: F) -> std::result::Result<Vec<K>, E>
+where
+    F: FnMut(ListParams) -> Fut,
+    Fut: Future<Output = std::result::Result<(Vec<K>, Option<String>), E>>,
+{
+    let mut out = Vec::new();
+    let mut lp = lp.limit(PAGE);
+    loop {
+        let (items, next) = get_page(lp.clone()).await?;
+        out.extend(items);
+        match next {
+            Some(c) => lp = lp.continue_token(&c),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Lists every object, page by page, without their managedFields (see [`super::list`]).
 pub async fn list_all<K>(api: Api<K>, lp: ListParams, what: &str) -> Result<Vec<K>>
 where
     K: Resource + DeserializeOwned,
 {
-    let context = || format!("listing {what}");
+    let context = format!("listing {what}");
     let request = kube::core::Request::new(api.resource_url());
     let client = api.into_client();
-    let mut out = Vec::new();
-    let mut lp = lp.limit(PAGE);
-    loop {
-        let req = request
-            .list(&lp)
-            .map_err(|e| Error::kube(&context(), kube::Error::BuildRequest(e)))?;
-        let page: ListPage<K> = client
-            .request(req)
-            .await
-            .map_err(|e| Error::kube(&context(), e))?;
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c: &String| !c.is_empty()) {
-            Some(c) => lp = lp.continue_token(&c),
-            None => return Ok(out),
+    paginate(lp, |lp| {
+        let req = request.list(&lp).map_err(kube::Error::BuildRequest);
+        let client = client.clone();
+        async move {
+            let page: ListPage<K> = client.request(req?).await?;
+            let next = page.metadata.continue_.filter(|c| !c.is_empty());
+            Ok((page.items, next))
         }
-    }
+    })
+    .await
+    .map_err(|e| Error::kube(&context, e))
 }
 
 /// Lists nodes or pods in protobuf (see [`super::proto`]), page by page; if the apiserver's
@@ -77,25 +92,21 @@ where
 {
     let request = kube::core::Request::new(api.resource_url());
     let client = api.clone().into_client();
-    let mut out = Vec::new();
-    let mut page_lp = lp.clone().limit(PAGE);
-    loop {
-        let req = request
-            .list(&page_lp)
-            .map_err(|e| Error::kube(&format!("listing {what}"), kube::Error::BuildRequest(e)))?;
-        match proto::get_page::<L>(&client, req).await {
-            Ok(page) => {
-                out.extend(page.items);
-                match page.continue_ {
-                    Some(c) => page_lp = page_lp.continue_token(&c),
-                    None => return Ok(out),
-                }
-            }
-            Err(proto::ProtoError::Transport(e)) => {
-                return Err(Error::kube(&format!("listing {what}"), e))
-            }
-            Err(proto::ProtoError::Unusable) => return list_all(api, lp, what).await,
+    let pages = paginate(lp.clone(), |lp| {
+        let req = request.list(&lp);
+        let client = client.clone();
+        async move {
+            let req =
+                req.map_err(|e| proto::ProtoError::Transport(kube::Error::BuildRequest(e)))?;
+            let page = proto::get_page::<L>(&client, req).await?;
+            Ok((page.items, page.continue_))
         }
+    })
+    .await;
+    match pages {
+        Ok(objects) => Ok(objects),
+        Err(proto::ProtoError::Transport(e)) => Err(Error::kube(&format!("listing {what}"), e)),
+        Err(proto::ProtoError::Unusable) => list_all(api, lp, what).await,
     }
 }
 
