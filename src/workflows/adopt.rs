@@ -272,11 +272,7 @@ pub async fn run(
                 report
                     .server_dry_run
                     .push(dry_run_create(ctx, &final_ds).await?);
-                ctx.table(|out, p| {
-                    render::workflow::server_dry_run(out, &report.server_dry_run, p)
-                })?;
-                ctx.document(&report)?;
-                return Ok(Exit::Ok);
+                return ctx.server_dry_run_done(&report.server_dry_run, &report);
             }
             Mode::Act => {}
         }

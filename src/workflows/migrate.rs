@@ -204,9 +204,7 @@ async fn from_live(
             report
                 .server_dry_run
                 .push(adopt::dry_run_create(ctx, &final_ds).await?);
-            ctx.table(|out, p| render::workflow::server_dry_run(out, &report.server_dry_run, p))?;
-            ctx.document(&report)?;
-            return Ok(Exit::Ok);
+            return ctx.server_dry_run_done(&report.server_dry_run, &report);
         }
         Mode::Act => {}
     }
@@ -350,11 +348,7 @@ async fn adopt_orphans(
                 report
                     .server_dry_run
                     .push(adopt::dry_run_create(ctx, &final_ds).await?);
-                ctx.table(|out, p| {
-                    render::workflow::server_dry_run(out, &report.server_dry_run, p)
-                })?;
-                ctx.document(&report)?;
-                return Ok(Exit::Ok);
+                return ctx.server_dry_run_done(&report.server_dry_run, &report);
             }
             Mode::Act => {}
         }

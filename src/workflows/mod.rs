@@ -114,6 +114,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Ends a `--dry-run=server` run: the apiserver's answers as a table, then the report as a
+    /// document; nothing was changed.
+    pub fn server_dry_run_done<T: Serialize>(
+        &self,
+        answers: &[report::ServerDryRun],
+        report: &T,
+    ) -> Result<Exit> {
+        self.table(|out, p| crate::render::workflow::server_dry_run(out, answers, p))?;
+        self.document(report)?;
+        Ok(Exit::Ok)
+    }
+
     /// A progress line on stderr (stdout stays the plan, the result or the JSON document).
     pub fn progress(&self, text: &str) {
         eprintln!("{text}");

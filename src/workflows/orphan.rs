@@ -116,9 +116,7 @@ pub async fn run(ctx: &Ctx<'_>, name: &str, backup_path: &Path) -> Result<Exit> 
         }
         Mode::ServerDryRun => {
             report.server_dry_run.push(dry_run_delete(ctx, &ds).await?);
-            ctx.table(|out, p| render::workflow::server_dry_run(out, &report.server_dry_run, p))?;
-            ctx.document(&report)?;
-            return Ok(Exit::Ok);
+            return ctx.server_dry_run_done(&report.server_dry_run, &report);
         }
         Mode::Act => {}
     }
