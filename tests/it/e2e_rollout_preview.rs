@@ -132,6 +132,18 @@ fn manifest_file(manifest: &Value) -> tempfile::NamedTempFile {
     f
 }
 
+/// `rollout-preview agent -f MANIFEST --exit-code`: 0 if nothing would roll, 1 if something would.
+fn preview_exit_code(env: &TestEnv, manifest: &Value) -> Output {
+    let f = manifest_file(manifest);
+    env.run(&[
+        "rollout-preview",
+        "agent",
+        "-f",
+        f.path().to_str().unwrap(),
+        "--exit-code",
+    ])
+}
+
 /// Runs the real kubectl against the test cluster.
 fn kubectl(args: &[&str]) -> Output {
     let out = Command::new("kubectl")
@@ -437,14 +449,7 @@ async fn metadata_only_change_rolls_nothing() {
         "{:?}",
         p.notes
     );
-    let f = manifest_file(&v2);
-    let code = env.run(&[
-        "rollout-preview",
-        "agent",
-        "-f",
-        f.path().to_str().unwrap(),
-        "--exit-code",
-    ]);
+    let code = preview_exit_code(&env, &v2);
     assert_eq!(code.code, 0, "nothing would roll: {}", code.stderr);
 
     apply(&env, &v2);
@@ -631,14 +636,7 @@ async fn on_delete_restarts_nothing_until_pods_are_deleted() {
         assert_eq!(p.node(n).reasons[0]["code"], "OutdatedRevision");
         assert_eq!(p.node(n).reasons[0]["onDelete"], true);
     }
-    let f = manifest_file(&v2);
-    let code = env.run(&[
-        "rollout-preview",
-        "agent",
-        "-f",
-        f.path().to_str().unwrap(),
-        "--exit-code",
-    ]);
+    let code = preview_exit_code(&env, &v2);
     assert_eq!(code.code, 0, "{}", code.stderr);
 
     apply(&env, &v2);
