@@ -8,7 +8,7 @@ use std::future::Future;
 use futures::{stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
 use kube::Resource;
 use serde::de::DeserializeOwned;
@@ -17,6 +17,7 @@ use super::client::Cluster;
 use super::list::ListPage;
 use super::proto;
 use crate::engine::explain::nodes_needing_fit_check;
+use crate::engine::manifest::selector_text;
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
 
@@ -24,24 +25,6 @@ use crate::error::{Error, Result};
 const FIT_CHECK_CONCURRENCY: usize = 16;
 /// Page size for large lists (bounds memory per response).
 const PAGE: u32 = 500;
-
-/// Renders a LabelSelector in the `-l` syntax the apiserver accepts.
-pub fn selector_string(sel: &LabelSelector) -> String {
-    let mut parts = Vec::new();
-    for (k, v) in sel.match_labels.iter().flatten() {
-        parts.push(format!("{k}={v}"));
-    }
-    for e in sel.match_expressions.iter().flatten() {
-        let vals = e.values.clone().unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({vals})", e.key),
-            "NotIn" => format!("{} notin ({vals})", e.key),
-            "Exists" => e.key.clone(),
-            _ => format!("!{}", e.key),
-        });
-    }
-    parts.join(",")
-}
 
 /// The paging loop both list paths share: asks `get_page` for pages of [`PAGE`] objects,
 /// following the continue token, until there is none.
@@ -199,7 +182,7 @@ pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot
     let selector = ds
         .spec
         .as_ref()
-        .map(|s| selector_string(&s.selector))
+        .map(|s| selector_text(&s.selector))
         .unwrap_or_default();
     let by_selector = ListParams::default().labels(&selector);
     let nodes = list_fast::<_, k8s_pb::api::core::v1::NodeList>(
@@ -343,6 +326,7 @@ pub async fn fetch_pods_and_revisions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
     #[test]
     fn selector_rendering() {
@@ -350,7 +334,7 @@ mod tests {
             "matchLabels: {app: a}\nmatchExpressions: [{key: tier, operator: In, values: [x, y]}, {key: z, operator: DoesNotExist}]",
         )
         .unwrap();
-        assert_eq!(selector_string(&sel), "app=a,tier in (x,y),!z");
+        assert_eq!(selector_text(&sel), "app=a,tier in (x,y),!z");
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn validate(ds: &DaemonSet) -> Result<(), String> {
     Ok(())
 }
 
-/// A selector in the `-l` syntax, for messages.
+/// A selector in the `-l` syntax the apiserver accepts: list requests and messages.
 pub fn selector_text(sel: &LabelSelector) -> String {
     let mut parts: Vec<String> = sel
         .match_labels
