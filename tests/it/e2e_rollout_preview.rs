@@ -152,11 +152,7 @@ fn kubectl(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run kubectl");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Output::from(out)
 }
 
 /// How the operator applies manifests.

@@ -275,11 +275,7 @@ fn cli(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Outpu
     let out = command(env, dir, args, vars)
         .output()
         .expect("run kubectl-ds");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Output::from(out)
 }
 
 fn spawn(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Child {
@@ -1319,11 +1315,7 @@ fn on_a_terminal(env: &TestEnv, dir: &Path, args: &[&str], answer: &str) -> Outp
         stdin.write_all(answer.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Output::from(out)
 }
 
 #[tokio::test]

@@ -271,6 +271,17 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Output {
+    /// Exit code (-1 when killed by a signal) and the streams as text.
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs the kubectl-ds binary with the test cluster's kubeconfig.
 pub fn run_cli(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ds"))
@@ -280,11 +291,7 @@ pub fn run_cli(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run kubectl-ds");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Output::from(out)
 }
 
 pub async fn node_ready(client: &Client, name: &str) -> Option<bool> {
