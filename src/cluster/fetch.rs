@@ -8,6 +8,8 @@ use std::future::Future;
 use futures::{stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
 use kube::Resource;
@@ -16,7 +18,7 @@ use serde::de::DeserializeOwned;
 use super::client::Cluster;
 use super::list::ListPage;
 use super::proto;
-use crate::engine::explain::nodes_needing_fit_check;
+use crate::engine::explain::{nodes_needing_fit_check, preemption_namespaces};
 use crate::engine::manifest::selector_text;
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
@@ -171,7 +173,55 @@ pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snap
     )?;
     snap.events = events;
     snap.pods_on_nodes = fetch_pods_on_nodes(cluster, &nodes_needing_fit_check(&snap)).await?;
+    // A pending pod carries its priority (admission set it): no PriorityClasses needed here.
+    snap.priorities.pdbs = fetch_pdbs(cluster, &preemption_namespaces(&snap)).await?;
     Ok(snap)
+}
+
+/// Lists a cluster-scoped or per-namespace kind; `None` when listing it is forbidden (RBAC):
+/// preemption then says what it could not read instead of failing.
+async fn list_unless_forbidden<K>(api: Api<K>, what: &str) -> Result<Option<Vec<K>>>
+where
+    K: Resource + DeserializeOwned,
+{
+    match list_all(api, ListParams::default(), what).await {
+        Ok(items) => Ok(Some(items)),
+        Err(Error::Forbidden(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every PriorityClass (for the priority of a pod not created yet), only when `needed`;
+/// `None` when not needed or forbidden.
+pub async fn fetch_priority_classes(
+    cluster: &Cluster,
+    needed: bool,
+) -> Result<Option<Vec<PriorityClass>>> {
+    if !needed {
+        return Ok(None);
+    }
+    list_unless_forbidden(Api::all(cluster.client.clone()), "priorityclasses").await
+}
+
+/// The PodDisruptionBudgets of these namespaces (where preemption victims live); an empty list
+/// when there are none to read, `None` when forbidden in any of them.
+pub async fn fetch_pdbs(
+    cluster: &Cluster,
+    namespaces: &[String],
+) -> Result<Option<Vec<PodDisruptionBudget>>> {
+    let lists: Vec<Option<Vec<PodDisruptionBudget>>> = stream::iter(namespaces.iter().cloned())
+        .map(|ns| {
+            let api = Api::<PodDisruptionBudget>::namespaced(cluster.client.clone(), &ns);
+            async move { list_unless_forbidden(api, "poddisruptionbudgets").await }
+        })
+        .buffer_unordered(FIT_CHECK_CONCURRENCY)
+        .try_collect()
+        .await?;
+    // Forbidden in any namespace: the budgets are unknown.
+    Ok(lists
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .map(|lists| lists.into_iter().flatten().collect()))
 }
 
 /// What placement and revisions need, concurrently: every node, and the pods and
@@ -208,6 +258,7 @@ pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot
         revisions,
         events: Vec::new(),
         pods_on_nodes: BTreeMap::new(),
+        priorities: Default::default(),
         now: Some(Time(k8s_openapi::jiff::Timestamp::now())),
     })
 }

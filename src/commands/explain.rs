@@ -12,6 +12,7 @@ use crate::cli::{ExplainArgs, Output};
 use crate::cluster::client::{self, Cluster};
 use crate::cluster::fetch::{self, list_all};
 use crate::engine::explain::{self, nodes_needing_fit_check, Explanation, NodeFilter};
+use crate::engine::preemption::ClusterPriorities;
 use crate::engine::snapshot::{is_claimed_by, Snapshot};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -154,6 +155,7 @@ fn snapshot_of(
         revisions: own_revs,
         events,
         pods_on_nodes: BTreeMap::new(),
+        priorities: Default::default(),
         now,
     };
     for node in nodes_needing_fit_check(&snap) {
@@ -184,6 +186,7 @@ pub fn snapshot_from_file(
     }
     let (mut dss, mut nodes, mut pods, mut revs, mut events) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut classes, mut pdbs) = (vec![], vec![]);
     for o in objects {
         let kind = o
             .get("kind")
@@ -201,6 +204,8 @@ pub fn snapshot_from_file(
                 revs.push(serde_json::from_value::<ControllerRevision>(o).map_err(bad)?)
             }
             "Event" => events.push(serde_json::from_value::<Event>(o).map_err(bad)?),
+            "PriorityClass" => classes.push(serde_json::from_value(o).map_err(bad)?),
+            "PodDisruptionBudget" => pdbs.push(serde_json::from_value(o).map_err(bad)?),
             _ => {}
         }
     }
@@ -225,7 +230,13 @@ pub fn snapshot_from_file(
         }
     };
     let now = latest_time(&events);
-    Ok(snapshot_of(ds, &nodes, &pods, &revs, &events, now))
+    let mut snap = snapshot_of(ds, &nodes, &pods, &revs, &events, now);
+    // A saved List without PriorityClasses or PDBs says nothing about them: unknown.
+    snap.priorities = ClusterPriorities {
+        classes: (!classes.is_empty()).then_some(classes),
+        pdbs: (!pdbs.is_empty()).then_some(pdbs),
+    };
+    Ok(snap)
 }
 
 fn latest_time(events: &[Event]) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::cli::{Output, RolloutPreviewArgs};
 use crate::cluster::client::{self, Cluster};
 use crate::cluster::{dry_run, fetch};
+use crate::engine::preemption::ClusterPriorities;
 use crate::engine::{managed, revision, rollout, threeway};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -29,9 +30,18 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         fetch::fetch_workload(&cluster, live.clone())
     )?;
     let classified = rollout::classify(&snap, &new);
-    let pods_on_nodes =
-        fetch::fetch_pods_on_nodes(&cluster, &classified.nodes_needing_fit_check()).await?;
-    let preview = classified.finish(&pods_on_nodes);
+    let fit_nodes = classified.nodes_needing_fit_check();
+    let (pods_on_nodes, classes) = futures::try_join!(
+        fetch::fetch_pods_on_nodes(&cluster, &fit_nodes),
+        fetch::fetch_priority_classes(&cluster, !fit_nodes.is_empty())
+    )?;
+    let mut priorities = ClusterPriorities {
+        classes,
+        pdbs: None,
+    };
+    let namespaces = classified.preemption_namespaces(&pods_on_nodes, &priorities);
+    priorities.pdbs = fetch::fetch_pdbs(&cluster, &namespaces).await?;
+    let preview = classified.finish_with(&pods_on_nodes, &priorities);
     let doc = Document {
         preview: &preview,
         dry_run: request.describe(),

@@ -12,6 +12,7 @@ use super::fit;
 use super::labels::{self, Selector};
 use super::placement::{self, Eligibility};
 use super::podstate;
+use super::preemption;
 use super::reason::{serialize_reasons, Reason};
 use super::revision;
 use super::schedmsg;
@@ -219,6 +220,39 @@ pub fn nodes_needing_fit_check(snap: &Snapshot) -> Vec<String> {
     out
 }
 
+/// The namespaces whose PodDisruptionBudgets matter: those of the lower-priority pods on the
+/// nodes where a pending pod does not fit (preemption could evict them).
+pub fn preemption_namespaces(snap: &Snapshot) -> Vec<String> {
+    let by_node = pods_by_node(&snap.daemon_set, &snap.pods);
+    let mut out: Vec<String> = Vec::new();
+    for node in &snap.nodes {
+        let name = node.metadata.name.as_deref().unwrap_or("");
+        let (Some(own), Some(on_node)) = (by_node.get(name), snap.pods_on_nodes.get(name)) else {
+            continue;
+        };
+        for pod in own.iter().filter(|p| !podstate::is_scheduled(p)) {
+            let spec = pod.spec.clone().unwrap_or_default();
+            let others: Vec<Pod> = on_node
+                .iter()
+                .filter(|o| o.metadata.uid != pod.metadata.uid)
+                .cloned()
+                .collect();
+            if fit::misfits(&spec, node, &others).is_empty() {
+                continue;
+            }
+            let priority = snap.priorities.priority_of(&spec);
+            out.extend(
+                preemption::victim_namespaces(&priority, &others)
+                    .into_iter()
+                    .map(str::to_string),
+            );
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Explains every node.
 pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
     let ds = &snap.daemon_set;
@@ -250,7 +284,11 @@ pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
     computed.unavailable = computed.desired - computed.available;
     nodes.sort_by(|a, b| a.state.cmp(&b.state).then_with(|| a.name.cmp(&b.name)));
     let daemon_set = ds_info(snap, ctx.current_hash.clone());
-    let summary = summarise(snap, &daemon_set, computed, excluded, states, nodes.len());
+    let mut summary = summarise(snap, &daemon_set, computed, excluded, states, nodes.len());
+    let computed_reasons = nodes.iter().flat_map(|n| n.reasons.iter());
+    summary
+        .notes
+        .extend(snap.priorities.notes(computed_reasons));
     Explanation {
         api_version: API_VERSION,
         kind: "Explanation",
@@ -520,7 +558,12 @@ fn pending_reasons(
         .filter(|o| o.metadata.uid.as_deref() != uid || uid.is_none())
         .cloned()
         .collect();
-    reasons.extend(fit::misfits(&spec, node, &others));
+    let misfits = fit::misfits(&spec, node, &others);
+    if !misfits.is_empty() {
+        reasons.extend(misfits);
+        let priorities = &ctx.snap.priorities;
+        reasons.extend(priorities.preemption_reasons(&spec, node, &others));
+    }
     if reasons.iter().all(|r| {
         !matches!(
             r,

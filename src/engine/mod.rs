@@ -14,6 +14,7 @@ pub mod managed;
 pub mod manifest;
 pub mod placement;
 pub mod podstate;
+pub mod preemption;
 pub mod progress;
 pub mod reason;
 pub mod revision;

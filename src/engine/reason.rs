@@ -13,6 +13,22 @@ pub enum PodFate {
     Deleted,
 }
 
+/// Why preemption cannot make the pod fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NotHelpful {
+    /// `preemptionPolicy: Never` (default_preemption.go PodEligibleToPreemptOthers).
+    PolicyNever,
+    /// Every pod on the node has equal or higher priority: none may be evicted.
+    NoLowerPriorityPods,
+    /// Even with every lower-priority pod gone the pod does not fit.
+    StillDoesNotFit,
+    /// The pod's priorityClassName names no PriorityClass (admission refuses the pod).
+    ClassNotFound,
+    /// The PriorityClasses could not be read, so the pod's priority is unknown.
+    PriorityUnknown,
+}
+
 /// One scheduler reason histogram entry: "3 Insufficient cpu".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +106,23 @@ pub enum Reason {
         allocatable: i64,
         used: i64,
     },
+    /// The scheduler evicts these lower-priority pods (`namespace/name`, most important first)
+    /// to make room: the pod then fits (DefaultPreemption). `pdbViolations` of them violate a
+    /// PodDisruptionBudget (minimised, not forbidden).
+    Preemption {
+        priority_class: Option<String>,
+        priority: Option<i32>,
+        victims: Vec<String>,
+        pdb_violations: usize,
+    },
+    /// The pod does not fit and preemption cannot change that.
+    PreemptionNotHelpful {
+        priority_class: Option<String>,
+        priority: Option<i32>,
+        why: NotHelpful,
+    },
+    /// The pod has no priorityClassName: it cannot preempt anything.
+    NoPriorityClass {},
     /// The pod has scheduling gates.
     SchedulingGated {
         gates: Vec<String>,
@@ -181,6 +214,9 @@ impl Reason {
             Reason::InsufficientResources { .. } => "InsufficientResources",
             Reason::HostPortConflict { .. } => "HostPortConflict",
             Reason::TooManyPods { .. } => "TooManyPods",
+            Reason::Preemption { .. } => "Preemption",
+            Reason::PreemptionNotHelpful { .. } => "PreemptionNotHelpful",
+            Reason::NoPriorityClass {} => "NoPriorityClass",
             Reason::SchedulingGated { .. } => "SchedulingGated",
             Reason::AwaitingScheduler {} => "AwaitingScheduler",
             Reason::CrashLoopBackOff { .. } => "CrashLoopBackOff",
@@ -271,6 +307,40 @@ impl Reason {
             Reason::TooManyPods { allocatable, used } => {
                 format!("too many pods: {used} of {allocatable} allowed are already on the node")
             }
+            Reason::Preemption { priority_class, priority, victims, pdb_violations } => {
+                let pdb = match pdb_violations {
+                    0 => String::new(),
+                    n => format!("; {n} of them violate a PodDisruptionBudget (the scheduler minimises PDB violations, it does not refuse them)"),
+                };
+                format!(
+                    "fits by preempting {} lower-priority pod(s): {} ({}){pdb}",
+                    victims.len(),
+                    victims.join(", "),
+                    priority_text(priority_class.as_deref(), *priority)
+                )
+            }
+            Reason::PreemptionNotHelpful { priority_class, priority, why } => {
+                let prio = priority_text(priority_class.as_deref(), *priority);
+                let why = match why {
+                    NotHelpful::PolicyNever => "its preemptionPolicy is Never".to_string(),
+                    NotHelpful::NoLowerPriorityPods => {
+                        "every other pod on the node has equal or higher priority (only strictly lower-priority pods can be preempted)".to_string()
+                    }
+                    NotHelpful::StillDoesNotFit => {
+                        "it would not fit even with every lower-priority pod evicted".to_string()
+                    }
+                    NotHelpful::ClassNotFound => {
+                        "its PriorityClass does not exist (the apiserver refuses to create the pod)".to_string()
+                    }
+                    NotHelpful::PriorityUnknown => {
+                        "its priority is unknown (PriorityClasses could not be listed)".to_string()
+                    }
+                };
+                format!("preemption cannot help ({prio}): {why}")
+            }
+            Reason::NoPriorityClass {} => {
+                "hint: the pod template sets no priorityClassName, so the pod has priority 0 and cannot preempt other pods; node agents should set one (e.g. system-node-critical), as the DaemonSet documentation recommends".into()
+            }
             Reason::SchedulingGated { gates } => {
                 format!("scheduling gated by {}", gates.join(", "))
             }
@@ -335,6 +405,15 @@ impl Reason {
                 None => format!("pod {pod} terminating"),
             },
         }
+    }
+}
+
+/// `priority 1000 (class high)`, `priority 0 (no class)`.
+fn priority_text(class: Option<&str>, value: Option<i32>) -> String {
+    let value = value.map_or_else(|| "unknown".to_string(), |v| v.to_string());
+    match class {
+        Some(c) => format!("priority {value}, class {c}"),
+        None => format!("priority {value}, no priorityClassName"),
     }
 }
 

@@ -15,6 +15,7 @@ use super::explain::{pods_by_node, API_VERSION};
 use super::fit;
 use super::placement::{self, Eligibility};
 use super::podstate;
+use super::preemption::{self, ClusterPriorities};
 use super::reason::{serialize_reasons, Reason};
 use super::revision::{self, revision_hash};
 use super::snapshot::Snapshot;
@@ -400,12 +401,37 @@ fn draft<'a>(ctx: &Ctx<'a>, node: &'a Node, elig: Eligibility) -> Draft<'a> {
 }
 
 /// The static fit check of the new pod on the node (mirrors the scheduler's NodeResourcesFit
-/// and NodePorts through fit::misfits).
-fn apply_fit(ctx: &Ctx, d: &mut Draft, pods_on_nodes: &BTreeMap<String, Vec<Pod>>) {
-    let Some(check) = d.fit else { return };
-    let Some(on_node) = pods_on_nodes.get(&d.name) else {
+/// and NodePorts through fit::misfits), then preemption when it does not fit (mirrors
+/// DefaultPreemption through preemption::evaluate): Blocked only when preemption cannot help.
+fn apply_fit(
+    ctx: &Ctx,
+    d: &mut Draft,
+    pods_on_nodes: &BTreeMap<String, Vec<Pod>>,
+    priorities: &ClusterPriorities,
+) {
+    let Some(others) = others_on_node(d, pods_on_nodes) else {
         return;
     };
+    let misfits = fit::misfits(&ctx.new_spec, d.node, &others);
+    if misfits.is_empty() {
+        return;
+    }
+    let preemption = priorities.preemption_reasons(&ctx.new_spec, d.node, &others);
+    if !preemption
+        .iter()
+        .any(|r| matches!(r, Reason::Preemption { .. }))
+    {
+        d.action = Action::Blocked;
+        d.reasons.extend(misfits);
+    }
+    d.reasons.extend(preemption);
+}
+
+/// The pods the new pod must fit beside: the fetched pods bound to the node, without the
+/// DaemonSet's own, plus the old pod when it surges beside it. `None` without a fit check.
+fn others_on_node(d: &Draft, pods_on_nodes: &BTreeMap<String, Vec<Pod>>) -> Option<Vec<Pod>> {
+    let check = d.fit?;
+    let on_node = pods_on_nodes.get(&d.name)?;
     let key = |p: &Pod| (p.metadata.namespace.clone(), p.metadata.name.clone());
     let own: HashSet<_> = d.own.iter().map(|p| key(p)).collect();
     let mut others: Vec<Pod> = on_node
@@ -418,11 +444,7 @@ fn apply_fit(ctx: &Ctx, d: &mut Draft, pods_on_nodes: &BTreeMap<String, Vec<Pod>
             others.push(old.clone());
         }
     }
-    let misfits = fit::misfits(&ctx.new_spec, d.node, &others);
-    if !misfits.is_empty() {
-        d.action = Action::Blocked;
-        d.reasons.extend(misfits);
-    }
+    Some(others)
 }
 
 /// Every node classified before the fit check: the first phase of a preview. The caller
@@ -477,8 +499,43 @@ impl Classified<'_> {
         out
     }
 
-    /// The preview, once the pods bound to the nodes needing a fit check are known.
+    /// The preview, once the pods bound to the nodes needing a fit check are known, with no
+    /// PriorityClasses or PodDisruptionBudgets (the tests' shorthand for
+    /// [`Classified::finish_with`]).
+    #[cfg(test)]
     pub fn finish(self, pods_on_nodes: &BTreeMap<String, Vec<Pod>>) -> RolloutPreview {
+        self.finish_with(pods_on_nodes, &ClusterPriorities::default())
+    }
+
+    /// The namespaces whose PodDisruptionBudgets matter: those of the pods the new pod could
+    /// preempt on the nodes where it does not fit.
+    pub fn preemption_namespaces(
+        &self,
+        pods_on_nodes: &BTreeMap<String, Vec<Pod>>,
+        priorities: &ClusterPriorities,
+    ) -> Vec<String> {
+        let priority = priorities.priority_of(&self.ctx.new_spec);
+        let mut out: Vec<String> = Vec::new();
+        for d in &self.drafts {
+            let Some(others) = others_on_node(d, pods_on_nodes) else {
+                continue;
+            };
+            if !fit::misfits(&self.ctx.new_spec, d.node, &others).is_empty() {
+                let namespaces = preemption::victim_namespaces(&priority, &others);
+                out.extend(namespaces.into_iter().map(str::to_string));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The preview, with the PriorityClasses and PodDisruptionBudgets preemption reads.
+    pub fn finish_with(
+        self,
+        pods_on_nodes: &BTreeMap<String, Vec<Pod>>,
+        priorities: &ClusterPriorities,
+    ) -> RolloutPreview {
         let Classified {
             ctx,
             new,
@@ -486,10 +543,35 @@ impl Classified<'_> {
             desired_before,
         } = self;
         for d in &mut drafts {
-            apply_fit(&ctx, d, pods_on_nodes);
+            apply_fit(&ctx, d, pods_on_nodes, priorities);
         }
-        assemble(&ctx, new, &drafts, desired_before)
+        let mut preview = assemble(&ctx, new, &drafts, desired_before);
+        preview.notes.extend(preemption_notes(&drafts));
+        let computed = drafts.iter().flat_map(|d| d.reasons.iter());
+        preview.notes.extend(priorities.notes(computed));
+        preview
     }
+}
+
+/// One note naming the nodes where the new pod runs only because the scheduler preempts.
+fn preemption_notes(drafts: &[Draft]) -> Vec<String> {
+    let mut by_node: Vec<String> = Vec::new();
+    for d in drafts {
+        for r in &d.reasons {
+            if let Reason::Preemption { victims, .. } = r {
+                by_node.push(format!("{} ({})", d.name, victims.join(", ")));
+            }
+        }
+    }
+    if by_node.is_empty() {
+        return Vec::new();
+    }
+    by_node.sort();
+    vec![format!(
+        "{} node(s) fit only because the scheduler preempts (evicts) lower-priority pods there: {}",
+        by_node.len(),
+        by_node.join("; ")
+    )]
 }
 
 fn assemble(ctx: &Ctx, new: &DaemonSet, drafts: &[Draft], desired_before: usize) -> RolloutPreview {

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::labels;
+use super::preemption::ClusterPriorities;
 
 /// Everything `explain` needs about one DaemonSet.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +23,9 @@ pub struct Snapshot {
     pub events: Vec<Event>,
     /// For the nodes that need a fit check: every other non-terminal pod bound to them.
     pub pods_on_nodes: BTreeMap<String, Vec<Pod>>,
+    /// PriorityClasses and PodDisruptionBudgets, for preemption (fetched only when a pod does
+    /// not fit).
+    pub priorities: ClusterPriorities,
     /// The time the snapshot was taken (for availability and ages).
     pub now: Option<Time>,
 }

@@ -18,6 +18,12 @@ pub fn main_reason(v: &NodeVerdict) -> Option<&Reason> {
         }
         _ => None,
     }
+    // A pod that does not fit but preempts its way in: the outcome is what matters.
+    .or_else(|| {
+        v.reasons
+            .iter()
+            .find(|r| matches!(r, Reason::Preemption { .. }))
+    })
     // The facts computed from the objects name the cause more precisely than the scheduler's
     // summary, so Unschedulable comes after them; informational reasons come last.
     .or_else(|| {

@@ -140,7 +140,14 @@ pub fn main_reason(n: &NodePreview) -> String {
         .iter()
         .find(|r| !matches!(r, Reason::OutdatedRevision { .. }));
     let rev = n.pod_revision.as_deref().unwrap_or("?");
+    let preempts = n
+        .reasons
+        .iter()
+        .find(|r| matches!(r, Reason::Preemption { .. }));
     match n.action {
+        Action::Restart | Action::Create if preempts.is_some() => preempts
+            .map(|r| format!("{}: {}", r.code(), r.message()))
+            .unwrap_or_default(),
         Action::Restart if n.replaced_first => {
             format!("pod at revision {rev} is outdated and already unavailable: replaced first")
         }

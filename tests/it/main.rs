@@ -6,6 +6,7 @@ mod cli;
 mod e2e_complete;
 mod e2e_explain;
 mod e2e_foundation;
+mod e2e_preemption;
 mod e2e_rollout_preview;
 mod e2e_workflows;
 mod harness;

@@ -92,6 +92,7 @@ fn snapshot(
         revisions: revs,
         events: Vec::new(),
         pods_on_nodes: BTreeMap::new(),
+        priorities: Default::default(),
         now: Some(Time(NOW.parse().unwrap())),
     }
 }
@@ -220,7 +221,15 @@ fn added_toleration_creates_on_tainted_node() {
     );
     let p = preview(&snap, &new);
     assert_eq!(action(&p, "n4"), Action::Blocked);
-    assert_eq!(codes(&p, "n4"), vec!["InsufficientResources"]);
+    // Priority 0 (no class) against the hog's 0: preemption cannot help, and the hint says so.
+    assert_eq!(
+        codes(&p, "n4"),
+        vec![
+            "InsufficientResources",
+            "PreemptionNotHelpful",
+            "NoPriorityClass"
+        ]
+    );
     assert_eq!(
         p.strategy.unavailable_now, 1,
         "the node without a pod eats the budget"
