@@ -310,7 +310,7 @@ impl Reason {
             Reason::Preemption { priority_class, priority, victims, pdb_violations } => {
                 let pdb = match pdb_violations {
                     0 => String::new(),
-                    n => format!("; {n} of them violate a PodDisruptionBudget (the scheduler minimises PDB violations, it does not refuse them)"),
+                    n => format!("; {n} of them would violate a PodDisruptionBudget (the scheduler minimises PDB violations, it does not refuse them)"),
                 };
                 format!(
                     "fits by preempting {} lower-priority pod(s): {} ({}){pdb}",

@@ -375,3 +375,42 @@ fn completion_scripts() {
         assert!(o.stdout.contains("kubectl-ds"), "{shell}");
     }
 }
+
+#[test]
+fn explain_from_saved_list_with_preemption() {
+    // PriorityClasses and PodDisruptionBudgets in a saved List are read like the cluster's.
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/preemption.yaml"
+    );
+    let args = ["explain", "node-agent", "-n", "kube-system", "-f", fixture];
+    let o = run(&[&args[..], &["-o", "json"]].concat(), &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let node = &v["nodes"][0];
+    assert_eq!(
+        (node["name"].as_str(), node["state"].as_str()),
+        (Some("small-1"), Some("Pending"))
+    );
+    let preemption = node["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "Preemption")
+        .unwrap_or_else(|| panic!("{node:#}"));
+    // report-2 started later than report-1 (equal priority): it is the one evicted; both are
+    // covered by a PDB with no disruption left, so the one victim violates it.
+    assert_eq!(preemption["victims"], serde_json::json!(["batch/report-2"]));
+    assert_eq!(preemption["pdbViolations"], 1);
+    assert_eq!(preemption["priority"], 100000);
+    assert_eq!(preemption["priorityClass"], "node-agents");
+    let table = run(&args, &[]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table
+            .stdout
+            .contains("Preemption: fits by preempting 1 lower-priority pod(s): batch/report-2"),
+        "{}",
+        table.stdout
+    );
+}
