@@ -171,6 +171,51 @@ async fn agent_running_on(env: &TestEnv, node: &str) -> bool {
     })
 }
 
+/// Waits for the scheduler's verdict on the agent pod with `image` (PodScheduled=False,
+/// Unschedulable), gives it time to (not) preempt, then checks nothing was evicted and the
+/// agent does not run on `node`.
+async fn stays_pending(
+    env: &TestEnv,
+    node: &str,
+    image: &str,
+    before: &BTreeMap<String, BTreeSet<String>>,
+) {
+    let pods = env.pod_api();
+    wait_for(
+        Duration::from_secs(60),
+        "the new pod's scheduler verdict",
+        || async {
+            pods.list(&ListParams::default().labels("app=agent"))
+                .await
+                .map(|l| {
+                    l.items.iter().any(|p| {
+                        let spec_image =
+                            p.spec.as_ref().and_then(|s| s.containers[0].image.clone());
+                        let unschedulable = p
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|cs| {
+                                cs.iter().any(|c| {
+                                    c.type_ == "PodScheduled"
+                                        && c.reason.as_deref() == Some("Unschedulable")
+                                })
+                            });
+                        spec_image.as_deref() == Some(image) && unschedulable
+                    })
+                })
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !agent_running_on(env, node).await,
+        "the agent runs on {node}?"
+    );
+    assert_eq!(&others_by_node(env).await, before, "nothing was evicted");
+}
+
 async fn apply(env: &TestEnv, manifest: &Value) {
     env.ds_api()
         .patch(
@@ -362,39 +407,56 @@ async fn equal_priority_cannot_preempt() {
     let before = others_by_node(&env).await;
     apply(&env, &v2).await;
     // The controller replaces the pending pod; the scheduler tries and gives up on preemption.
-    let pods = env.pod_api();
-    wait_for(
-        Duration::from_secs(60),
-        "the new pod's scheduler verdict",
-        || async {
-            pods.list(&ListParams::default().labels("app=agent"))
-                .await
-                .map(|l| {
-                    l.items.iter().any(|p| {
-                        let image = p.spec.as_ref().map(|s| s.containers[0].image.clone());
-                        let unschedulable = p
-                            .status
-                            .as_ref()
-                            .and_then(|s| s.conditions.as_ref())
-                            .is_some_and(|cs| {
-                                cs.iter().any(|c| {
-                                    c.type_ == "PodScheduled"
-                                        && c.reason.as_deref() == Some("Unschedulable")
-                                })
-                            });
-                        image == Some(Some("registry.example/agent:2".into())) && unschedulable
-                    })
-                })
-                .unwrap_or(false)
-        },
-    )
-    .await;
-    // Give the scheduler time to (not) preempt, then compare.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!agent_running_on(&env, &small).await, "the agent runs?");
-    assert_eq!(others_by_node(&env).await, before, "nothing was evicted");
+    stays_pending(&env, &small, "registry.example/agent:2", &before).await;
     let e = env.explain_json("agent");
     let v = node_verdict(&e, &small);
     assert_eq!(v["state"], "Pending");
     assert!(codes(v).contains(&"PreemptionNotHelpful".to_string()));
+}
+
+#[tokio::test]
+async fn preemption_policy_never_does_not_preempt() {
+    let mut env = TestEnv::new("neverpreempt").await;
+    let _classes = Classes::create(&env, &[("low", 1000)]).await;
+    // A higher class that never preempts (the class's policy is copied into the pod).
+    let polite = format!("{}-polite", env.ns);
+    let pc = serde_json::from_value(json!({
+        "metadata": {"name": polite}, "value": 1_000_000, "preemptionPolicy": "Never"
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::scheduling::v1::PriorityClass>::all(env.client.clone())
+        .create(&PostParams::default(), &pc)
+        .await
+        .expect("create priorityclass");
+    let _polite = Classes(vec![polite.clone()]);
+    let small = env
+        .node(
+            "small",
+            NodeSpec {
+                cpu: Some("1"),
+                ..Default::default()
+            },
+        )
+        .await;
+    filler(&env, "filler", &small, &format!("{}-low", env.ns), "900m").await;
+    let before = others_by_node(&env).await;
+    let image = "registry.example/agent:1";
+    let v1 = env.daemon_set(
+        "agent",
+        json!({"priorityClassName": polite, "containers": [{"name": "agent", "image": image,
+                "resources": {"requests": {"cpu": "200m"}}}]}),
+    );
+    apply(&env, &v1).await;
+    let e = explain_until(&env, &small, "PreemptionNotHelpful").await;
+    let nh: NotHelpfulReason = find_reason(node_verdict(&e, &small), "PreemptionNotHelpful");
+    assert_eq!(
+        (nh.why.as_str(), nh.priority),
+        ("policyNever", Some(1_000_000))
+    );
+    assert!(
+        nh.message.contains("preemptionPolicy is Never"),
+        "{}",
+        nh.message
+    );
+    stays_pending(&env, &small, image, &before).await;
 }
