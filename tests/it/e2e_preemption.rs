@@ -460,3 +460,140 @@ async fn preemption_policy_never_does_not_preempt() {
     );
     stays_pending(&env, &small, image, &before).await;
 }
+
+/// A ClusterRole and its ClusterRoleBinding for `user`, deleted on drop.
+struct ClusterAccess(String);
+
+impl ClusterAccess {
+    async fn grant(env: &TestEnv, user: &str, rules: Value) -> ClusterAccess {
+        use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+        let name = format!("kds-{}", env.ns);
+        let api = |kind: &str| {
+            let gvk = GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind);
+            Api::<DynamicObject>::all_with(env.client.clone(), &ApiResource::from_gvk(&gvk))
+        };
+        let role = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name}, "rules": rules
+        });
+        let binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+        });
+        for (kind, obj) in [("ClusterRole", role), ("ClusterRoleBinding", binding)] {
+            api(kind)
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(obj).unwrap(),
+                )
+                .await
+                .expect("create rbac");
+        }
+        ClusterAccess(name)
+    }
+}
+
+impl Drop for ClusterAccess {
+    fn drop(&mut self) {
+        let kc = kubeconfig().display().to_string();
+        for kind in ["clusterrolebinding", "clusterrole"] {
+            let _ = Command::new("kubectl")
+                .args(["--kubeconfig", &kc, "delete", kind, &self.0, "--wait=false"])
+                .output();
+        }
+    }
+}
+
+#[tokio::test]
+async fn denied_priority_classes_and_pdbs_degrade_with_a_note() {
+    let mut env = TestEnv::new("preemptrbac").await;
+    let _classes = Classes::create(&env, &[("low", 1000), ("high", 1_000_000)]).await;
+    let small = env
+        .node(
+            "small",
+            NodeSpec {
+                cpu: Some("1"),
+                ..Default::default()
+            },
+        )
+        .await;
+    filler(&env, "filler", &small, &format!("{}-low", env.ns), "900m").await;
+    let v1 = env.daemon_set("agent", json!({}));
+    apply(&env, &v1).await;
+    env.wait_rolled_out("agent", 1).await;
+    // What rollout-preview needs, without priorityclasses and poddisruptionbudgets.
+    let user = format!("kds-norbac-{}", env.ns);
+    let _access = ClusterAccess::grant(
+        &env,
+        &user,
+        json!([
+            {"apiGroups": ["apps"], "resources": ["daemonsets"],
+             "verbs": ["get", "list", "patch", "update"]},
+            {"apiGroups": ["apps"], "resources": ["controllerrevisions"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["nodes", "pods", "events"], "verbs": ["list"]}
+        ]),
+    )
+    .await;
+    let preview_as = |manifest: &Value| {
+        let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+        f.write_all(manifest.to_string().as_bytes()).unwrap();
+        let path = f.path().to_str().unwrap().to_string();
+        let out = env.run(&[
+            "rollout-preview",
+            "agent",
+            "-f",
+            &path,
+            "-o",
+            "json",
+            "--as",
+            &user,
+        ]);
+        (out, f)
+    };
+    let requests = json!([{"name": "agent", "image": "registry.example/agent:1",
+                           "resources": {"requests": {"cpu": "200m"}}}]);
+    // A user class the user cannot look up: its priority is unknown; said, not an error.
+    let mut v2 = env.daemon_set(
+        "agent",
+        json!({"priorityClassName": format!("{}-high", env.ns), "containers": requests}),
+    );
+    let mut out = preview_as(&v2).0;
+    for _ in 0..50 {
+        // The authorizer's cache may lag the new binding for a moment.
+        if out.code == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        out = preview_as(&v2).0;
+    }
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let p: Value = serde_json::from_str(&out.stdout).unwrap();
+    let s = preview_node(&p, &small);
+    assert_eq!(s["action"], "Blocked", "{s:#}");
+    let nh: NotHelpfulReason = find_reason(s, "PreemptionNotHelpful");
+    assert_eq!((nh.why.as_str(), nh.priority), ("priorityUnknown", None));
+    let notes = p["notes"].to_string();
+    assert!(
+        notes.contains("PriorityClasses could not be listed"),
+        "{notes}"
+    );
+    // A built-in class is known without the list; the PDBs are unreadable: said, not an error.
+    v2["spec"]["template"]["spec"]["priorityClassName"] = json!("system-node-critical");
+    let (out, _f) = preview_as(&v2);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let p: Value = serde_json::from_str(&out.stdout).unwrap();
+    let s = preview_node(&p, &small);
+    assert_eq!(s["action"], "Restart", "{s:#}");
+    let pr: PreemptionReason = find_reason(s, "Preemption");
+    assert_eq!(
+        (pr.priority, pr.victims.clone()),
+        (Some(2_000_001_000), vec![format!("{}/filler", env.ns)])
+    );
+    let notes = p["notes"].to_string();
+    assert!(
+        notes.contains("PodDisruptionBudgets could not be listed"),
+        "{notes}"
+    );
+}
