@@ -172,12 +172,13 @@ async fn agent_running_on(env: &TestEnv, node: &str) -> bool {
 }
 
 /// Waits for the scheduler's verdict on the agent pod with `image` (PodScheduled=False,
-/// Unschedulable), gives it time to (not) preempt, then checks nothing was evicted and the
-/// agent does not run on `node`.
+/// Unschedulable), checks its preemption part says `scheduler_says`, gives it time to (not)
+/// preempt, then checks nothing was evicted and the agent does not run on `node`.
 async fn stays_pending(
     env: &TestEnv,
     node: &str,
     image: &str,
+    scheduler_says: &str,
     before: &BTreeMap<String, BTreeSet<String>>,
 ) {
     let pods = env.pod_api();
@@ -208,6 +209,19 @@ async fn stays_pending(
         },
     )
     .await;
+    let messages: Vec<String> = env
+        .pods("agent")
+        .await
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.conditions.clone())
+        .flatten()
+        .filter(|c| c.type_ == "PodScheduled")
+        .filter_map(|c| c.message)
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains(scheduler_says)),
+        "the scheduler's own verdict: {messages:?}"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         !agent_running_on(env, node).await,
@@ -407,7 +421,14 @@ async fn equal_priority_cannot_preempt() {
     let before = others_by_node(&env).await;
     apply(&env, &v2).await;
     // The controller replaces the pending pod; the scheduler tries and gives up on preemption.
-    stays_pending(&env, &small, "registry.example/agent:2", &before).await;
+    stays_pending(
+        &env,
+        &small,
+        "registry.example/agent:2",
+        "No preemption victims found",
+        &before,
+    )
+    .await;
     let e = env.explain_json("agent");
     let v = node_verdict(&e, &small);
     assert_eq!(v["state"], "Pending");
@@ -458,7 +479,7 @@ async fn preemption_policy_never_does_not_preempt() {
         "{}",
         nh.message
     );
-    stays_pending(&env, &small, image, &before).await;
+    stays_pending(&env, &small, image, "preemptionPolicy=Never", &before).await;
 }
 
 /// A ClusterRole and its ClusterRoleBinding for `user`, deleted on drop.
