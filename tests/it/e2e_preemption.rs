@@ -618,3 +618,55 @@ async fn denied_priority_classes_and_pdbs_degrade_with_a_note() {
         "{notes}"
     );
 }
+
+#[tokio::test]
+async fn explain_names_the_victims_the_scheduler_evicts() {
+    let mut env = TestEnv::new("preemptexplain").await;
+    let _classes =
+        Classes::create(&env, &[("low", 1000), ("mid", 2000), ("high", 1_000_000)]).await;
+    let ns = env.ns.clone();
+    let class = |c: &str| format!("{ns}-{c}");
+    let small = env
+        .node(
+            "small",
+            NodeSpec {
+                cpu: Some("1"),
+                ..Default::default()
+            },
+        )
+        .await;
+    filler(&env, "mid", &small, &class("mid"), "400m").await;
+    filler(&env, "low", &small, &class("low"), "400m").await;
+    // A scheduler nobody runs holds the pod Pending, so explain's prediction can be read
+    // before anything acts on it.
+    let spec = |scheduler: &str| {
+        json!({"priorityClassName": class("high"), "schedulerName": scheduler,
+               "containers": [{"name": "agent", "image": "registry.example/agent:1",
+                               "resources": {"requests": {"cpu": "400m"}}}]})
+    };
+    apply(&env, &env.daemon_set("agent", spec("kds-nobody"))).await;
+    let e = explain_until(&env, &small, "Preemption").await;
+    let v = node_verdict(&e, &small);
+    assert_eq!(v["state"], "Pending");
+    let pr: PreemptionReason = find_reason(v, "Preemption");
+    // 1 cpu, 800m used, 400m wanted: one pod goes, the lower-priority one (mid is reprieved
+    // first).
+    assert_eq!(pr.victims, vec![format!("{}/low", env.ns)]);
+    assert_eq!(
+        (pr.priority, pr.priority_class),
+        (Some(1_000_000), Some(class("high")))
+    );
+    let predicted: BTreeSet<String> = pr.victims.into_iter().collect();
+
+    // Hand the pod to the default scheduler (same priority and requests) and compare.
+    let before = others_by_node(&env).await;
+    apply(&env, &env.daemon_set("agent", spec("default-scheduler"))).await;
+    env.wait_rolled_out("agent", 1).await;
+    assert!(agent_running_on(&env, &small).await);
+    let after = others_by_node(&env).await;
+    let gone: BTreeSet<String> = before[&small]
+        .difference(after.get(&small).unwrap_or(&BTreeSet::new()))
+        .cloned()
+        .collect();
+    assert_eq!(gone, predicted, "evicted vs predicted");
+}
