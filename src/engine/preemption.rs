@@ -75,7 +75,7 @@ impl ClusterPriorities {
             out.push("PodDisruptionBudgets could not be listed (RBAC: list poddisruptionbudgets.policy): preemption victims were chosen as if there were none".into());
         }
         if unknown {
-            out.push("PriorityClasses could not be listed (RBAC: list priorityclasses.scheduling.k8s.io): only the built-in system-node-critical and system-cluster-critical are known, so preemption was not evaluated for other classes".into());
+            out.push("PriorityClasses could not be listed (RBAC: list priorityclasses.scheduling.k8s.io): only the built-in system-node-critical and system-cluster-critical are known, so preemption was not evaluated for other classes (nor for a pod without a class: a globalDefault class may exist)".into());
         }
         out
     }
@@ -145,9 +145,11 @@ pub fn resolve(spec: &PodSpec, classes: Classes) -> Priority {
                 .min_by_key(|pc| pc.value);
             match default {
                 Some(pc) => from_class(pc),
+                // DefaultPriorityWhenNoDefaultClassExists, when the classes were read; an
+                // unread list may hold a globalDefault class.
                 None => Priority {
                     class: None,
-                    value: Some(0),
+                    value: classes.map(|_| 0),
                     never: own_never,
                 },
             }

@@ -122,6 +122,9 @@ fn priority_resolved_as_admission_does() {
     // No class and no default: 0, no class.
     let p = resolve(&pod_spec("containers: [{name: c}]"), Some(&[]));
     assert_eq!((p.class, p.value), (None, Some(0)));
+    // No class and the classes unread: a globalDefault may exist, so unknown.
+    let p = resolve(&pod_spec("containers: [{name: c}]"), None);
+    assert_eq!((p.class, p.value), (None, None));
     // Built-in classes are known even when PriorityClasses cannot be listed.
     let p = resolve(
         &pod_spec("priorityClassName: system-node-critical\ncontainers: [{name: c}]"),
