@@ -237,15 +237,12 @@ pub fn preemption_namespaces(snap: &Snapshot) -> Vec<String> {
                 .filter(|o| o.metadata.uid != pod.metadata.uid)
                 .cloned()
                 .collect();
-            if fit::misfits(&spec, node, &others).is_empty() {
-                continue;
-            }
+            // Cheap first: no lower-priority pod, no budget to read.
             let priority = snap.priorities.priority_of(&spec);
-            out.extend(
-                preemption::victim_namespaces(&priority, &others)
-                    .into_iter()
-                    .map(str::to_string),
-            );
+            let namespaces = preemption::victim_namespaces(&priority, &others);
+            if !namespaces.is_empty() && !fit::misfits(&spec, node, &others).is_empty() {
+                out.extend(namespaces.into_iter().map(str::to_string));
+            }
         }
     }
     out.sort();

@@ -520,8 +520,11 @@ impl Classified<'_> {
             let Some(others) = others_on_node(d, pods_on_nodes) else {
                 continue;
             };
-            if !fit::misfits(&self.ctx.new_spec, d.node, &others).is_empty() {
-                let namespaces = preemption::victim_namespaces(&priority, &others);
+            // Cheap first: no lower-priority pod, no budget to read.
+            let namespaces = preemption::victim_namespaces(&priority, &others);
+            if !namespaces.is_empty()
+                && !fit::misfits(&self.ctx.new_spec, d.node, &others).is_empty()
+            {
                 out.extend(namespaces.into_iter().map(str::to_string));
             }
         }
