@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{Output, RolloutPreviewArgs};
 use crate::cluster::client::{self, Cluster};
-use crate::cluster::{dry_run, fetch};
+use crate::cluster::{admission, dry_run, fetch};
 use crate::engine::{managed, revision, rollout, threeway};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -28,12 +28,25 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         request.send(&cluster, &live),
         fetch::fetch_workload(&cluster, live.clone())
     )?;
-    let classified = rollout::classify(&snap, &new);
+    let mut classified = rollout::classify(&snap, &new);
+    // The pod the scheduler sees is the admitted one: asked for once, only when a fit check
+    // may be needed.
+    let mut admission = None;
+    if let Some(node) = classified
+        .needs_admission()
+        .then(|| classified.admission_node().map(str::to_string))
+        .flatten()
+    {
+        let admitted = admission::fetch_admitted(&cluster, &new, &node).await;
+        classified.admit(admitted.spec.clone());
+        admission = Some(admitted.info());
+    }
     let pods_on_nodes =
         fetch::fetch_pods_on_nodes(&cluster, &classified.nodes_needing_fit_check()).await?;
     let preview = classified.finish(&pods_on_nodes);
     let doc = Document {
         preview: &preview,
+        admission,
         dry_run: request.describe(),
         template_diff: template_diff(&live, &new)?,
     };

@@ -138,7 +138,9 @@ pub enum Reason {
         count: i32,
         last_seen: Option<String>,
     },
-    /// A failed pod on this node was deleted and its replacement is held back by back-off.
+    /// A failed pod on this node: the controller deletes it under a per-node back-off
+    /// (mirrors daemon_controller.go podsShouldBeOnNode failedPodsBackoff, which delays the
+    /// deletion; the replacement follows once the pod is gone).
     FailedPodBackoff {
         event_message: String,
     },
@@ -163,6 +165,22 @@ pub enum Reason {
     Terminating {
         pod: String,
         since: Option<String>,
+    },
+    /// The node's only pods are terminating. Without maxSurge the controller creates nothing
+    /// until they are gone; with maxSurge it creates the new pod at once, beside them (their
+    /// host ports and resources still count).
+    /// mirrors daemon_controller.go podsShouldBeOnNode (`exists` counts terminating pods; the
+    /// surge branch creates when no pod is running)
+    AfterTerminating {
+        pods: Vec<String>,
+        surge: bool,
+    },
+    /// A NoExecute taint tolerated only for `tolerationSeconds`: the taint-eviction controller
+    /// evicts the pod after that time and the DaemonSet controller (which ignores
+    /// tolerationSeconds) recreates it, again and again.
+    EvictionLoop {
+        taint: String,
+        toleration_seconds: i64,
     },
 }
 
@@ -198,6 +216,8 @@ impl Reason {
             Reason::DaemonSetDeleting {} => "DaemonSetDeleting",
             Reason::SelectingAll {} => "SelectingAll",
             Reason::Terminating { .. } => "Terminating",
+            Reason::AfterTerminating { .. } => "AfterTerminating",
+            Reason::EvictionLoop { .. } => "EvictionLoop",
         }
     }
 
@@ -304,9 +324,9 @@ impl Reason {
             Reason::FailedCreate { event_message, count, .. } => {
                 format!("the controller cannot create the pod ({count}x): {event_message}")
             }
-            Reason::FailedPodBackoff { event_message } => {
-                format!("failed pod deleted, replacement held back by back-off: {event_message}")
-            }
+            Reason::FailedPodBackoff { event_message } => format!(
+                "the controller deletes failed pods on this node with a back-off (1s doubling to 15m) that delays the deletion; the replacement is created once the failed pod is gone (with maxSurge, at once): {event_message}"
+            ),
             Reason::NotYetCreated {} => {
                 "no pod yet and no error seen: the controller has not caught up".into()
             }
@@ -334,6 +354,17 @@ impl Reason {
                 Some(s) => format!("pod {pod} terminating since {s}"),
                 None => format!("pod {pod} terminating"),
             },
+            Reason::AfterTerminating { pods, surge: false } => format!(
+                "{} terminating: without maxSurge the controller creates the new pod only once it is gone",
+                pods.join(", ")
+            ),
+            Reason::AfterTerminating { pods, surge: true } => format!(
+                "{} terminating: with maxSurge the new pod is created at once beside it; its host ports and resources still count",
+                pods.join(", ")
+            ),
+            Reason::EvictionLoop { taint, toleration_seconds } => format!(
+                "NoExecute taint {taint} tolerated for {toleration_seconds}s only: the taint-eviction controller evicts the pod after {toleration_seconds}s and the DaemonSet controller recreates it, in a loop"
+            ),
         }
     }
 }
