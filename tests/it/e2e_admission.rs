@@ -669,3 +669,107 @@ fn base64_matches_the_rfc_vectors() {
         assert_eq!(base64(plain.as_bytes()), encoded);
     }
 }
+
+/// Removes the test finalizer from pods when the test ends, so the namespace can go.
+struct Finalized(String, Vec<String>);
+
+impl Drop for Finalized {
+    fn drop(&mut self) {
+        for pod in &self.1 {
+            let _ = kubectl(&[
+                "patch",
+                "pod",
+                pod,
+                "-n",
+                &self.0,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+        }
+    }
+}
+
+/// Puts a finalizer on the DaemonSet's pod on `node` and deletes it: it stays Terminating.
+async fn hold_terminating(env: &TestEnv, app: &str, held: &mut Finalized) -> String {
+    let pods = env.pods(app).await;
+    let pod = pods[0].metadata.name.clone().unwrap();
+    held.1.push(pod.clone());
+    let out = kubectl(&[
+        "patch",
+        "pod",
+        &pod,
+        "-n",
+        &env.ns,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["kubectl-ds.test/hold"]}}"#,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = kubectl(&["delete", "pod", &pod, "-n", &env.ns, "--wait=false"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    pod
+}
+
+fn reason<'a>(verdict: &'a Value, code: &str) -> Option<&'a Value> {
+    verdict["reasons"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["code"] == code))
+}
+
+#[tokio::test]
+async fn a_node_whose_only_pod_is_terminating() {
+    let mut env = TestEnv::new("adm-terminating").await;
+    let plain = env.node("plain", NodeSpec::default()).await;
+    let surging = env.node("surging", NodeSpec::default()).await;
+    let on = |node: &str| json!({"nodeSelector": {"kubernetes.io/hostname": node}});
+    env.create_ds(env.daemon_set("agent", on(&plain))).await;
+    let mut surger = env.daemon_set(
+        "surger",
+        json!({"nodeSelector": {"kubernetes.io/hostname": surging},
+               "containers": [{"name": "agent", "image": "registry.example/agent:1",
+                               "ports": [{"containerPort": 9100, "hostPort": 9100}]}]}),
+    );
+    surger["spec"]["updateStrategy"] =
+        json!({"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
+    env.create_ds(surger).await;
+    env.wait_rolled_out("agent", 1).await;
+    env.wait_rolled_out("surger", 1).await;
+    let mut held = Finalized(env.ns.clone(), Vec::new());
+    hold_terminating(&env, "agent", &mut held).await;
+    let old_surger = hold_terminating(&env, "surger", &mut held).await;
+
+    // Without surge: explain says nothing is created until the pod is gone, and the
+    // controller indeed creates nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let e = env.explain_json("agent");
+    let v = node_verdict(&e, &plain);
+    assert_eq!(v["state"], "Terminating", "{v:#}");
+    let r = reason(v, "AfterTerminating").unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(r["surge"], false);
+    assert_eq!(
+        env.pods("agent").await.len(),
+        1,
+        "nothing created beside it"
+    );
+
+    // With surge: a new pod at once, which cannot bind: the terminating pod holds the port.
+    wait_for(
+        Duration::from_secs(60),
+        "the surge pod found unschedulable",
+        || async { env.pods("surger").await.iter().any(is_unschedulable) },
+    )
+    .await;
+    let e = env.explain_json("surger");
+    let v = node_verdict(&e, &surging);
+    assert_eq!(v["state"], "Pending", "{v:#}");
+    let r = reason(v, "HostPortConflict").unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(r["heldBy"], format!("{}/{old_surger}", env.ns));
+    drop(held);
+    // Once it is gone, the controller creates the plain node's pod.
+    wait_for(Duration::from_secs(60), "agent pod recreated", || async {
+        let pods = env.pods("agent").await;
+        pods.len() == 1 && pods[0].metadata.deletion_timestamp.is_none()
+    })
+    .await;
+}
