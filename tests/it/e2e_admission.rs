@@ -246,7 +246,8 @@ async fn runtime_class_overhead_blocks_the_restart() {
     apply_and_compare(&env, &nodes, &v2, &p).await;
 }
 
-#[tokio::test]
+// Multi-threaded: the webhook answers the apiserver while the test thread waits for the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_sidecar_blocks_the_restart() {
     let mut env = TestEnv::new("adm-webhook").await;
     let (nodes, v1) = setup(&mut env).await;
@@ -670,45 +671,30 @@ fn base64_matches_the_rfc_vectors() {
     }
 }
 
-/// Removes the test finalizer from pods when the test ends, so the namespace can go.
-struct Finalized(String, Vec<String>);
-
-impl Drop for Finalized {
-    fn drop(&mut self) {
-        for pod in &self.1 {
-            let _ = kubectl(&[
-                "patch",
-                "pod",
-                pod,
-                "-n",
-                &self.0,
-                "--type=merge",
-                "-p",
-                r#"{"metadata":{"finalizers":null}}"#,
-            ]);
-        }
-    }
-}
-
-/// Puts a finalizer on the DaemonSet's pod on `node` and deletes it: it stays Terminating.
-async fn hold_terminating(env: &TestEnv, app: &str, held: &mut Finalized) -> String {
+/// Marks the app's pod so the simulated kubelet never confirms its deletion, and deletes it
+/// with a long grace period: it stays Terminating.
+async fn hold_terminating(env: &TestEnv, app: &str) -> String {
     let pods = env.pods(app).await;
     let pod = pods[0].metadata.name.clone().unwrap();
-    held.1.push(pod.clone());
-    let out = kubectl(&[
-        "patch",
-        "pod",
-        &pod,
-        "-n",
-        &env.ns,
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":["kubectl-ds.test/hold"]}}"#,
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = kubectl(&["delete", "pod", &pod, "-n", &env.ns, "--wait=false"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    set_sim_delete(env, &pod, json!("hang")).await;
+    let grace = kube::api::DeleteParams {
+        grace_period_seconds: Some(600),
+        ..Default::default()
+    };
+    env.pod_api().delete(&pod, &grace).await.unwrap();
     pod
+}
+
+async fn set_sim_delete(env: &TestEnv, pod: &str, value: Value) {
+    let patch = json!({"metadata": {"annotations": {"kubectl-ds.dev/sim-delete": value}}});
+    env.pod_api()
+        .patch(
+            pod,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .unwrap();
 }
 
 fn reason<'a>(verdict: &'a Value, code: &str) -> Option<&'a Value> {
@@ -735,9 +721,8 @@ async fn a_node_whose_only_pod_is_terminating() {
     env.create_ds(surger).await;
     env.wait_rolled_out("agent", 1).await;
     env.wait_rolled_out("surger", 1).await;
-    let mut held = Finalized(env.ns.clone(), Vec::new());
-    hold_terminating(&env, "agent", &mut held).await;
-    let old_surger = hold_terminating(&env, "surger", &mut held).await;
+    let old_agent = hold_terminating(&env, "agent").await;
+    let old_surger = hold_terminating(&env, "surger").await;
 
     // Without surge: explain says nothing is created until the pod is gone, and the
     // controller indeed creates nothing.
@@ -765,8 +750,8 @@ async fn a_node_whose_only_pod_is_terminating() {
     assert_eq!(v["state"], "Pending", "{v:#}");
     let r = reason(v, "HostPortConflict").unwrap_or_else(|| panic!("{v:#}"));
     assert_eq!(r["heldBy"], format!("{}/{old_surger}", env.ns));
-    drop(held);
     // Once it is gone, the controller creates the plain node's pod.
+    set_sim_delete(&env, &old_agent, Value::Null).await;
     wait_for(Duration::from_secs(60), "agent pod recreated", || async {
         let pods = env.pods("agent").await;
         pods.len() == 1 && pods[0].metadata.deletion_timestamp.is_none()
