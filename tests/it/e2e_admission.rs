@@ -758,3 +758,49 @@ async fn a_node_whose_only_pod_is_terminating() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn host_ip_ipv6_any_is_not_a_wildcard() {
+    let mut env = TestEnv::new("adm-hostip").await;
+    let nodes = vec![
+        env.node("v6any", NodeSpec::default()).await,
+        env.node("v4any", NodeSpec::default()).await,
+    ];
+    // Another pod on each node holds port 9100: on "::" and on 0.0.0.0.
+    for (node, ip) in nodes.iter().zip(["::", "0.0.0.0"]) {
+        let holder: Pod = serde_json::from_value(json!({
+            "metadata": {"name": format!("holder-{}", node.rsplit('-').next().unwrap()), "namespace": env.ns},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "c", "image": "holder",
+                                     "ports": [{"containerPort": 9100, "hostPort": 9100, "hostIP": ip}]}]}
+        }))
+        .unwrap();
+        env.pod_api()
+            .create(&PostParams::default(), &holder)
+            .await
+            .unwrap();
+    }
+    let mut v1 = env.daemon_set("agent", json!({}));
+    v1["spec"]["updateStrategy"] = json!({"rollingUpdate": {"maxUnavailable": 2}});
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 2).await;
+    let mut v2 = v1.clone();
+    v2["spec"]["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 9100, "hostPort": 9100, "hostIP": "192.0.2.10"}]);
+
+    let p = preview_as(&env, &v2, None);
+    // mirrors HostPortInfo.CheckConflict: only "" and 0.0.0.0 are wildcards.
+    assert_eq!(
+        p.node(&nodes[0]).action,
+        "Restart",
+        "{:?}",
+        p.node(&nodes[0]).reasons
+    );
+    let blocked = p.node(&nodes[1]);
+    assert_eq!(blocked.action, "Blocked");
+    assert!(blocked
+        .reasons
+        .iter()
+        .any(|r| r["code"] == "HostPortConflict"));
+    apply_and_compare(&env, &nodes, &v2, &p).await;
+}
