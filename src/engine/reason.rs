@@ -438,4 +438,24 @@ mod tests {
         assert_eq!(back, r);
         assert_eq!(r.code(), "UntoleratedTaint");
     }
+
+    #[test]
+    fn failed_pod_backoff_delays_the_deletion_not_the_replacement() {
+        // mirrors podsShouldBeOnNode: failedPodsBackoff gates `podsToDelete`; the node gets its
+        // new pod once no pod exists there (at once with surge).
+        let m = Reason::FailedPodBackoff {
+            event_message: "Found failed daemon pod ns/a on node n1, will try to kill it".into(),
+        }
+        .message();
+        assert!(m.contains("delays the deletion"), "{m}");
+        assert!(m.contains("once the failed pod is gone"), "{m}");
+        assert!(!m.contains("replacement held back"), "{m}");
+        let v = serde_json::to_value(ReasonView::from(&Reason::EvictionLoop {
+            taint: "k:NoExecute".into(),
+            toleration_seconds: 5,
+        }))
+        .unwrap();
+        assert_eq!(v["code"], "EvictionLoop");
+        assert_eq!(v["tolerationSeconds"], 5);
+    }
 }
