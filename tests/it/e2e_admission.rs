@@ -148,6 +148,32 @@ async fn apply_and_compare(env: &TestEnv, nodes: &[String], v2: &Value, p: &Prev
     assert_eq!(observed(nodes, &before, &after), p.actions(nodes));
 }
 
+/// explain on the node whose new pod stays Pending: its fit check uses the pod itself, which
+/// is the admitted pod (no dry run needed), and agrees with the preview's request.
+fn explain_agrees(env: &TestEnv, node: &str, requested: &str) {
+    let e = env.explain_json("agent");
+    let v = node_verdict(&e, node);
+    assert_eq!(v["state"], "Pending", "{v:#}");
+    let r = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "InsufficientResources")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(
+        (r["resource"].as_str(), r["requested"].as_str()),
+        (Some("cpu"), Some(requested))
+    );
+    assert!(
+        v["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "Unschedulable"),
+        "the scheduler's own verdict is there too: {v:#}"
+    );
+}
+
 fn is_bound(p: &Pod) -> bool {
     p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
 }
@@ -214,6 +240,7 @@ async fn limit_range_default_requests_block_the_restart() {
     );
 
     apply_and_compare(&env, &nodes, &v2, &p).await;
+    explain_agrees(&env, &nodes[1], "500m");
 }
 
 #[tokio::test]
@@ -244,6 +271,7 @@ async fn runtime_class_overhead_blocks_the_restart() {
     assert_eq!(local.actions(&nodes), p.actions(&nodes));
 
     apply_and_compare(&env, &nodes, &v2, &p).await;
+    explain_agrees(&env, &nodes[1], "600m");
 }
 
 // Multi-threaded: the webhook answers the apiserver while the test thread waits for the CLI.
@@ -306,6 +334,7 @@ async fn webhook_sidecar_blocks_the_restart() {
         })
         .count();
     assert_eq!(sidecars, 2, "the real pods carry the injected sidecar");
+    explain_agrees(&env, &nodes[1], "500m");
 }
 
 #[tokio::test]
