@@ -28,12 +28,31 @@ pub async fn fetch_admitted(cluster: &Cluster, ds: &DaemonSet, node: &str) -> Ad
             spec: admitted.spec.unwrap_or_default(),
             fallback_reason: None,
             gaps: Vec::new(),
+            refused: None,
+        },
+        Err(kube::Error::Api(status)) if is_refusal(&status) => Admission {
+            source: AdmissionSource::ServerDryRun,
+            spec: template_spec(ds),
+            fallback_reason: None,
+            gaps: Vec::new(),
+            refused: Some(status.message.clone()),
         },
         Err(e) => {
             let reason = Error::kube("dry-run create of the DaemonSet's pod", e).to_string();
             admit_here(cluster, ds, ns, reason).await
         }
     }
+}
+
+/// Does the apiserver refuse the pod itself (admission denied it, or it is invalid), rather
+/// than refusing us (RBAC) or failing? A quota refusal is not one: during the rollout the old
+/// pods go first and free their share.
+fn is_refusal(status: &kube::core::Status) -> bool {
+    let m = &status.message;
+    matches!(status.code, 400 | 403 | 422)
+        && !m.contains("cannot create resource")
+        && !m.contains("exceeded quota")
+        && !m.contains("failed calling webhook")
 }
 
 /// The local model: the namespace's LimitRanges and the pod's RuntimeClass, each read if allowed.
@@ -75,5 +94,6 @@ async fn admit_here(cluster: &Cluster, ds: &DaemonSet, ns: &str, reason: String)
         spec: admit_locally(&spec, &limit_ranges, runtime_class.as_ref()),
         fallback_reason: Some(reason),
         gaps,
+        refused: None,
     }
 }

@@ -38,7 +38,10 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         .flatten()
     {
         let admitted = admission::fetch_admitted(&cluster, &new, &node).await;
-        classified.admit(admitted.spec.clone());
+        match &admitted.refused {
+            Some(message) => classified.refuse(message),
+            None => classified.admit(admitted.spec.clone()),
+        }
         admission = Some(admitted.info());
     }
     let pods_on_nodes =

@@ -41,6 +41,9 @@ pub struct Admission {
     pub fallback_reason: Option<String>,
     /// What the local model could not read (LimitRanges or the RuntimeClass), for `Local`.
     pub gaps: Vec<String>,
+    /// The apiserver refuses the pod itself (a webhook or admission plugin denies it, it is
+    /// invalid): the controller's creates will fail the same way (FailedCreate).
+    pub refused: Option<String>,
 }
 
 /// What `-o json` reports about admission (`admission` in a RolloutPreview document).
@@ -51,6 +54,7 @@ pub struct AdmissionInfo {
     pub webhooks_consulted: bool,
     pub fallback_reason: Option<String>,
     pub gaps: Vec<String>,
+    pub refused: Option<String>,
 }
 
 impl Admission {
@@ -60,6 +64,7 @@ impl Admission {
             webhooks_consulted: self.source == AdmissionSource::ServerDryRun,
             fallback_reason: self.fallback_reason.clone(),
             gaps: self.gaps.clone(),
+            refused: self.refused.clone(),
         }
     }
 }
@@ -68,9 +73,10 @@ impl AdmissionInfo {
     /// One line for the table header.
     pub fn describe(&self) -> String {
         match self.source {
-            AdmissionSource::ServerDryRun => {
-                "fit checked with the admitted pod (server dry-run create: every admission plugin and webhook ran)".into()
-            }
+            AdmissionSource::ServerDryRun => match &self.refused {
+                Some(m) => format!("the apiserver refuses the pod the controller would create (server dry-run create): {m}"),
+                None => "fit checked with the admitted pod (server dry-run create: every admission plugin and webhook ran)".into(),
+            },
             AdmissionSource::Local => {
                 let mut s = String::from(
                     "fit checked with LimitRange defaults and RuntimeClass overhead modelled locally; mutating webhooks were NOT consulted",

@@ -175,6 +175,12 @@ pub enum Reason {
         pods: Vec<String>,
         surge: bool,
     },
+    /// The apiserver refuses the pod the controller would create (a server dry-run create was
+    /// denied by an admission plugin or webhook, or the pod is invalid): creates fail with
+    /// FailedCreate, so the node is left without its new pod.
+    AdmissionRefused {
+        message: String,
+    },
     /// A NoExecute taint tolerated only for `tolerationSeconds`: the taint-eviction controller
     /// evicts the pod after that time and the DaemonSet controller (which ignores
     /// tolerationSeconds) recreates it, again and again.
@@ -217,6 +223,7 @@ impl Reason {
             Reason::SelectingAll {} => "SelectingAll",
             Reason::Terminating { .. } => "Terminating",
             Reason::AfterTerminating { .. } => "AfterTerminating",
+            Reason::AdmissionRefused { .. } => "AdmissionRefused",
             Reason::EvictionLoop { .. } => "EvictionLoop",
         }
     }
@@ -361,6 +368,9 @@ impl Reason {
             Reason::AfterTerminating { pods, surge: true } => format!(
                 "{} terminating: with maxSurge the new pod is created at once beside it; its host ports and resources still count",
                 pods.join(", ")
+            ),
+            Reason::AdmissionRefused { message } => format!(
+                "the apiserver refuses the new pod (server dry-run create): {message}; the controller's creates will fail (FailedCreate)"
             ),
             Reason::EvictionLoop { taint, toleration_seconds } => format!(
                 "NoExecute taint {taint} tolerated for {toleration_seconds}s only: the taint-eviction controller evicts the pod after {toleration_seconds}s and the DaemonSet controller recreates it, in a loop"

@@ -499,6 +499,20 @@ impl Classified<'_> {
             .map(|d| d.name.as_str())
     }
 
+    /// The apiserver refuses the new pod: every node that would get one is Blocked (without
+    /// surge the old pod is deleted first and nothing replaces it; with surge the old one stays).
+    pub fn refuse(&mut self, message: &str) {
+        for d in &mut self.drafts {
+            if matches!(d.action, Action::Create | Action::Restart) {
+                d.action = Action::Blocked;
+                d.fit = None;
+                d.reasons.push(Reason::AdmissionRefused {
+                    message: message.to_string(),
+                });
+            }
+        }
+    }
+
     /// Use the admitted pod (LimitRange defaults, RuntimeClass overhead, webhook sidecars)
     /// instead of the raw template for every fit check, including whether a restart grows
     /// the pod: the old pods were admitted too, so both sides compare like with like.

@@ -833,3 +833,56 @@ async fn host_ip_ipv6_any_is_not_a_wildcard() {
         .any(|r| r["code"] == "HostPortConflict"));
     apply_and_compare(&env, &nodes, &v2, &p).await;
 }
+
+#[tokio::test]
+async fn a_pod_the_apiserver_refuses_blocks_every_node() {
+    let mut env = TestEnv::new("adm-refused").await;
+    let (nodes, v1) = setup(&mut env).await;
+    create(&json!({
+        "apiVersion": "v1", "kind": "LimitRange",
+        "metadata": {"name": "cap", "namespace": env.ns},
+        "spec": {"limits": [{"type": "Container", "max": {"cpu": "200m"}}]}
+    }));
+    let mut v2 = v1.clone();
+    v2["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"cpu": "500m"}});
+
+    let p = preview_as(&env, &v2, None);
+    let a = p.admission.as_ref().unwrap();
+    assert_eq!(a["source"], "ServerDryRun");
+    let refused = a["refused"].as_str().unwrap_or_else(|| panic!("{a}"));
+    assert!(
+        refused.contains("maximum cpu usage per Container is 200m"),
+        "{refused}"
+    );
+    for n in &nodes {
+        let item = p.node(n);
+        assert_eq!(item.action, "Blocked");
+        assert!(item.reasons.iter().any(|r| r["code"] == "AdmissionRefused"));
+    }
+
+    // For real: the rolling update deletes the old pods and every create fails, for the same
+    // reason (the pod's generated name aside).
+    let why = refused.rsplit("forbidden: ").next().unwrap();
+    apply(&env, &v2);
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(env.client.clone(), &env.ns);
+    wait_for(
+        Duration::from_secs(90),
+        "old pods gone, creates refused",
+        || async {
+            let failed = events
+                .list(&Default::default())
+                .await
+                .map(|l| {
+                    l.items.iter().any(|e| {
+                        e.reason.as_deref() == Some("FailedCreate")
+                            && e.message.as_deref().is_some_and(|m| m.contains(why))
+                    })
+                })
+                .unwrap_or(false);
+            failed && env.pods("agent").await.is_empty()
+        },
+    )
+    .await;
+}

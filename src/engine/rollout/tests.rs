@@ -527,3 +527,18 @@ fn a_node_whose_only_pod_is_terminating() {
     assert!(codes(&p, "n1").contains(&"HostPortConflict"));
     assert!(codes(&p, "n1").contains(&"AfterTerminating"));
 }
+
+#[test]
+fn a_refused_pod_blocks_every_create_and_restart() {
+    let mut snap = running_v1();
+    snap.nodes.push(plain_node("n4"));
+    let new = ds(2, V2, ROLLING);
+    let mut c = classify(&snap, &new);
+    c.refuse("pods \"agent-x\" is forbidden: maximum cpu usage per Container is 200m");
+    assert!(c.nodes_needing_fit_check().is_empty());
+    let p = c.finish(&BTreeMap::new());
+    for n in ["n1", "n2", "n3", "n4"] {
+        assert_eq!(action(&p, n), Action::Blocked, "{n}");
+        assert!(codes(&p, n).contains(&"AdmissionRefused"));
+    }
+}
