@@ -886,3 +886,88 @@ async fn a_pod_the_apiserver_refuses_blocks_every_node() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn adopting_a_failed_pod_replaces_it() {
+    let mut env = TestEnv::new("adm-adopt-failed").await;
+    let nodes = [
+        env.node("a", NodeSpec::default()).await,
+        env.node("b", NodeSpec::default()).await,
+    ];
+    let v1 = env.daemon_set("agent", json!({}));
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 2).await;
+    let out = kubectl(&["delete", "ds", "agent", "-n", &env.ns, "--cascade=orphan"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    wait_for(Duration::from_secs(60), "pods orphaned", || async {
+        env.pods("agent").await.iter().all(|p| {
+            p.metadata
+                .owner_references
+                .as_ref()
+                .is_none_or(|o| o.is_empty())
+        })
+    })
+    .await;
+    // The orphan on node a fails (as a kubelet would report it).
+    let pods = env.pods("agent").await;
+    let failed = pods
+        .iter()
+        .find(|p| crate::e2e_rollout_preview::target_node(p).as_deref() == Some(&nodes[0]))
+        .unwrap();
+    let failed_name = failed.metadata.name.clone().unwrap();
+    let out = kubectl(&[
+        "patch",
+        "pod",
+        &failed_name,
+        "-n",
+        &env.ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Failed"}}"#,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let mut v2 = v1.clone();
+    v2["metadata"]["name"] = json!("agent-v2");
+    let f = manifest_file(&v2);
+    let path = f.path().to_str().unwrap();
+    // Deleting an adopted pod is a pre-flight check of its own (PodDeletion), also for a
+    // Failed one: allowed here.
+    let plan = env.run(&[
+        "adopt",
+        "-f",
+        path,
+        "--dry-run",
+        "--allow-pod-deletion",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let report: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let fate = |name: &str| {
+        report["plan"]["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["fate"].as_str().unwrap().to_string())
+    };
+    // mirrors podsShouldBeOnNode: the Failed pod is deleted and replaced, never kept.
+    assert_eq!(fate(&failed_name).as_deref(), Some("Delete"), "{report:#}");
+    assert_eq!(report["plan"]["newNodes"], json!([nodes[0]]));
+
+    // For real: the controller deletes the Failed pod and creates a new one on node a.
+    apply(&env, &v2);
+    wait_for(Duration::from_secs(90), "failed pod replaced", || async {
+        let pods = env.pods("agent").await;
+        let on_a: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| crate::e2e_rollout_preview::target_node(p).as_deref() == Some(&nodes[0]))
+            .collect();
+        on_a.len() == 1
+            && on_a[0].metadata.name.as_deref() != Some(&failed_name)
+            && on_a[0].status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await;
+}
