@@ -1,6 +1,7 @@
 //! Cluster access, kube-rs only: a client from kubeconfig flags, concurrent fetches of the
 //! objects the engine needs, and mutations with preconditions and dry-run.
 
+pub mod admission;
 pub mod client;
 pub mod dry_run;
 pub mod fetch;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{Output, RolloutPreviewArgs};
 use crate::cluster::client::{self, Cluster};
-use crate::cluster::{dry_run, fetch};
+use crate::cluster::{admission, dry_run, fetch};
 use crate::engine::preemption::ClusterPriorities;
 use crate::engine::{managed, revision, rollout, threeway};
 use crate::error::{Error, Result};
@@ -29,7 +29,22 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         request.send(&cluster, &live),
         fetch::fetch_workload(&cluster, live.clone())
     )?;
-    let classified = rollout::classify(&snap, &new);
+    let mut classified = rollout::classify(&snap, &new);
+    // The pod the scheduler sees is the admitted one: asked for once, only when a fit check
+    // may be needed.
+    let mut admission = None;
+    if let Some(node) = classified
+        .needs_admission()
+        .then(|| classified.admission_node().map(str::to_string))
+        .flatten()
+    {
+        let admitted = admission::fetch_admitted(&cluster, &new, &node).await;
+        match &admitted.refused {
+            Some(message) => classified.refuse(message),
+            None => classified.admit(admitted.spec.clone()),
+        }
+        admission = Some(admitted.info());
+    }
     let fit_nodes = classified.nodes_needing_fit_check();
     let (pods_on_nodes, classes) = futures::try_join!(
         fetch::fetch_pods_on_nodes(&cluster, &fit_nodes),
@@ -44,6 +59,7 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
     let preview = classified.finish_with(&pods_on_nodes, &priorities);
     let doc = Document {
         preview: &preview,
+        admission,
         dry_run: request.describe(),
         template_diff: template_diff(&live, &new)?,
     };

@@ -19,7 +19,7 @@ use super::checks::Check;
 use super::labels::{self, Selector};
 use super::manifest::Journal;
 use super::placement::{node_should_run, template_spec};
-use super::podstate::{is_terminating, oldest_first, target_node};
+use super::podstate::{is_terminating, oldest_first, phase, target_node};
 use super::revision::{
     pod_hash, revision_hash, stored_template, template_value, HASH_LABEL, TEMPLATE_GENERATION_LABEL,
 };
@@ -444,8 +444,22 @@ pub fn analyse(f: &AdoptFacts) -> AdoptAnalysis {
         .and_then(|u| u.type_.as_deref())
         .unwrap_or("RollingUpdate")
         != "OnDelete";
-    for (node, mut pods) in by_node {
-        // mirrors podsShouldBeOnNode without surge: more than one pod -> keep the oldest.
+    for (node, pods) in by_node {
+        // mirrors podsShouldBeOnNode: Failed pods are deleted (rate-limited by the per-node
+        // back-off) and Succeeded pods deleted; the pod kept is chosen among the others, so a
+        // Failed pod is never kept over a running one, and a node left with none gets a new pod.
+        let (terminal, mut pods): (Vec<&Pod>, Vec<&Pod>) = pods
+            .into_iter()
+            .partition(|p| matches!(phase(p), "Failed" | "Succeeded"));
+        for pod in terminal {
+            let mut plan = pod_plan(pod, Fate::Delete, is_from_pred(pod));
+            plan.detail = Some(match phase(pod) {
+                "Failed" => format!("Failed on node {node}: the controller deletes it (under its per-node back-off) and a new pod replaces it"),
+                _ => format!("Succeeded on node {node}: the controller deletes it and a new pod replaces it"),
+            });
+            plans.push(plan);
+        }
+        // Without surge: more than one pod -> keep the oldest.
         oldest_first(&mut pods);
         let keeper = pods
             .first()

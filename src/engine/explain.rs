@@ -5,18 +5,20 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, Toleration};
 use serde::{Deserialize, Serialize};
 
+use super::budget;
 use super::fit;
 use super::labels::{self, Selector};
 use super::placement::{self, Eligibility};
 use super::podstate;
 use super::preemption;
-use super::reason::{serialize_reasons, Reason};
+use super::reason::{serialize_reasons, taint_text, Reason};
 use super::revision;
 use super::schedmsg;
 use super::snapshot::{is_claimed_by, Snapshot};
+use super::taints;
 
 pub const API_VERSION: &str = "kubectl-ds/v1";
 
@@ -305,6 +307,10 @@ struct Context<'a> {
     failed_create: Option<Reason>,
     failed_pod_events: HashMap<String, String>,
     scheduling_events: HashMap<String, String>,
+    /// The created pods' tolerations (template + automatic).
+    tolerations: Vec<Toleration>,
+    /// maxSurge > 0: a new pod is created beside terminating ones.
+    surge: bool,
 }
 
 impl<'a> Context<'a> {
@@ -369,6 +375,9 @@ impl<'a> Context<'a> {
             failed_create,
             failed_pod_events,
             scheduling_events,
+            tolerations: taints::effective_tolerations(&placement::template_spec(ds)),
+            // Percentages round up: any non-zero maxSurge allows surging.
+            surge: !on_delete && budget::budgets(ds, snap.nodes.len().max(1)).max_surge > 0,
         }
     }
 
@@ -439,6 +448,15 @@ fn node_verdict(
                     .map(|t| t.0.to_string()),
             });
         }
+        if elig.should_run {
+            reasons.push(Reason::AfterTerminating {
+                pods: terminating
+                    .iter()
+                    .filter_map(|p| p.metadata.name.clone())
+                    .collect(),
+                surge: ctx.surge,
+            });
+        }
         NodeState::Terminating
     } else if !elig.should_run {
         if active.is_empty() {
@@ -452,6 +470,19 @@ fn node_verdict(
         missing_reasons(ctx, &name, &mut reasons);
         NodeState::Missing
     };
+    if elig.should_run {
+        let taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or(&[]);
+        if let Some((t, secs)) = taints::eviction_after(taints, &ctx.tolerations) {
+            reasons.push(Reason::EvictionLoop {
+                taint: taint_text(&t.key, t.value.as_deref(), &t.effect),
+                toleration_seconds: secs,
+            });
+        }
+    }
     if active.len() > 1 {
         reasons.push(Reason::DuplicatePods {
             pods: active
@@ -935,5 +966,62 @@ message: Found failed daemon pod ns/agent-y on node n2, will try to kill it
             .summary
             .daemon_set_reasons
             .contains(&Reason::DaemonSetDeleting {}));
+    }
+
+    #[test]
+    fn owned_pods_that_no_longer_match_are_released_not_counted() {
+        // mirrors ClaimObject: ours by controllerRef, but the selector no longer matches.
+        let mut relabelled = agent_pod("gone", "n1", "new", "");
+        relabelled
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("app".into(), "debug".into());
+        let e = explain(&snapshot(vec![relabelled]), &NodeFilter::default());
+        assert_eq!(verdict(&e, "n1").state, NodeState::Missing);
+        assert_eq!(e.summary.computed.current, 0);
+    }
+
+    #[test]
+    fn terminating_only_node_and_eviction_loop() {
+        let terminating = agent_pod(
+            "term",
+            "n4",
+            "new",
+            "  deletionTimestamp: \"2026-01-01T00:01:00Z\"",
+        );
+        let mut snap = snapshot(vec![terminating]);
+        snap.nodes.push(node(
+            "metadata: {name: evict}\nspec: {taints: [{key: k, value: v, effect: NoExecute}]}",
+        ));
+        snap.daemon_set
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .tolerations = crate::yaml::from_str(
+            "[{key: k, operator: Exists, effect: NoExecute, tolerationSeconds: 30}]",
+        )
+        .unwrap();
+        let e = explain(&snap, &NodeFilter::default());
+        let n4 = verdict(&e, "n4");
+        assert_eq!(n4.state, NodeState::Terminating);
+        assert!(n4.reasons.contains(&Reason::AfterTerminating {
+            pods: vec!["term".into()],
+            surge: false
+        }));
+        let ev = verdict(&e, "evict");
+        assert!(ev.reasons.contains(&Reason::EvictionLoop {
+            taint: "k=v:NoExecute".into(),
+            toleration_seconds: 30
+        }));
+        assert!(!verdict(&e, "n1")
+            .reasons
+            .iter()
+            .any(|r| matches!(r, Reason::EvictionLoop { .. })));
     }
 }

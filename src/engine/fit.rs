@@ -227,10 +227,11 @@ pub struct HostPort {
 }
 
 impl HostPort {
-    /// mirrors scheduler framework HostPortInfo: same port and protocol, and the IPs overlap
-    /// (0.0.0.0 overlaps everything).
+    /// mirrors scheduler framework types.go HostPortInfo.CheckConflict: same port and protocol,
+    /// and the IPs overlap. Only "" (sanitized to 0.0.0.0) and 0.0.0.0 are wildcards: "::" is
+    /// compared as any other address.
     fn conflicts(&self, other: &HostPort) -> bool {
-        let wild = |ip: &str| ip.is_empty() || ip == "0.0.0.0" || ip == "::";
+        let wild = |ip: &str| ip.is_empty() || ip == "0.0.0.0";
         self.port == other.port
             && self.protocol == other.protocol
             && (wild(&self.ip) || wild(&other.ip) || self.ip == other.ip)
@@ -370,6 +371,44 @@ spec:
         assert!(!misfits(&udp, &node(NODE), &[holder("a")])
             .iter()
             .any(|x| matches!(x, Reason::HostPortConflict { .. })));
+    }
+
+    #[test]
+    fn only_empty_and_ipv4_any_are_wildcards() {
+        let port = |ip: &str| HostPort {
+            ip: ip.into(),
+            port: 53,
+            protocol: "UDP".into(),
+        };
+        assert!(port("").conflicts(&port("10.0.0.1")));
+        assert!(port("0.0.0.0").conflicts(&port("::1")));
+        assert!(port("10.0.0.1").conflicts(&port("0.0.0.0")));
+        // mirrors HostPortInfo.CheckConflict: "::" is an address like any other.
+        assert!(!port("::").conflicts(&port("10.0.0.1")));
+        assert!(!port("10.0.0.1").conflicts(&port("::")));
+        assert!(port("::").conflicts(&port("::")));
+        assert!(!port("10.0.0.1").conflicts(&port("10.0.0.2")));
+    }
+
+    #[test]
+    fn overhead_counts_for_the_pod_and_the_others() {
+        let spec = pod_spec(
+            "overhead: {cpu: 250m}\ncontainers: [{name: c, resources: {requests: {cpu: 100m}}}]",
+        );
+        assert_eq!(pod_requests(&spec)["cpu"], 350);
+        let other = pod("
+metadata: {name: kata, namespace: other}
+spec:
+  nodeName: n1
+  overhead: {cpu: 300m}
+  containers: [{name: c, resources: {requests: {cpu: 400m}}}]
+");
+        let r = misfits(&spec, &node(NODE), &[other]);
+        assert!(
+            matches!(&r[..], [Reason::InsufficientResources { requested, used_by_other_pods, .. }]
+                if requested == "350m" && used_by_other_pods == "700m"),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! No kube client, no tokio, no environment, no clock (`now` is a parameter), no stdout.
 //! Each rule that mirrors upstream names the upstream function it mirrors.
 
+pub mod admission;
 pub mod adoption;
 pub mod affinity;
 pub mod budget;

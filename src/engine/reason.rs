@@ -171,7 +171,9 @@ pub enum Reason {
         count: i32,
         last_seen: Option<String>,
     },
-    /// A failed pod on this node was deleted and its replacement is held back by back-off.
+    /// A failed pod on this node: the controller deletes it under a per-node back-off
+    /// (mirrors daemon_controller.go podsShouldBeOnNode failedPodsBackoff, which delays the
+    /// deletion; the replacement follows once the pod is gone).
     FailedPodBackoff {
         event_message: String,
     },
@@ -196,6 +198,28 @@ pub enum Reason {
     Terminating {
         pod: String,
         since: Option<String>,
+    },
+    /// The node's only pods are terminating. Without maxSurge the controller creates nothing
+    /// until they are gone; with maxSurge it creates the new pod at once, beside them (their
+    /// host ports and resources still count).
+    /// mirrors daemon_controller.go podsShouldBeOnNode (`exists` counts terminating pods; the
+    /// surge branch creates when no pod is running)
+    AfterTerminating {
+        pods: Vec<String>,
+        surge: bool,
+    },
+    /// The apiserver refuses the pod the controller would create (a server dry-run create was
+    /// denied by an admission plugin or webhook, or the pod is invalid): creates fail with
+    /// FailedCreate, so the node is left without its new pod.
+    AdmissionRefused {
+        message: String,
+    },
+    /// A NoExecute taint tolerated only for `tolerationSeconds`: the taint-eviction controller
+    /// evicts the pod after that time and the DaemonSet controller (which ignores
+    /// tolerationSeconds) recreates it, again and again.
+    EvictionLoop {
+        taint: String,
+        toleration_seconds: i64,
     },
 }
 
@@ -234,6 +258,9 @@ impl Reason {
             Reason::DaemonSetDeleting {} => "DaemonSetDeleting",
             Reason::SelectingAll {} => "SelectingAll",
             Reason::Terminating { .. } => "Terminating",
+            Reason::AfterTerminating { .. } => "AfterTerminating",
+            Reason::AdmissionRefused { .. } => "AdmissionRefused",
+            Reason::EvictionLoop { .. } => "EvictionLoop",
         }
     }
 
@@ -374,9 +401,9 @@ impl Reason {
             Reason::FailedCreate { event_message, count, .. } => {
                 format!("the controller cannot create the pod ({count}x): {event_message}")
             }
-            Reason::FailedPodBackoff { event_message } => {
-                format!("failed pod deleted, replacement held back by back-off: {event_message}")
-            }
+            Reason::FailedPodBackoff { event_message } => format!(
+                "the controller deletes failed pods on this node with a back-off (1s doubling to 15m) that delays the deletion; the replacement is created once the failed pod is gone (with maxSurge, at once): {event_message}"
+            ),
             Reason::NotYetCreated {} => {
                 "no pod yet and no error seen: the controller has not caught up".into()
             }
@@ -404,6 +431,20 @@ impl Reason {
                 Some(s) => format!("pod {pod} terminating since {s}"),
                 None => format!("pod {pod} terminating"),
             },
+            Reason::AfterTerminating { pods, surge: false } => format!(
+                "{} terminating: without maxSurge the controller creates the new pod only once it is gone",
+                pods.join(", ")
+            ),
+            Reason::AfterTerminating { pods, surge: true } => format!(
+                "{} terminating: with maxSurge the new pod is created at once beside it; its host ports and resources still count",
+                pods.join(", ")
+            ),
+            Reason::AdmissionRefused { message } => format!(
+                "the apiserver refuses the new pod (server dry-run create): {message}; the controller's creates will fail (FailedCreate)"
+            ),
+            Reason::EvictionLoop { taint, toleration_seconds } => format!(
+                "NoExecute taint {taint} tolerated for {toleration_seconds}s only: the taint-eviction controller evicts the pod after {toleration_seconds}s and the DaemonSet controller recreates it, in a loop"
+            ),
         }
     }
 }
@@ -485,5 +526,25 @@ mod tests {
         let back: Reason = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
         assert_eq!(r.code(), "UntoleratedTaint");
+    }
+
+    #[test]
+    fn failed_pod_backoff_delays_the_deletion_not_the_replacement() {
+        // mirrors podsShouldBeOnNode: failedPodsBackoff gates `podsToDelete`; the node gets its
+        // new pod once no pod exists there (at once with surge).
+        let m = Reason::FailedPodBackoff {
+            event_message: "Found failed daemon pod ns/a on node n1, will try to kill it".into(),
+        }
+        .message();
+        assert!(m.contains("delays the deletion"), "{m}");
+        assert!(m.contains("once the failed pod is gone"), "{m}");
+        assert!(!m.contains("replacement held back"), "{m}");
+        let v = serde_json::to_value(ReasonView::from(&Reason::EvictionLoop {
+            taint: "k:NoExecute".into(),
+            toleration_seconds: 5,
+        }))
+        .unwrap();
+        assert_eq!(v["code"], "EvictionLoop");
+        assert_eq!(v["tolerationSeconds"], 5);
     }
 }

@@ -276,10 +276,10 @@ impl Ctx<'_> {
     fn restart_fit(&self, old: &Pod) -> Option<FitCheck> {
         let old_spec = old.spec.as_ref()?;
         if self.surge {
-            // Both pods run side by side: anything the new one asks for must fit twice.
-            let asks = fit::pod_requests(&self.new_spec).values().any(|v| *v > 0)
-                || !fit::host_ports(&self.new_spec).is_empty();
-            return asks.then_some(FitCheck::BesideOld);
+            // Both pods run side by side: anything the new one asks for must fit twice, and
+            // the pod count always matters (noderesources fitsRequest checks the number of
+            // pods before its shortcut for pods that request nothing).
+            return Some(FitCheck::BesideOld);
         }
         let check = !podstate::is_scheduled(old) || grows(old_spec, &self.new_spec);
         check.then_some(FitCheck::Alone)
@@ -372,6 +372,17 @@ fn draft<'a>(ctx: &Ctx<'a>, node: &'a Node, elig: Eligibility) -> Draft<'a> {
         (None, true, _) => {
             d.action = Action::Create;
             d.fit = Some(FitCheck::Alone);
+            let terminating: Vec<String> = d
+                .own
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            if !terminating.is_empty() {
+                d.reasons.push(Reason::AfterTerminating {
+                    pods: terminating,
+                    surge: ctx.surge,
+                });
+            }
         }
         (None, false, _) => d.reasons = ineligible,
         (Some(_), false, false) => {
@@ -409,7 +420,7 @@ fn apply_fit(
     pods_on_nodes: &BTreeMap<String, Vec<Pod>>,
     priorities: &ClusterPriorities,
 ) {
-    let Some(others) = others_on_node(d, pods_on_nodes) else {
+    let Some(others) = others_on_node(ctx, d, pods_on_nodes) else {
         return;
     };
     let misfits = fit::misfits(&ctx.new_spec, d.node, &others);
@@ -429,11 +440,23 @@ fn apply_fit(
 
 /// The pods the new pod must fit beside: the fetched pods bound to the node, without the
 /// DaemonSet's own, plus the old pod when it surges beside it. `None` without a fit check.
-fn others_on_node(d: &Draft, pods_on_nodes: &BTreeMap<String, Vec<Pod>>) -> Option<Vec<Pod>> {
+fn others_on_node(
+    ctx: &Ctx,
+    d: &Draft,
+    pods_on_nodes: &BTreeMap<String, Vec<Pod>>,
+) -> Option<Vec<Pod>> {
     let check = d.fit?;
     let on_node = pods_on_nodes.get(&d.name)?;
     let key = |p: &Pod| (p.metadata.namespace.clone(), p.metadata.name.clone());
-    let own: HashSet<_> = d.own.iter().map(|p| key(p)).collect();
+    // Own pods make room for the new one, except terminating ones under surge: the new pod is
+    // created at once beside them, so their host ports and resources still count (without
+    // surge nothing is created until they are gone).
+    let own: HashSet<_> = d
+        .own
+        .iter()
+        .filter(|p| !(ctx.surge && podstate::is_terminating(p)))
+        .map(|p| key(p))
+        .collect();
     let mut others: Vec<Pod> = on_node
         .iter()
         .filter(|p| !own.contains(&key(p)))
@@ -485,6 +508,50 @@ pub fn classify<'a>(snap: &'a Snapshot, new: &'a DaemonSet) -> Classified<'a> {
 }
 
 impl Classified<'_> {
+    /// Does any node need a fit check of the new pod (a create, or a restart)? Only then is
+    /// the admitted pod worth asking the apiserver for.
+    pub fn needs_admission(&self) -> bool {
+        self.drafts
+            .iter()
+            .any(|d| matches!(d.action, Action::Create | Action::Restart))
+    }
+
+    /// A node the new pod would be created on (to pin the dry-run pod as the controller
+    /// does), preferring one that needs a fit check.
+    pub fn admission_node(&self) -> Option<&str> {
+        self.drafts
+            .iter()
+            .find(|d| matches!(d.action, Action::Create | Action::Restart))
+            .map(|d| d.name.as_str())
+    }
+
+    /// The apiserver refuses the new pod: every node that would get one is Blocked (without
+    /// surge the old pod is deleted first and nothing replaces it; with surge the old one stays).
+    pub fn refuse(&mut self, message: &str) {
+        for d in &mut self.drafts {
+            if matches!(d.action, Action::Create | Action::Restart) {
+                d.action = Action::Blocked;
+                d.fit = None;
+                d.reasons.push(Reason::AdmissionRefused {
+                    message: message.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Use the admitted pod (LimitRange defaults, RuntimeClass overhead, webhook sidecars)
+    /// instead of the raw template for every fit check, including whether a restart grows
+    /// the pod: the old pods were admitted too, so both sides compare like with like.
+    pub fn admit(&mut self, admitted: PodSpec) {
+        self.ctx.new_spec = admitted;
+        let ctx = &self.ctx;
+        for d in &mut self.drafts {
+            if d.action == Action::Restart {
+                d.fit = d.pod.and_then(|p| ctx.restart_fit(p));
+            }
+        }
+    }
+
     /// Nodes where the new pod's fit depends on the other pods bound there: nodes that get a
     /// pod, nodes whose new pod asks for more than the old one (or surges beside it), nodes
     /// whose pod is not scheduled. Only these need their pods fetched.
@@ -517,7 +584,7 @@ impl Classified<'_> {
         let priority = priorities.priority_of(&self.ctx.new_spec);
         let mut out: Vec<String> = Vec::new();
         for d in &self.drafts {
-            let Some(others) = others_on_node(d, pods_on_nodes) else {
+            let Some(others) = others_on_node(&self.ctx, d, pods_on_nodes) else {
                 continue;
             };
             // Cheap first: no lower-priority pod, no budget to read.

@@ -60,28 +60,30 @@ pub fn controller_of(
 }
 
 /// Does the DaemonSet own this pod (or would it claim it as an orphan matching its selector)?
-/// mirrors controller_ref_manager.go ClaimObject: ours if our controller ref; orphans that
-/// match the selector are adopted; objects controlled by someone else are ignored.
+/// mirrors controller_ref_manager.go ClaimObject: ours if our controller ref AND the selector
+/// matches (an owned object that no longer matches is released, or ignored while the
+/// DaemonSet is being deleted: never counted); orphans that match the selector are adopted;
+/// objects controlled by someone else are ignored.
 pub fn is_claimed_by(
     ds: &DaemonSet,
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> bool {
     let uid = ds.metadata.uid.as_deref().unwrap_or("");
+    // `adopting`: an empty selector adopts nothing (SelectingAll), yet matches what it owns.
+    let matches = |adopting: bool| {
+        let Some(spec) = ds.spec.as_ref() else {
+            return false;
+        };
+        labels::from_label_selector(Some(&spec.selector)).is_ok_and(|sel| {
+            !(adopting && sel.is_everything()) && sel.matches(meta.labels.as_ref())
+        })
+    };
     match controller_of(meta) {
-        Some((_, _, owner)) => owner == uid,
+        Some((_, _, owner)) => owner == uid && matches(false),
         None => {
-            let Some(spec) = ds.spec.as_ref() else {
-                return false;
-            };
-            match labels::from_label_selector(Some(&spec.selector)) {
-                Ok(sel) => {
-                    !sel.is_everything()
-                        && ds.metadata.deletion_timestamp.is_none()
-                        && meta.deletion_timestamp.is_none()
-                        && sel.matches(meta.labels.as_ref())
-                }
-                Err(_) => false,
-            }
+            ds.metadata.deletion_timestamp.is_none()
+                && meta.deletion_timestamp.is_none()
+                && matches(true)
         }
     }
 }

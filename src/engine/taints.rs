@@ -97,9 +97,63 @@ pub fn untolerated<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Vec<&
         .collect()
 }
 
+/// When the taint-eviction controller evicts a pod with these tolerations from a node with
+/// these taints: `Some((taint, seconds))` when every NoExecute taint is tolerated and the
+/// tolerations used carry tolerationSeconds (the smallest wins); `None` when the pod may stay
+/// forever (no NoExecute taint, or no used toleration has tolerationSeconds: upstream takes
+/// the minimum over those that have them).
+/// mirrors pkg/controller/tainteviction taint_eviction.go processPodOnNode,
+/// v1helper.GetMatchingTolerations (the first toleration matching each taint) and
+/// getMinTolerationTime. Untolerated NoExecute taints are not this case (immediate deletion).
+pub fn eviction_after<'a>(
+    taints: &'a [Taint],
+    tolerations: &[Toleration],
+) -> Option<(&'a Taint, i64)> {
+    let no_execute: Vec<&Taint> = taints.iter().filter(|t| t.effect == NO_EXECUTE).collect();
+    let mut min: Option<(&Taint, i64)> = None;
+    for taint in no_execute {
+        let used = tolerations.iter().find(|t| tolerates(t, taint))?;
+        if let Some(secs) = used.toleration_seconds {
+            let secs = secs.max(0);
+            if min.is_none_or(|(_, m)| secs < m) {
+                min = Some((taint, secs));
+            }
+        }
+    }
+    min
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eviction_after_takes_the_smallest_toleration_seconds() {
+        let tol = |key: &str, secs: Option<i64>| Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".into()),
+            effect: Some(NO_EXECUTE.into()),
+            toleration_seconds: secs,
+            ..Default::default()
+        };
+        let taints = vec![
+            taint("a", None, NO_EXECUTE),
+            taint("b", Some("x"), NO_EXECUTE),
+            taint("c", None, NO_SCHEDULE),
+        ];
+        let (t, secs) = eviction_after(&taints, &[tol("a", Some(30)), tol("b", Some(5))]).unwrap();
+        assert_eq!((t.key.as_str(), secs), ("b", 5));
+        // A toleration without seconds does not cancel another's: the minimum of those set.
+        let (t, _) = eviction_after(&taints, &[tol("a", None), tol("b", Some(5))]).unwrap();
+        assert_eq!(t.key, "b");
+        assert_eq!(
+            eviction_after(&taints, &[tol("a", None), tol("b", None)]),
+            None
+        );
+        // An untolerated NoExecute taint is immediate deletion, not this loop.
+        assert_eq!(eviction_after(&taints, &[tol("a", Some(5))]), None);
+        assert_eq!(eviction_after(&taints[2..], &[]), None);
+    }
 
     fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
         Taint {

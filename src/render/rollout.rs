@@ -5,6 +5,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use crate::engine::admission::AdmissionInfo;
 use crate::engine::reason::Reason;
 use crate::engine::rollout::{Action, NodePreview, RolloutPreview};
 use crate::error::Result;
@@ -20,6 +21,8 @@ pub struct Document<'a> {
     #[serde(flatten)]
     pub preview: &'a RolloutPreview,
     pub dry_run: DryRun,
+    /// How the pod checked for fit was obtained (null when no node needed a fit check).
+    pub admission: Option<AdmissionInfo>,
     /// Unified diff of `spec.template`, live -> new ("" when the template does not change).
     pub template_diff: String,
 }
@@ -127,6 +130,15 @@ fn header<W: Write>(out: &mut W, doc: &Document, p: &Palette) -> Result<()> {
             doc.dry_run.method, doc.dry_run.field_manager
         ),
     )?;
+    if let Some(a) = &doc.admission {
+        let line = a.describe();
+        let line = if a.webhooks_consulted {
+            line
+        } else {
+            p.warn(&line)
+        };
+        w(out, format!("Admission: {line}"))?;
+    }
     for n in &v.notes {
         w(out, format!("{} {n}", p.warn("Note:")))?;
     }

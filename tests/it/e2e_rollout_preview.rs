@@ -20,7 +20,7 @@ use crate::harness::{kubeconfig, wait_for, NodeSpec, Output, TestEnv, TEST_LABEL
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Preview {
+pub(crate) struct Preview {
     api_version: String,
     kind: String,
     daemon_set: DaemonSetChange,
@@ -36,6 +36,8 @@ struct Preview {
     notes: Vec<String>,
     nodes: Vec<NodeItem>,
     dry_run: DryRun,
+    /// How the pod checked for fit was obtained (see e2e_admission).
+    pub(crate) admission: Option<Value>,
     template_diff: String,
 }
 
@@ -98,18 +100,18 @@ struct Counts {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[allow(dead_code)]
-struct NodeItem {
+pub(crate) struct NodeItem {
     name: String,
-    action: String,
+    pub(crate) action: String,
     pod: Option<String>,
     pod_revision: Option<String>,
     replaced_first: bool,
-    reasons: Vec<Value>,
+    pub(crate) reasons: Vec<Value>,
 }
 
 impl Preview {
     /// The predicted action of each of the test's nodes.
-    fn actions(&self, nodes: &[String]) -> BTreeMap<String, String> {
+    pub(crate) fn actions(&self, nodes: &[String]) -> BTreeMap<String, String> {
         self.nodes
             .iter()
             .filter(|n| nodes.contains(&n.name))
@@ -117,7 +119,7 @@ impl Preview {
             .collect()
     }
 
-    fn node(&self, name: &str) -> &NodeItem {
+    pub(crate) fn node(&self, name: &str) -> &NodeItem {
         self.nodes.iter().find(|n| n.name == name).unwrap()
     }
 }
@@ -125,7 +127,7 @@ impl Preview {
 // ---- helpers ----
 
 /// Writes a manifest to a temporary file (JSON is YAML).
-fn manifest_file(manifest: &Value) -> tempfile::NamedTempFile {
+pub(crate) fn manifest_file(manifest: &Value) -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
     f.write_all(serde_json::to_string_pretty(manifest).unwrap().as_bytes())
         .unwrap();
@@ -145,7 +147,7 @@ fn preview_exit_code(env: &TestEnv, manifest: &Value) -> Output {
 }
 
 /// Runs the real kubectl against the test cluster.
-fn kubectl(args: &[&str]) -> Output {
+pub(crate) fn kubectl(args: &[&str]) -> Output {
     let out = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig())
@@ -173,12 +175,12 @@ fn apply_via(env: &TestEnv, manifest: &Value, via: Via) {
     assert_eq!(out.code, 0, "kubectl apply: {}", out.stderr);
 }
 
-fn apply(env: &TestEnv, manifest: &Value) {
+pub(crate) fn apply(env: &TestEnv, manifest: &Value) {
     apply_via(env, manifest, Via::ServerSide);
 }
 
 /// `rollout-preview agent ARGS -o json`, parsed strictly.
-fn preview(env: &TestEnv, args: &[&str]) -> Preview {
+pub(crate) fn preview(env: &TestEnv, args: &[&str]) -> Preview {
     let mut all = vec!["rollout-preview", "agent"];
     all.extend(args);
     all.extend(["-o", "json"]);
@@ -202,20 +204,20 @@ fn preview(env: &TestEnv, args: &[&str]) -> Preview {
     p
 }
 
-fn preview_file(env: &TestEnv, manifest: &Value) -> Preview {
+pub(crate) fn preview_file(env: &TestEnv, manifest: &Value) -> Preview {
     let f = manifest_file(manifest);
     preview(env, &["-f", f.path().to_str().unwrap()])
 }
 
 /// The pod each node runs: (uid, scheduled, revision hash), terminating pods left out.
 #[derive(Debug, Clone, PartialEq)]
-struct Seen {
-    uid: String,
+pub(crate) struct Seen {
+    pub(crate) uid: String,
     scheduled: bool,
     hash: String,
 }
 
-fn target_node(p: &Pod) -> Option<String> {
+pub(crate) fn target_node(p: &Pod) -> Option<String> {
     let spec = p.spec.as_ref()?;
     if let Some(n) = spec.node_name.clone() {
         return Some(n);
@@ -235,7 +237,7 @@ fn target_node(p: &Pod) -> Option<String> {
         .cloned()
 }
 
-async fn pods_by_node(env: &TestEnv) -> BTreeMap<String, Seen> {
+pub(crate) async fn pods_by_node(env: &TestEnv) -> BTreeMap<String, Seen> {
     env.pods("agent")
         .await
         .into_iter()
@@ -258,7 +260,7 @@ async fn pods_by_node(env: &TestEnv) -> BTreeMap<String, Seen> {
 }
 
 /// What the real controller did on each node, from the pods before and after.
-fn observed(
+pub(crate) fn observed(
     nodes: &[String],
     before: &BTreeMap<String, Seen>,
     after: &BTreeMap<String, Seen>,
@@ -281,7 +283,7 @@ fn observed(
 
 /// Waits until the controller has processed the latest generation, `desired` pods are up to
 /// date and `available` of them available, and no pod is terminating.
-async fn wait_settled(env: &TestEnv, desired: i32, available: i32) {
+pub(crate) async fn wait_settled(env: &TestEnv, desired: i32, available: i32) {
     let api = env.ds_api();
     wait_for(
         Duration::from_secs(120),

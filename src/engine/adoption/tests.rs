@@ -229,6 +229,34 @@ fn a_second_pod_on_a_node_is_pruned() {
 }
 
 #[test]
+fn failed_and_succeeded_pods_are_deleted_and_replaced_never_kept() {
+    let mut w = World::migrate();
+    // n1: the older pod Failed beside a younger running one: the running one is kept.
+    let mut failed = daemon_pod("agent-n1-old", "n1", None, json!({"release": "r0"}));
+    failed.metadata.creation_timestamp =
+        serde_json::from_value(json!("2024-01-01T00:00:00Z")).unwrap();
+    failed.status = serde_json::from_value(json!({"phase": "Failed"})).unwrap();
+    w.pods.push(failed);
+    // n2: its only pod Succeeded: deleted, and the node gets a new pod.
+    w.pods[1].status = serde_json::from_value(json!({"phase": "Succeeded"})).unwrap();
+    let a = w.analyse();
+    let fate = |name: &str| a.pods.iter().find(|p| p.name == name).unwrap().clone();
+    assert_eq!(fate("agent-n1-old").fate, Fate::Delete);
+    assert!(fate("agent-n1-old")
+        .detail
+        .unwrap()
+        .contains("Failed on node n1"));
+    assert_eq!(
+        fate("agent-n1").fate,
+        Fate::Adopt,
+        "the running pod is kept"
+    );
+    assert_eq!(fate("agent-n2").fate, Fate::Delete);
+    assert!(fate("agent-n2").detail.unwrap().starts_with("Succeeded"));
+    assert_eq!(a.new_nodes, vec!["n2".to_string()]);
+}
+
+#[test]
 fn a_template_change_restarts_pods_per_node() {
     let mut w = World::migrate();
     w.new = new_ds(|v| v["spec"]["template"]["spec"]["containers"][0]["image"] = json!("agent:2"));

@@ -444,3 +444,110 @@ fn a_rollout_in_progress_rolls_on_without_a_template_change() {
         p.notes
     );
 }
+
+#[test]
+fn surge_checks_the_pod_count_even_when_the_pod_requests_nothing() {
+    let strategy = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}";
+    let old = ds(1, V1, strategy);
+    let rev = revision_of(&old, "aaa", 1);
+    let full = node("metadata: {name: n1}\nstatus: {allocatable: {cpu: '2', pods: '1'}}");
+    let holder = ds_pod("n1", "aaa", 1, true);
+    let mut snap = snapshot(old, vec![full], vec![holder.clone()], vec![rev]);
+    let new = ds(2, V2, strategy);
+    // mirrors noderesources fitsRequest: the pod count comes before the zero-request shortcut.
+    assert_eq!(classify(&snap, &new).nodes_needing_fit_check(), vec!["n1"]);
+    snap.pods_on_nodes.insert("n1".into(), vec![holder]);
+    let p = preview(&snap, &new);
+    assert_eq!(action(&p, "n1"), Action::Blocked);
+    assert!(codes(&p, "n1").contains(&"TooManyPods"));
+}
+
+#[test]
+fn the_admitted_pod_decides_whether_a_restart_grows() {
+    // The old pods were admitted with a LimitRange default of 500m; the raw new template asks
+    // for nothing, yet its admitted pod asks for 1500m: only the admitted pod shows it.
+    let mut snap = running_v1();
+    for p in &mut snap.pods {
+        p.spec.as_mut().unwrap().containers[0].resources =
+            crate::yaml::from_str("requests: {cpu: 500m}").unwrap();
+    }
+    let new = ds(2, V2, ROLLING);
+    assert!(
+        classify(&snap, &new).nodes_needing_fit_check().is_empty(),
+        "raw template: no growth, no fit check"
+    );
+    let mut c = classify(&snap, &new);
+    assert!(c.needs_admission());
+    let admitted = crate::engine::testutil::pod_spec(
+        "containers: [{name: agent, image: 'agent:2', resources: {requests: {cpu: 1500m}}}]",
+    );
+    c.admit(admitted);
+    assert_eq!(c.nodes_needing_fit_check(), vec!["n1", "n2", "n3"]);
+    let hog = pod("metadata: {name: hog, namespace: x}\nspec: {nodeName: n1, containers: [{name: c, resources: {requests: {cpu: 800m}}}]}");
+    let on_nodes = BTreeMap::from([
+        ("n1".to_string(), vec![hog]),
+        ("n2".to_string(), vec![]),
+        ("n3".to_string(), vec![]),
+    ]);
+    let p = c.finish(&on_nodes);
+    assert_eq!(action(&p, "n1"), Action::Blocked);
+    assert_eq!(action(&p, "n2"), Action::Restart);
+    // Nothing to create or restart: no admission needed.
+    let same = running_v1();
+    let unchanged = same.daemon_set.clone();
+    assert!(!classify(&same, &unchanged).needs_admission());
+}
+
+#[test]
+fn a_node_whose_only_pod_is_terminating() {
+    let spec = "{containers: [{name: agent, image: 'agent:1', ports: [{containerPort: 9100, hostPort: 9100}]}]}";
+    let terminating = |snap: &mut Snapshot| {
+        let mut p = ds_pod("n1", "aaa", 1, true);
+        p.spec = snap.daemon_set.spec.as_ref().unwrap().template.spec.clone();
+        p.spec.as_mut().unwrap().node_name = Some("n1".into());
+        p.metadata.deletion_timestamp = Some(Time("2026-01-01T00:59:00Z".parse().unwrap()));
+        snap.pods = vec![p.clone()];
+        snap.pods_on_nodes.insert("n1".into(), vec![p]);
+    };
+    // Without surge: nothing is created until it is gone; then the new pod fits.
+    let old = ds(1, spec, ROLLING);
+    let rev = revision_of(&old, "aaa", 1);
+    let mut snap = snapshot(
+        old.clone(),
+        vec![plain_node("n1")],
+        vec![],
+        vec![rev.clone()],
+    );
+    terminating(&mut snap);
+    let p = preview(&snap, &ds(2, &spec.replace("agent:1", "agent:2"), ROLLING));
+    assert_eq!(action(&p, "n1"), Action::Create);
+    let n1 = p.nodes.iter().find(|n| n.name == "n1").unwrap();
+    assert!(matches!(
+        &n1.reasons[..],
+        [Reason::AfterTerminating { surge: false, .. }]
+    ));
+    // With surge: the new pod is created at once, beside it: its host port still counts.
+    let surge = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}";
+    let old = ds(1, spec, surge);
+    let mut snap = snapshot(old, vec![plain_node("n1")], vec![], vec![rev]);
+    terminating(&mut snap);
+    let p = preview(&snap, &ds(2, &spec.replace("agent:1", "agent:2"), surge));
+    assert_eq!(action(&p, "n1"), Action::Blocked);
+    assert!(codes(&p, "n1").contains(&"HostPortConflict"));
+    assert!(codes(&p, "n1").contains(&"AfterTerminating"));
+}
+
+#[test]
+fn a_refused_pod_blocks_every_create_and_restart() {
+    let mut snap = running_v1();
+    snap.nodes.push(plain_node("n4"));
+    let new = ds(2, V2, ROLLING);
+    let mut c = classify(&snap, &new);
+    c.refuse("pods \"agent-x\" is forbidden: maximum cpu usage per Container is 200m");
+    assert!(c.nodes_needing_fit_check().is_empty());
+    let p = c.finish(&BTreeMap::new());
+    for n in ["n1", "n2", "n3", "n4"] {
+        assert_eq!(action(&p, n), Action::Blocked, "{n}");
+        assert!(codes(&p, n).contains(&"AdmissionRefused"));
+    }
+}
