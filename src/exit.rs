@@ -21,6 +21,9 @@ pub enum Exit {
     Refused = 6,
     /// A mutation ran but the end state could not be verified.
     Unverified = 7,
+    /// `migrate` finished, but the old DaemonSet reappeared (its owner of record recreated
+    /// it): two DaemonSets now select the same pods' nodes.
+    Recreated = 8,
     /// Any other failure (I/O, unexpected server response).
     Internal = 10,
     /// Standard output was closed by its reader (`| head`): no message, 128 + SIGPIPE, the
@@ -51,6 +54,7 @@ mod tests {
             (Exit::Forbidden, 5),
             (Exit::Refused, 6),
             (Exit::Unverified, 7),
+            (Exit::Recreated, 8),
             (Exit::Internal, 10),
             (Exit::Failpoint, 99),
             (Exit::OutputClosed, 141),

@@ -1,9 +1,11 @@
 //! Cluster access, kube-rs only: a client from kubeconfig flags, concurrent fetches of the
 //! objects the engine needs, and mutations with preconditions and dry-run.
 
+pub mod claimers;
 pub mod client;
 pub mod dry_run;
 pub mod fetch;
+pub mod lease;
 pub mod list;
 pub mod mutate;
 pub mod names;

@@ -288,14 +288,7 @@ pub async fn run(
             "daemonset {ns}/{name} was created by an earlier run: verifying the adoption"
         ));
     }
-    let (result, verified) = verify(
-        ctx,
-        &report.plan.analysis,
-        &name,
-        journal.as_ref(),
-        overrides,
-    )
-    .await?;
+    let (result, verified) = verify(ctx, &report.plan.analysis, &name, journal.as_ref()).await?;
     report.result = Some(result);
     finish(ctx, &report, verified)
 }
@@ -341,6 +334,7 @@ pub async fn create(
     marker: &str,
     analysis: &AdoptAnalysis,
 ) -> Result<DaemonSet> {
+    ctx.ensure_locked()?;
     let ds = manifest::prepare_for_create(manifest, marker, analysis.template_generation);
     let created = create_daemon_set(&ctx.cluster, &ds, false).await?;
     ctx.progress(&format!(
@@ -360,7 +354,6 @@ pub async fn verify(
     analysis: &AdoptAnalysis,
     name: &str,
     journal: Option<&Journal>,
-    overrides: &Overrides,
 ) -> Result<(AdoptResult, bool)> {
     let ns = ctx.ns().to_string();
     let ((progress, ds, gone), done) = poll_until(ctx.timeout, || async {
@@ -383,13 +376,13 @@ pub async fn verify(
         })
     })
     .await?;
+    // Only the plan explains a pod gone since the backup (its fate was Restart or Delete): a
+    // planned pod that disappeared otherwise is never success, whatever --allow-* allowed.
     let explained = |o: &ObjectRecord| {
-        overrides.allow_restarts
-            || overrides.allow_pod_deletion
-            || analysis
-                .pods
-                .iter()
-                .any(|p| p.uid == o.uid && matches!(p.fate, Fate::Restart | Fate::Delete))
+        analysis
+            .pods
+            .iter()
+            .any(|p| p.uid == o.uid && matches!(p.fate, Fate::Restart | Fate::Delete))
     };
     let verified = done && progress.is_clean() && gone.iter().all(explained);
     Ok((
