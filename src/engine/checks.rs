@@ -228,8 +228,10 @@ pub enum BackupFileState {
 
 /// mirrors the apiserver's deletion: a DaemonSet with a deletionTimestamp is already going;
 /// only the `orphan` finalizer means its pods will be kept (garbage collector
-/// attemptToOrphanWorker). Anything else means they are being deleted.
-pub fn check_deletion_state(ds: &DaemonSet) -> Check {
+/// attemptToOrphanWorker). Anything else means they are being deleted, unless none is its own
+/// any more (`owned_pods` 0): then the garbage collector already orphaned them and removed
+/// `orphan`, and another finalizer (`example.com/hold`) keeps the object.
+pub fn check_deletion_state(ds: &DaemonSet, owned_pods: usize) -> Check {
     if ds.metadata.deletion_timestamp.is_none() {
         return Check::ok(CheckCode::DeletionState, "not being deleted");
     }
@@ -239,10 +241,19 @@ pub fn check_deletion_state(ds: &DaemonSet) -> Check {
         .iter()
         .flatten()
         .any(|f| f == "orphan");
+    let finalizers = ds.metadata.finalizers.clone().unwrap_or_default();
     if orphaning {
         Check::ok(
             CheckCode::DeletionState,
             "an orphaning delete is already under way (an earlier run): waiting for it to finish",
+        )
+    } else if owned_pods == 0 && !finalizers.is_empty() {
+        Check::ok(
+            CheckCode::DeletionState,
+            format!(
+                "already deleted with its pods orphaned (an earlier run); kept by finalizer(s) {}",
+                finalizers.join(", ")
+            ),
         )
     } else {
         Check::block(
@@ -277,11 +288,16 @@ pub fn check_backup_file(path: &str, state: &BackupFileState) -> Check {
     }
 }
 
-/// The checks `orphan` runs on the DaemonSet alone (the workflow adds the owner-of-record and
-/// competing-controller checks, which read more than the DaemonSet).
-pub fn orphan_checks(ds: &DaemonSet, backup_path: &str, backup: &BackupFileState) -> Vec<Check> {
+/// The checks `orphan` runs on the DaemonSet itself (the workflow adds the owner-of-record and
+/// competing-controller checks). `owned_pods`: how many pods it still controls.
+pub fn orphan_checks(
+    ds: &DaemonSet,
+    owned_pods: usize,
+    backup_path: &str,
+    backup: &BackupFileState,
+) -> Vec<Check> {
     vec![
-        check_deletion_state(ds),
+        check_deletion_state(ds, owned_pods),
         check_backup_file(backup_path, backup),
     ]
 }
@@ -605,16 +621,22 @@ mod tests {
     #[test]
     fn deletion_state_only_passes_orphaning_deletes() {
         let live = daemon_set("metadata: {name: a}");
-        assert_eq!(check_deletion_state(&live).verdict, Verdict::Ok);
+        assert_eq!(check_deletion_state(&live, 2).verdict, Verdict::Ok);
         let orphaning = daemon_set(
             "metadata: {name: a, deletionTimestamp: '2025-01-01T00:00:00Z', finalizers: [orphan]}",
         );
-        assert_eq!(check_deletion_state(&orphaning).verdict, Verdict::Ok);
+        assert_eq!(check_deletion_state(&orphaning, 2).verdict, Verdict::Ok);
         let background =
             daemon_set("metadata: {name: a, deletionTimestamp: '2025-01-01T00:00:00Z'}");
-        let c = check_deletion_state(&background);
+        let c = check_deletion_state(&background, 2);
         assert_eq!(c.verdict, Verdict::Block);
         assert!(c.override_flag.is_none());
+        // Orphaned already, kept by a foreign finalizer: nothing is being deleted.
+        let held = daemon_set(
+            "metadata: {name: a, deletionTimestamp: '2025-01-01T00:00:00Z', finalizers: [example.com/hold]}",
+        );
+        assert_eq!(check_deletion_state(&held, 0).verdict, Verdict::Ok);
+        assert_eq!(check_deletion_state(&held, 1).verdict, Verdict::Block);
     }
 
     #[test]

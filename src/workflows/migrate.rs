@@ -243,7 +243,11 @@ async fn from_live(
     }
     let journal = match stage {
         Stage::Start => {
-            orphan::recheck_before_delete(ctx, &old_ds, req.backup_path, &req.overrides).await?;
+            let recheck =
+                orphan::recheck_before_delete(ctx, &old_ds, req.backup_path, &req.overrides);
+            if let Err(e) = recheck.await {
+                return fail(ctx, &report, e);
+            }
             orphan::backup_and_delete(ctx, old_ds.clone(), req.backup_path).await?
         }
         _ => orphan::ensure_backup(ctx, &old_ds, backup.as_ref(), req.backup_path).await?,

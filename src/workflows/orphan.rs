@@ -63,11 +63,12 @@ pub fn pods_to_orphan<'p>(ds: &DaemonSet, pods: &'p [Pod]) -> Vec<&'p Pod> {
 /// The checks of an orphaning delete, with the user's overrides applied.
 pub fn checks(input: &OrphanInput) -> Vec<Check> {
     let path = input.backup_path.display().to_string();
-    let mut checks = orphan_checks(input.ds, &path, input.backup_state);
+    let pods = pods_to_orphan(input.ds, input.pods);
+    let mut checks = orphan_checks(input.ds, pods.len(), &path, input.backup_state);
     checks.push(check_owner_of_record(input.ds, input.new_name));
     checks.push(check_competing_controllers(
         input.claimers,
-        &pods_to_orphan(input.ds, input.pods),
+        &pods,
         input.ds.metadata.uid.as_deref(),
     ));
     apply_overrides(checks, input.overrides)
@@ -192,7 +193,10 @@ async fn run_locked(
     }
     let journal = match ds.metadata.deletion_timestamp {
         None => {
-            recheck_before_delete(ctx, &ds, backup_path, overrides).await?;
+            if let Err(e) = recheck_before_delete(ctx, &ds, backup_path, overrides).await {
+                ctx.document(&report)?;
+                return Err(e);
+            }
             backup_and_delete(ctx, ds, backup_path).await?
         }
         Some(_) => ensure_backup(ctx, &ds, existing.as_ref(), backup_path).await?,
