@@ -192,7 +192,28 @@ fn predecessor_from(backup: &Backup, ns: &str) -> Result<Predecessor> {
 }
 
 /// `kubectl ds adopt -f NEW.yaml [--from-backup FILE]`.
+/// Holds a lease while it acts: the one of the DaemonSet named by `--from-backup` (the same
+/// lock `migrate` and `orphan` of that DaemonSet take), else the new DaemonSet's.
 pub async fn run(
+    ctx: &Ctx<'_>,
+    manifest: DaemonSet,
+    file: &Path,
+    from_backup: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<Exit> {
+    let predecessor = from_backup
+        .and_then(|p| backup::read(p).ok().flatten())
+        .and_then(|b| b.daemon_set.metadata.name);
+    let lock_name = predecessor
+        .or_else(|| manifest.metadata.name.clone())
+        .unwrap_or_default();
+    ctx.lock(&lock_name).await?;
+    let out = run_locked(ctx, manifest, file, from_backup, overrides).await;
+    ctx.unlock().await;
+    out
+}
+
+async fn run_locked(
     ctx: &Ctx<'_>,
     manifest: DaemonSet,
     file: &Path,
