@@ -7,10 +7,11 @@ use std::path::Path;
 use k8s_openapi::api::apps::v1::DaemonSet;
 
 use super::backup::{self, Backup};
+use super::executor::{gate, Gate, Mutation};
 use super::report::{
     AdoptPlan, AdoptReport, AdoptResult, ObjectRef, PredecessorRef, ServerDryRun, API_VERSION,
 };
-use super::{poll_until, refuse_if_blocked, Ctx, Mode, Poll};
+use super::{poll_until, refuse_if_blocked, Ctx, Poll};
 use crate::cluster::fetch::{
     fetch_namespace_objects, fetch_pods_and_revisions, get_daemon_set_opt, NamespaceObjects,
 };
@@ -274,37 +275,24 @@ async fn run_locked(
         result: None,
     };
     ctx.table(|out, p| render::workflow::adopt_plan(out, &report.plan, p))?;
-    if let Err(e) = refuse_if_blocked(&report.plan.analysis.checks) {
-        ctx.document(&report)?;
-        return Err(e);
-    }
+    let checks = report.plan.analysis.checks.clone();
     if !resumed {
-        match ctx.mode {
-            Mode::Plan => {
-                ctx.document(&report)?;
-                return Ok(Exit::Ok);
-            }
-            Mode::ServerDryRun => {
-                let final_ds = manifest::prepare_for_create(
-                    &manifest,
-                    &marker,
-                    report.plan.analysis.template_generation,
-                );
-                report
-                    .server_dry_run
-                    .push(dry_run_create(ctx, &final_ds).await?);
-                return ctx.server_dry_run_done(&report.server_dry_run, &report);
-            }
-            Mode::Act => {}
-        }
-        if let Err(e) = ctx.confirm(&format!(
-            "create daemonset {ns}/{name} and let it adopt the pods"
-        )) {
-            ctx.document(&report)?;
-            return Err(e);
+        let final_ds = manifest::prepare_for_create(
+            &manifest,
+            &marker,
+            report.plan.analysis.template_generation,
+        );
+        let what = format!("create daemonset {ns}/{name} and let it adopt the pods");
+        let mutations = [Mutation::Create(final_ds)];
+        if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+            return Ok(exit);
         }
         create(ctx, &manifest, &marker, &report.plan.analysis).await?;
     } else {
+        if let Err(e) = refuse_if_blocked(&checks) {
+            ctx.document(&report)?;
+            return Err(e);
+        }
         ctx.progress(&format!(
             "daemonset {ns}/{name} was created by an earlier run: verifying the adoption"
         ));

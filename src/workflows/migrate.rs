@@ -11,9 +11,10 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 
 use super::adopt::{self, in_namespace, name_state, server_defaults, PlanInput};
 use super::backup::{self, Backup};
+use super::executor::{gate, Gate, Mutation};
 use super::orphan;
 use super::report::{AdoptPlan, MigrateReport, MigrateResult, ObjectRef, API_VERSION};
-use super::{poll_until, refuse_if_blocked, Ctx, Mode, Poll};
+use super::{poll_until, refuse_if_blocked, Ctx, Poll};
 use crate::cluster::claimers::fetch_claimers;
 use crate::cluster::fetch::{fetch_namespace_objects, get_daemon_set_opt, NamespaceObjects};
 use crate::engine::adoption::{NameState, Predecessor};
@@ -207,39 +208,24 @@ async fn from_live(
     let mut report = skeleton(ctx, req, stage, adopt_plan);
     report.orphan = Some(orphan_plan);
     ctx.table(|out, p| render::workflow::migrate_plan(out, &report, p))?;
-    if let Err(e) = refuse_if_blocked(&all_checks(&report)) {
-        return fail(ctx, &report, e);
+    let mut final_ds =
+        manifest::prepare_for_create(manifest, &marker, report.adopt.analysis.template_generation);
+    if same_name {
+        // The old DaemonSet holds the name until it is deleted.
+        final_ds.metadata.generate_name = Some(format!("{new_name}-"));
+        final_ds.metadata.name = None;
     }
-    match ctx.mode {
-        Mode::Plan => {
-            ctx.document(&report)?;
-            return Ok(Exit::Ok);
-        }
-        Mode::ServerDryRun => {
-            report
-                .server_dry_run
-                .push(orphan::dry_run_delete(ctx, &old_ds).await?);
-            let mut final_ds = manifest::prepare_for_create(
-                manifest,
-                &marker,
-                report.adopt.analysis.template_generation,
-            );
-            if same_name {
-                final_ds.metadata.generate_name = Some(format!("{new_name}-"));
-                final_ds.metadata.name = None;
-            }
-            report
-                .server_dry_run
-                .push(adopt::dry_run_create(ctx, &final_ds).await?);
-            return ctx.server_dry_run_done(&report.server_dry_run, &report);
-        }
-        Mode::Act => {}
-    }
-    if let Err(e) = ctx.confirm(&format!(
+    let mutations = [
+        Mutation::OrphanDelete(old_ds.clone()),
+        Mutation::Create(final_ds),
+    ];
+    let what = format!(
         "orphan-delete daemonset {ns}/{} and create {ns}/{new_name} to adopt its pods",
         req.old_name
-    )) {
-        return fail(ctx, &report, e);
+    );
+    let checks = all_checks(&report);
+    if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+        return Ok(exit);
     }
     let journal = match stage {
         Stage::Start => {
@@ -380,41 +366,26 @@ async fn adopt_orphans(
     if first_plan {
         ctx.table(|out, p| render::workflow::migrate_plan(out, &report, p))?;
     }
-    if let Err(e) = refuse_if_blocked(&report.adopt.analysis.checks) {
-        let e = if first_plan {
-            e
-        } else {
-            e.context(&format!(
-                "{}; the adoption is now refused",
-                orphaned_note(req)
-            ))
-        };
-        return fail(ctx, &report, e);
+    let checks = report.adopt.analysis.checks.clone();
+    if !first_plan {
+        if let Err(e) = refuse_if_blocked(&checks) {
+            let note = format!("{}; the adoption is now refused", orphaned_note(req));
+            return fail(ctx, &report, e.context(&note));
+        }
     }
     if first_plan {
-        match ctx.mode {
-            Mode::Plan => {
-                ctx.document(&report)?;
-                return Ok(Exit::Ok);
-            }
-            Mode::ServerDryRun => {
-                let final_ds = manifest::prepare_for_create(
-                    manifest,
-                    &marker,
-                    report.adopt.analysis.template_generation,
-                );
-                report
-                    .server_dry_run
-                    .push(adopt::dry_run_create(ctx, &final_ds).await?);
-                return ctx.server_dry_run_done(&report.server_dry_run, &report);
-            }
-            Mode::Act => {}
-        }
-        if let Err(e) = ctx.confirm(&format!(
+        let final_ds = manifest::prepare_for_create(
+            manifest,
+            &marker,
+            report.adopt.analysis.template_generation,
+        );
+        let what = format!(
             "create daemonset {ns}/{new_name} to adopt the pods of the deleted {}",
             req.old_name
-        )) {
-            return fail(ctx, &report, e);
+        );
+        let mutations = [Mutation::Create(final_ds)];
+        if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+            return Ok(exit);
         }
         let (orphan_result, orphaned) =
             orphan::wait_orphaned(ctx, journal, req.backup_path).await?;

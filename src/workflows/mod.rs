@@ -4,6 +4,7 @@
 
 pub mod adopt;
 pub mod backup;
+pub mod executor;
 pub mod lock;
 pub mod migrate;
 pub mod orphan;

@@ -8,11 +8,12 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::backup::{self, Backup};
+use super::executor::{gate, Gate, Mutation};
 use super::report::{
     ObjectRef, OrphanPlan, OrphanPod, OrphanReport, OrphanResult, OrphanRevision, ServerDryRun,
     API_VERSION,
 };
-use super::{now_rfc3339, poll_until, refuse_if_blocked, Ctx, Mode, Poll};
+use super::{now_rfc3339, poll_until, refuse_if_blocked, Ctx, Poll};
 use crate::cluster::claimers::fetch_claimers;
 use crate::cluster::fetch::{self, fetch_pods_and_revisions, get_daemon_set_opt};
 use crate::cluster::mutate::{orphan_delete, DeleteOutcome};
@@ -172,24 +173,11 @@ async fn run_locked(
         result: None,
     };
     ctx.table(|out, p| render::workflow::orphan_plan(out, &report.plan, p))?;
-    if let Err(e) = refuse_if_blocked(&report.plan.checks) {
-        ctx.document(&report)?;
-        return Err(e);
-    }
-    match ctx.mode {
-        Mode::Plan => {
-            ctx.document(&report)?;
-            return Ok(Exit::Ok);
-        }
-        Mode::ServerDryRun => {
-            report.server_dry_run.push(dry_run_delete(ctx, &ds).await?);
-            return ctx.server_dry_run_done(&report.server_dry_run, &report);
-        }
-        Mode::Act => {}
-    }
-    if let Err(e) = ctx.confirm(&format!("orphan-delete daemonset {ns}/{name}")) {
-        ctx.document(&report)?;
-        return Err(e);
+    let checks = report.plan.checks.clone();
+    let mutations = [Mutation::OrphanDelete(ds.clone())];
+    let what = format!("orphan-delete daemonset {ns}/{name}");
+    if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+        return Ok(exit);
     }
     let journal = match ds.metadata.deletion_timestamp {
         None => {
