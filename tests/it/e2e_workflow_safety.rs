@@ -622,3 +622,73 @@ async fn two_concurrent_migrations_one_is_refused_and_no_pod_is_split() {
         "released"
     );
 }
+
+/// A Lease time as the apiserver wants it (MicroTime: microseconds).
+fn micro(t: k8s_openapi::jiff::Timestamp) -> Value {
+    serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(t)).unwrap()
+}
+
+#[tokio::test]
+async fn a_lease_held_elsewhere_refuses_until_it_expires() {
+    let mut env = TestEnv::new("wf-lease").await;
+    nodes(&mut env, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = start_old(&env, "agent", "agent", 1).await;
+    let uid = old_uid(&env, "agent").await;
+    // Another host's run holds the lock, renewed a moment ago.
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "kubectl-ds-migrate-agent", "namespace": env.ns},
+        "spec": {
+            "holderIdentity": "kubectl-ds:ci-runner-7:4242:ab12",
+            "leaseDurationSeconds": 30,
+            "renewTime": micro(now)
+        }
+    }))
+    .unwrap();
+    let leases = lease_api(&env);
+    leases.create(&PostParams::default(), &lease).await.unwrap();
+
+    let out = cli(&env, dir.path(), &["orphan", "agent", "--yes"], &[]);
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("held by kubectl-ds on host ci-runner-7 (pid 4242)")
+            && line.contains("nothing was changed"),
+        "{line}"
+    );
+    assert_untouched(&env, "agent", "agent", &uid, &before).await;
+    // Plans change nothing and take no lock.
+    let plan = cli(&env, dir.path(), &["orphan", "agent", "--dry-run"], &[]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+
+    // It expired (renewed 31 s ago, for 30 s): taken over, and released at the end.
+    let stale = micro(now - k8s_openapi::jiff::SignedDuration::from_secs(31));
+    let patch = json!({"spec": {"renewTime": stale}});
+    leases
+        .patch(
+            "kubectl-ds-migrate-agent",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let out = cli(&env, dir.path(), &["orphan", "agent", "--yes"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("taking over lease") && out.stderr.contains("(expired)"),
+        "{}",
+        out.stderr
+    );
+    let now_pods = pods_of(&env, "agent").await;
+    assert_eq!(
+        now_pods.keys().collect::<BTreeSet<_>>(),
+        before.keys().collect::<BTreeSet<_>>(),
+        "the orphaned pods keep running"
+    );
+    assert!(leases
+        .get_opt("kubectl-ds-migrate-agent")
+        .await
+        .unwrap()
+        .is_none());
+}
