@@ -692,3 +692,76 @@ async fn a_lease_held_elsewhere_refuses_until_it_expires() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_set_recreated_while_its_pods_are_orphaned_stops_before_the_create() {
+    let mut env = TestEnv::new("wf-recreate-early").await;
+    nodes(&mut env, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = old_manifest(&env, "agent", "agent");
+    old["metadata"]["labels"] = json!({"kustomize.toolkit.fluxcd.io/name": "infra"});
+    env.create_ds(old.clone()).await;
+    env.wait_rolled_out("agent", 2).await;
+    let before = pods_of(&env, "agent").await;
+    // A reconciler that recreates it the moment it is gone (Flux with a short interval).
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let api = env.ds_api();
+    let manifest: DaemonSet = serde_json::from_value(old).unwrap();
+    let task = tokio::spawn(async move {
+        let mut recreated = 0;
+        while !flag.load(Ordering::SeqCst) {
+            if matches!(api.get_opt("agent").await, Ok(None))
+                && api.create(&PostParams::default(), &manifest).await.is_ok()
+            {
+                recreated += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        recreated
+    });
+
+    let new = write(
+        dir.path(),
+        "new.yaml",
+        &new_manifest(&env, "agent-v2", "agent"),
+    );
+    let out = cli(
+        &env,
+        dir.path(),
+        &[
+            "migrate",
+            "agent",
+            "-f",
+            new.to_str().unwrap(),
+            "--yes",
+            "--allow-managed",
+        ],
+        &[],
+    );
+    stop.store(true, Ordering::SeqCst);
+    assert!(task.await.unwrap() >= 1);
+    assert_eq!(out.code, 8, "{}", out.stderr);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("reappeared during the migration")
+            && line.contains("agent-v2 was not created"),
+        "{line}"
+    );
+    assert!(get_ds(&env, "agent-v2").await.is_none());
+    // No pod lost: the recreated DaemonSet adopted the orphans (and deletes any extra pod it
+    // started meanwhile, keeping the oldest per node).
+    let recreated_uid = get_ds(&env, "agent").await.unwrap().metadata.uid.unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the recreated DaemonSet to hold the pods",
+        || async {
+            let now = pods_of(&env, "agent").await;
+            before.keys().all(|uid| {
+                now.get(uid)
+                    .is_some_and(|(_, owner)| owner.as_deref() == Some(recreated_uid.as_str()))
+            })
+        },
+    )
+    .await;
+}
