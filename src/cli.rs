@@ -152,8 +152,8 @@ Exit codes: 0 nothing would roll (with --exit-code) or ok, 1 something would rol
   # Do it, keeping a backup manifest
   kubectl ds orphan kube-proxy -n kube-system --backup kube-proxy.yaml --yes
 
-Exit codes: 0 done, 2 bad input, 4 not found, 5 forbidden, 6 refused or declined (nothing changed),
-7 could not verify the end state, 10 other.")]
+Exit codes: 0 done, 2 bad input, 4 not found, 5 forbidden, 6 refused by a check, declined or
+locked by another run (nothing changed), 7 could not verify the end state, 10 other.")]
     Orphan(OrphanArgs),
 
     /// Create a DaemonSet that takes over orphaned pods without restarting them.
@@ -176,8 +176,9 @@ Exit codes: 0 done, 2 bad input, 5 forbidden, 6 refused by a check or declined (
   # Do it; if interrupted, run the same command again to finish
   kubectl ds migrate kube-proxy -f kube-proxy-v2.yaml -n kube-system --yes
 
-Exit codes: 0 done, 2 bad input, 4 not found, 5 forbidden, 6 refused by a check or declined
-(nothing changed), 7 could not verify the end state, 10 other.")]
+Exit codes: 0 done, 2 bad input, 4 not found, 5 forbidden, 6 refused by a check, declined or
+locked by another run (nothing changed), 7 could not verify the end state, 8 done but the old
+DaemonSet reappeared (recreated by its owner), 10 other.")]
     Migrate(MigrateArgs),
 
     /// Print a shell completion script for kubectl-ds run directly (bash, zsh or fish).
@@ -262,6 +263,19 @@ pub struct MutationFlags {
     pub output: Output,
 }
 
+/// Overrides of the checks that guard an orphaning delete (orphan, migrate).
+#[derive(Debug, Args, Clone, Default)]
+pub struct OrphaningFlags {
+    /// Proceed although another controller (ReplicaSet, ReplicationController, StatefulSet, Job,
+    /// DaemonSet) selects pods that will be orphaned: it adopts them, and may delete them.
+    #[arg(long)]
+    pub allow_competing_controllers: bool,
+    /// Proceed although Helm, Argo CD, Flux or an operator manages the DaemonSet (hand it over
+    /// first: the plan prints the steps).
+    #[arg(long)]
+    pub allow_managed: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct OrphanArgs {
     /// The DaemonSet to delete while keeping its pods.
@@ -269,6 +283,8 @@ pub struct OrphanArgs {
     /// Where to write the backup manifest (default: ./NAMESPACE-NAME.daemonset.yaml).
     #[arg(long, value_name = "FILE")]
     pub backup: Option<PathBuf>,
+    #[command(flatten)]
+    pub orphaning: OrphaningFlags,
     #[command(flatten)]
     pub mutation: MutationFlags,
 }
@@ -316,6 +332,12 @@ pub struct MigrateArgs {
     /// Proceed although pods would be restarted.
     #[arg(long)]
     pub allow_restarts: bool,
+    #[command(flatten)]
+    pub orphaning: OrphaningFlags,
+    /// After the migration, how long to watch for the old DaemonSet reappearing (recreated by
+    /// its owner); 0 skips the watch.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub watch_recreate: String,
     #[command(flatten)]
     pub mutation: MutationFlags,
 }

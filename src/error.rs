@@ -31,6 +31,9 @@ pub enum Error {
     Refused(String),
     #[error("{0}")]
     Unverified(String),
+    /// The workflow finished but the old DaemonSet reappeared (exit 8).
+    #[error("{0}")]
+    Recreated(String),
     #[error("{0}")]
     Api(String),
     #[error("{0}")]
@@ -50,6 +53,7 @@ impl Error {
             Error::Forbidden(_) => Exit::Forbidden,
             Error::Refused(_) => Exit::Refused,
             Error::Unverified(_) => Exit::Unverified,
+            Error::Recreated(_) => Exit::Recreated,
             Error::Api(_) | Error::Io(_) => Exit::Internal,
             Error::OutputClosed => Exit::OutputClosed,
         }
@@ -82,6 +86,7 @@ impl Error {
             Error::Forbidden(m) => Error::Forbidden(p(m)),
             Error::Refused(m) => Error::Refused(p(m)),
             Error::Unverified(m) => Error::Unverified(p(m)),
+            Error::Recreated(m) => Error::Recreated(p(m)),
             Error::Api(m) => Error::Api(p(m)),
             Error::Io(m) => Error::Io(p(m)),
             Error::OutputClosed => Error::OutputClosed,

@@ -21,6 +21,9 @@ pub enum Exit {
     Refused = 6,
     /// A mutation ran but the end state could not be verified.
     Unverified = 7,
+    /// `migrate` finished, but the old DaemonSet reappeared (its owner of record recreated
+    /// it): two DaemonSets now select the same pods' nodes.
+    Recreated = 8,
     /// Any other failure (I/O, unexpected server response).
     Internal = 10,
     /// Standard output was closed by its reader (`| head`): no message, 128 + SIGPIPE, the
@@ -40,23 +43,40 @@ impl From<Exit> for ExitCode {
 mod tests {
     use super::*;
 
+    /// Every code with its number (the contract).
+    const ALL: [(Exit, u8); 12] = [
+        (Exit::Ok, 0),
+        (Exit::Differs, 1),
+        (Exit::Usage, 2),
+        (Exit::Connection, 3),
+        (Exit::NotFound, 4),
+        (Exit::Forbidden, 5),
+        (Exit::Refused, 6),
+        (Exit::Unverified, 7),
+        (Exit::Recreated, 8),
+        (Exit::Internal, 10),
+        (Exit::Failpoint, 99),
+        (Exit::OutputClosed, 141),
+    ];
+
     #[test]
     fn codes_are_stable() {
-        let all = [
-            (Exit::Ok, 0),
-            (Exit::Differs, 1),
-            (Exit::Usage, 2),
-            (Exit::Connection, 3),
-            (Exit::NotFound, 4),
-            (Exit::Forbidden, 5),
-            (Exit::Refused, 6),
-            (Exit::Unverified, 7),
-            (Exit::Internal, 10),
-            (Exit::Failpoint, 99),
-            (Exit::OutputClosed, 141),
-        ];
-        for (e, n) in all {
+        for (e, n) in ALL {
             assert_eq!(e as u8, n, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_code() {
+        let readme = include_str!("../README.md");
+        let table = &readme[readme.find("## Exit codes").expect("an Exit codes section")..];
+        for (e, code) in ALL {
+            let documented = match e {
+                // Test-only: documented with the failpoints, not in the table.
+                Exit::Failpoint => readme.contains(&format!("with code {code}")),
+                _ => table.contains(&format!("\n| {code} | ")),
+            };
+            assert!(documented, "README does not document exit {code} ({e:?})");
         }
     }
 }

@@ -2,9 +2,11 @@
 //! objects the engine needs, and mutations with preconditions and dry-run.
 
 pub mod admission;
+pub mod claimers;
 pub mod client;
 pub mod dry_run;
 pub mod fetch;
+pub mod lease;
 pub mod list;
 pub mod mutate;
 pub mod names;

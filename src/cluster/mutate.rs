@@ -23,6 +23,28 @@ pub enum DeleteOutcome {
     Conflict(String),
 }
 
+/// The orphaning delete's options: propagationPolicy=Orphan, `preconditions: {uid,
+/// resourceVersion}` of the object as read, dryRun=All when asked.
+pub fn orphan_delete_params(ds: &DaemonSet, dry_run: bool) -> DeleteParams {
+    DeleteParams {
+        dry_run,
+        grace_period_seconds: None,
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        preconditions: Some(Preconditions {
+            uid: ds.metadata.uid.clone(),
+            resource_version: ds.metadata.resource_version.clone(),
+        }),
+    }
+}
+
+/// The create's options: kubectl-ds's field manager, dryRun=All when asked.
+pub fn create_params(dry_run: bool) -> PostParams {
+    PostParams {
+        dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+    }
+}
+
 /// `DELETE ?propagationPolicy=Orphan` with `preconditions: {uid, resourceVersion}`, so what is
 /// deleted is exactly the object that was backed up. mirrors kubectl delete --cascade=orphan.
 pub async fn orphan_delete(
@@ -33,15 +55,7 @@ pub async fn orphan_delete(
     let ns = ds.metadata.namespace.as_deref().unwrap_or("");
     let name = ds.metadata.name.as_deref().unwrap_or("");
     let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), ns);
-    let params = DeleteParams {
-        dry_run,
-        grace_period_seconds: None,
-        propagation_policy: Some(PropagationPolicy::Orphan),
-        preconditions: Some(Preconditions {
-            uid: ds.metadata.uid.clone(),
-            resource_version: ds.metadata.resource_version.clone(),
-        }),
-    };
+    let params = orphan_delete_params(ds, dry_run);
     match api.delete(name, &params).await {
         Ok(either) => Ok(match either.left() {
             Some(obj) => DeleteOutcome::Accepted(Box::new(obj)),
@@ -69,10 +83,7 @@ pub async fn create_daemon_set(
         .or(ds.metadata.generate_name.as_deref())
         .unwrap_or("");
     let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), ns);
-    let params = PostParams {
-        dry_run,
-        field_manager: Some(FIELD_MANAGER.into()),
-    };
+    let params = create_params(dry_run);
     let what = if dry_run {
         "creating (dry run)"
     } else {
@@ -81,4 +92,54 @@ pub async fn create_daemon_set(
     api.create(&params, ds)
         .await
         .map_err(|e| Error::kube(&format!("{what} daemonset {ns}/{name}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Request;
+
+    fn ds() -> DaemonSet {
+        crate::yaml::from_str(
+            "metadata: {name: agent, namespace: kube-system, uid: u-1, resourceVersion: '4711'}",
+        )
+        .unwrap()
+    }
+
+    /// The exact DELETE request: its body (DeleteOptions) with dryRun, propagationPolicy and
+    /// both preconditions (what kube-apiserver checks before deleting).
+    #[test]
+    fn the_orphaning_delete_request() {
+        let url = "/apis/apps/v1/namespaces/kube-system/daemonsets";
+        for dry_run in [false, true] {
+            let req = Request::new(url)
+                .delete("agent", &orphan_delete_params(&ds(), dry_run))
+                .unwrap();
+            assert_eq!(req.method(), http::Method::DELETE);
+            let uri = req.uri().to_string();
+            assert!(uri.starts_with(&format!("{url}/agent")), "{uri}");
+            let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+            // DeleteOptions carries dryRun in the body.
+            let all = serde_json::json!(["All"]);
+            assert_eq!(body.get("dryRun") == Some(&all), dry_run, "{body}");
+            assert_eq!(body["propagationPolicy"], "Orphan");
+            assert_eq!(
+                body["preconditions"],
+                serde_json::json!({"uid": "u-1", "resourceVersion": "4711"})
+            );
+        }
+    }
+
+    #[test]
+    fn the_create_request_names_the_field_manager() {
+        let req = Request::new("/apis/apps/v1/namespaces/kube-system/daemonsets")
+            .create(&create_params(true), serde_json::to_vec(&ds()).unwrap())
+            .unwrap();
+        assert_eq!(req.method(), http::Method::POST);
+        let uri = req.uri().to_string();
+        assert!(
+            uri.contains("dryRun=All") && uri.contains("fieldManager=kubectl-ds"),
+            "{uri}"
+        );
+    }
 }

@@ -17,6 +17,7 @@ pub async fn run(args: AdoptArgs, settings: &Settings) -> Result<Exit> {
         allow_leftover_pods: args.allow_leftover_pods,
         allow_pod_deletion: args.allow_pod_deletion,
         allow_restarts: args.allow_restarts,
+        ..Overrides::default()
     };
     let from_backup = args.from_backup.as_deref();
     workflows::adopt::run(&ctx, manifest, &args.file, from_backup, &overrides).await

@@ -2,6 +2,7 @@
 
 use crate::cli::OrphanArgs;
 use crate::cluster::client;
+use crate::engine::checks::Overrides;
 use crate::error::Result;
 use crate::exit::Exit;
 use crate::settings::Settings;
@@ -14,5 +15,10 @@ pub async fn run(args: OrphanArgs, settings: &Settings) -> Result<Exit> {
     let backup = args
         .backup
         .unwrap_or_else(|| backup::default_path(ctx.ns(), &args.name));
-    workflows::orphan::run(&ctx, &args.name, &backup).await
+    let overrides = Overrides {
+        allow_competing_controllers: args.orphaning.allow_competing_controllers,
+        allow_managed: args.orphaning.allow_managed,
+        ..Overrides::default()
+    };
+    workflows::orphan::run(&ctx, &args.name, &backup, &overrides).await
 }

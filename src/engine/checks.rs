@@ -12,11 +12,12 @@ use super::adoption::{
     max_observed_generation, pod_ref, selector, AdoptAnalysis, AdoptFacts, Fate, NameState,
     PodPlan, RevisionPlan,
 };
-use super::snapshot::controller_of;
 
 pub const ALLOW_LEFTOVER_PODS: &str = "--allow-leftover-pods";
 pub const ALLOW_POD_DELETION: &str = "--allow-pod-deletion";
 pub const ALLOW_RESTARTS: &str = "--allow-restarts";
+pub const ALLOW_COMPETING_CONTROLLERS: &str = "--allow-competing-controllers";
+pub const ALLOW_MANAGED: &str = "--allow-managed";
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,8 +43,12 @@ impl Verdict {
 pub enum CheckCode {
     /// The DaemonSet to orphan is already being deleted.
     DeletionState,
-    /// The DaemonSet to orphan is itself controlled by something (an operator may recreate it).
-    OwnedDaemonSet,
+    /// A tool owns the DaemonSet to orphan (Helm, Argo CD, Flux, an operator's ownerReference):
+    /// it may recreate it or prune the new one.
+    OwnerOfRecord,
+    /// Another controller (ReplicaSet, ReplicationController, StatefulSet, Job, DaemonSet)
+    /// selects pods that will be orphaned: it would adopt them.
+    CompetingController,
     /// The backup file would overwrite something that is not a backup of this DaemonSet.
     BackupFile,
     /// A DaemonSet of the new name already exists.
@@ -74,7 +79,8 @@ impl CheckCode {
     pub fn as_str(self) -> &'static str {
         match self {
             CheckCode::DeletionState => "DeletionState",
-            CheckCode::OwnedDaemonSet => "OwnedDaemonSet",
+            CheckCode::OwnerOfRecord => "OwnerOfRecord",
+            CheckCode::CompetingController => "CompetingController",
             CheckCode::BackupFile => "BackupFile",
             CheckCode::NameTaken => "NameTaken",
             CheckCode::ForeignController => "ForeignController",
@@ -107,6 +113,9 @@ pub struct Check {
     /// The pods concerned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<String>,
+    /// Steps that make the block go away safely (hand the object over from its owner first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handoff: Vec<String>,
 }
 
 impl Check {
@@ -118,6 +127,7 @@ impl Check {
             override_flag: None,
             overridden: false,
             pods: Vec::new(),
+            handoff: Vec::new(),
         }
     }
 
@@ -161,6 +171,8 @@ pub struct Overrides {
     pub allow_leftover_pods: bool,
     pub allow_pod_deletion: bool,
     pub allow_restarts: bool,
+    pub allow_competing_controllers: bool,
+    pub allow_managed: bool,
 }
 
 impl Overrides {
@@ -169,6 +181,8 @@ impl Overrides {
             ALLOW_LEFTOVER_PODS => self.allow_leftover_pods,
             ALLOW_POD_DELETION => self.allow_pod_deletion,
             ALLOW_RESTARTS => self.allow_restarts,
+            ALLOW_COMPETING_CONTROLLERS => self.allow_competing_controllers,
+            ALLOW_MANAGED => self.allow_managed,
             _ => false,
         }
     }
@@ -214,8 +228,10 @@ pub enum BackupFileState {
 
 /// mirrors the apiserver's deletion: a DaemonSet with a deletionTimestamp is already going;
 /// only the `orphan` finalizer means its pods will be kept (garbage collector
-/// attemptToOrphanWorker). Anything else means they are being deleted.
-pub fn check_deletion_state(ds: &DaemonSet) -> Check {
+/// attemptToOrphanWorker). Anything else means they are being deleted, unless none is its own
+/// any more (`owned_pods` 0): then the garbage collector already orphaned them and removed
+/// `orphan`, and another finalizer (`example.com/hold`) keeps the object.
+pub fn check_deletion_state(ds: &DaemonSet, owned_pods: usize) -> Check {
     if ds.metadata.deletion_timestamp.is_none() {
         return Check::ok(CheckCode::DeletionState, "not being deleted");
     }
@@ -225,10 +241,19 @@ pub fn check_deletion_state(ds: &DaemonSet) -> Check {
         .iter()
         .flatten()
         .any(|f| f == "orphan");
+    let finalizers = ds.metadata.finalizers.clone().unwrap_or_default();
     if orphaning {
         Check::ok(
             CheckCode::DeletionState,
             "an orphaning delete is already under way (an earlier run): waiting for it to finish",
+        )
+    } else if owned_pods == 0 && !finalizers.is_empty() {
+        Check::ok(
+            CheckCode::DeletionState,
+            format!(
+                "already deleted with its pods orphaned (an earlier run); kept by finalizer(s) {}",
+                finalizers.join(", ")
+            ),
         )
     } else {
         Check::block(
@@ -236,18 +261,6 @@ pub fn check_deletion_state(ds: &DaemonSet) -> Check {
             "the DaemonSet is already being deleted without orphaning: the garbage collector is deleting its pods",
             None,
         )
-    }
-}
-
-/// A DaemonSet controlled by an operator or a parent object may be recreated as soon as it is
-/// gone, and then adopt the orphans itself.
-pub fn check_owned_daemon_set(ds: &DaemonSet) -> Check {
-    match controller_of(&ds.metadata) {
-        Some((kind, name, _)) => Check::warn(
-            CheckCode::OwnedDaemonSet,
-            format!("the DaemonSet is controlled by {kind} {name}, which may recreate it and take the pods back"),
-        ),
-        None => Check::ok(CheckCode::OwnedDaemonSet, "no controller owns the DaemonSet"),
     }
 }
 
@@ -275,11 +288,16 @@ pub fn check_backup_file(path: &str, state: &BackupFileState) -> Check {
     }
 }
 
-/// Every check `orphan` runs.
-pub fn orphan_checks(ds: &DaemonSet, backup_path: &str, backup: &BackupFileState) -> Vec<Check> {
+/// The checks `orphan` runs on the DaemonSet itself (the workflow adds the owner-of-record and
+/// competing-controller checks). `owned_pods`: how many pods it still controls.
+pub fn orphan_checks(
+    ds: &DaemonSet,
+    owned_pods: usize,
+    backup_path: &str,
+    backup: &BackupFileState,
+) -> Vec<Check> {
     vec![
-        check_deletion_state(ds),
-        check_owned_daemon_set(ds),
+        check_deletion_state(ds, owned_pods),
         check_backup_file(backup_path, backup),
     ]
 }
@@ -603,26 +621,22 @@ mod tests {
     #[test]
     fn deletion_state_only_passes_orphaning_deletes() {
         let live = daemon_set("metadata: {name: a}");
-        assert_eq!(check_deletion_state(&live).verdict, Verdict::Ok);
+        assert_eq!(check_deletion_state(&live, 2).verdict, Verdict::Ok);
         let orphaning = daemon_set(
             "metadata: {name: a, deletionTimestamp: '2025-01-01T00:00:00Z', finalizers: [orphan]}",
         );
-        assert_eq!(check_deletion_state(&orphaning).verdict, Verdict::Ok);
+        assert_eq!(check_deletion_state(&orphaning, 2).verdict, Verdict::Ok);
         let background =
             daemon_set("metadata: {name: a, deletionTimestamp: '2025-01-01T00:00:00Z'}");
-        let c = check_deletion_state(&background);
+        let c = check_deletion_state(&background, 2);
         assert_eq!(c.verdict, Verdict::Block);
         assert!(c.override_flag.is_none());
-    }
-
-    #[test]
-    fn owned_daemon_set_warns() {
-        let owned = daemon_set(
-            "metadata: {name: a, ownerReferences: [{apiVersion: x/v1, kind: Agent, name: op, uid: u, controller: true}]}",
+        // Orphaned already, kept by a foreign finalizer: nothing is being deleted.
+        let held = daemon_set(
+            "metadata: {name: a, deletionTimestamp: '2025-01-01T00:00:00Z', finalizers: [example.com/hold]}",
         );
-        let c = check_owned_daemon_set(&owned);
-        assert_eq!(c.verdict, Verdict::Warn);
-        assert!(c.message.contains("Agent op"));
+        assert_eq!(check_deletion_state(&held, 0).verdict, Verdict::Ok);
+        assert_eq!(check_deletion_state(&held, 1).verdict, Verdict::Block);
     }
 
     #[test]

@@ -209,6 +209,11 @@ pub fn assess_adoption(plan: &AdoptAnalysis, new_ds: &DaemonSet, pods: &[Pod]) -
 #[serde(rename_all = "camelCase")]
 pub struct OrphaningProgress {
     pub daemon_set_gone: bool,
+    /// The DaemonSet is deleted but kept by finalizers other than the garbage collector's
+    /// `orphan` (a foreign finalizer such as `example.com/hold`): its dependents are orphaned
+    /// all the same, and it goes once whoever set them removes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_by_finalizers: Vec<String>,
     /// Pods still carrying an ownerReference to the deleted DaemonSet.
     pub owned_pods: Vec<String>,
     /// ControllerRevisions still carrying one.
@@ -220,8 +225,19 @@ pub struct OrphaningProgress {
 }
 
 impl OrphaningProgress {
+    /// The garbage collector is done: the DaemonSet is gone, or only foreign finalizers keep
+    /// it (the `orphan` finalizer is removed once every dependent is orphaned), and no pod or
+    /// revision refers to it.
     pub fn is_complete(&self) -> bool {
-        self.daemon_set_gone && self.owned_pods.is_empty() && self.owned_revisions.is_empty()
+        (self.daemon_set_gone || !self.held_by_finalizers.is_empty())
+            && self.owned_pods.is_empty()
+            && self.owned_revisions.is_empty()
+    }
+
+    /// Complete, and every planned pod still runs: a pod that disappeared during the run is
+    /// never success, whatever the `--allow-*` flags say.
+    pub fn is_verified(&self) -> bool {
+        self.is_complete() && self.gone.is_empty()
     }
 }
 
@@ -229,17 +245,33 @@ fn refers_to(meta: &ObjectMeta, uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|r| r.uid == uid)
 }
 
-/// mirrors garbagecollector.go orphanDependents: done when the owner is gone and no dependent
-/// (pod or ControllerRevision) still refers to its UID.
+/// Finalizers that keep a deleted object once the garbage collector is done with it: all
+/// but `orphan` (which the garbage collector removes after orphanDependents).
+pub fn foreign_finalizers(ds: &DaemonSet) -> Vec<String> {
+    if ds.metadata.deletion_timestamp.is_none() {
+        return Vec::new();
+    }
+    let all = ds.metadata.finalizers.clone().unwrap_or_default();
+    if all.iter().any(|f| f == "orphan") {
+        return Vec::new();
+    }
+    all
+}
+
+/// mirrors garbagecollector.go attemptToOrphanWorker: done when no dependent (pod or
+/// ControllerRevision) still refers to the owner's UID and the owner is gone or has lost its
+/// `orphan` finalizer (other finalizers may keep it: they are not ours to wait for).
+/// `daemon_set`: the object with that UID, if it still exists.
 pub fn assess_orphaning(
     uid: &str,
-    daemon_set_present: bool,
+    daemon_set: Option<&DaemonSet>,
     planned_pods: &[String],
     pods: &[Pod],
     revisions: &[ControllerRevision],
 ) -> OrphaningProgress {
     let mut pr = OrphaningProgress {
-        daemon_set_gone: !daemon_set_present,
+        daemon_set_gone: daemon_set.is_none(),
+        held_by_finalizers: daemon_set.map(foreign_finalizers).unwrap_or_default(),
         ..Default::default()
     };
     for p in pods.iter().filter(|p| refers_to(&p.metadata, uid)) {
@@ -318,6 +350,8 @@ pub fn migrate_stage(
         };
     }
     match (old, new) {
+        // A foreign finalizer keeps the old object after it was orphaned and replaced.
+        (Some(d), Some(n)) if deleting(d) && ours(n) => Some(Stage::Created),
         (Some(d), _) if deleting(d) => Some(Stage::Orphaning),
         (Some(_), _) => Some(Stage::Start),
         (None, Some(n)) if ours(n) => Some(Stage::Created),

@@ -60,7 +60,14 @@ pub fn checks<W: Write + ?Sized>(out: &mut W, checks: &[Check], p: &Palette) -> 
             ]
         })
         .collect();
-    table::write(out, &["  VERDICT", "CHECK", "MESSAGE"], indent(rows))
+    table::write(out, &["  VERDICT", "CHECK", "MESSAGE"], indent(rows))?;
+    for c in checks.iter().filter(|c| !c.handoff.is_empty()) {
+        line(out, &format!("Hand-off ({}):", c.code.as_str()))?;
+        for (i, step) in c.handoff.iter().enumerate() {
+            line(out, &format!("  {}. {step}", i + 1))?;
+        }
+    }
+    Ok(())
 }
 
 fn indent(rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
@@ -150,9 +157,14 @@ pub fn orphan_result<W: Write + ?Sized>(out: &mut W, r: &OrphanResult, p: &Palet
         &format!(
             "{head} the DaemonSet is {}; {} pod(s) keep running without an owner; backup at {}",
             if pr.daemon_set_gone {
-                "gone"
+                "gone".to_string()
+            } else if !pr.held_by_finalizers.is_empty() {
+                format!(
+                    "deleted but kept by finalizer(s) {} (not kubectl-ds's to remove)",
+                    pr.held_by_finalizers.join(", ")
+                )
             } else {
-                "still there"
+                "still there".to_string()
             },
             pr.running.len(),
             r.backup

@@ -7,10 +7,11 @@ use std::path::Path;
 use k8s_openapi::api::apps::v1::DaemonSet;
 
 use super::backup::{self, Backup};
+use super::executor::{gate, Gate, Mutation};
 use super::report::{
     AdoptPlan, AdoptReport, AdoptResult, ObjectRef, PredecessorRef, ServerDryRun, API_VERSION,
 };
-use super::{poll_until, refuse_if_blocked, Ctx, Mode, Poll};
+use super::{poll_until, refuse_if_blocked, Ctx, Poll};
 use crate::cluster::fetch::{
     fetch_namespace_objects, fetch_pods_and_revisions, get_daemon_set_opt, NamespaceObjects,
 };
@@ -192,7 +193,28 @@ fn predecessor_from(backup: &Backup, ns: &str) -> Result<Predecessor> {
 }
 
 /// `kubectl ds adopt -f NEW.yaml [--from-backup FILE]`.
+/// Holds a lease while it acts: the one of the DaemonSet named by `--from-backup` (the same
+/// lock `migrate` and `orphan` of that DaemonSet take), else the new DaemonSet's.
 pub async fn run(
+    ctx: &Ctx<'_>,
+    manifest: DaemonSet,
+    file: &Path,
+    from_backup: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<Exit> {
+    let predecessor = from_backup
+        .and_then(|p| backup::read(p).ok().flatten())
+        .and_then(|b| b.daemon_set.metadata.name);
+    let lock_name = predecessor
+        .or_else(|| manifest.metadata.name.clone())
+        .unwrap_or_default();
+    ctx.lock(&lock_name).await?;
+    let out = run_locked(ctx, manifest, file, from_backup, overrides).await;
+    ctx.unlock().await;
+    out
+}
+
+async fn run_locked(
     ctx: &Ctx<'_>,
     manifest: DaemonSet,
     file: &Path,
@@ -253,49 +275,29 @@ pub async fn run(
         result: None,
     };
     ctx.table(|out, p| render::workflow::adopt_plan(out, &report.plan, p))?;
-    if let Err(e) = refuse_if_blocked(&report.plan.analysis.checks) {
-        ctx.document(&report)?;
-        return Err(e);
-    }
+    let checks = report.plan.analysis.checks.clone();
     if !resumed {
-        match ctx.mode {
-            Mode::Plan => {
-                ctx.document(&report)?;
-                return Ok(Exit::Ok);
-            }
-            Mode::ServerDryRun => {
-                let final_ds = manifest::prepare_for_create(
-                    &manifest,
-                    &marker,
-                    report.plan.analysis.template_generation,
-                );
-                report
-                    .server_dry_run
-                    .push(dry_run_create(ctx, &final_ds).await?);
-                return ctx.server_dry_run_done(&report.server_dry_run, &report);
-            }
-            Mode::Act => {}
-        }
-        if let Err(e) = ctx.confirm(&format!(
-            "create daemonset {ns}/{name} and let it adopt the pods"
-        )) {
-            ctx.document(&report)?;
-            return Err(e);
+        let final_ds = manifest::prepare_for_create(
+            &manifest,
+            &marker,
+            report.plan.analysis.template_generation,
+        );
+        let what = format!("create daemonset {ns}/{name} and let it adopt the pods");
+        let mutations = [Mutation::Create(final_ds)];
+        if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+            return Ok(exit);
         }
         create(ctx, &manifest, &marker, &report.plan.analysis).await?;
     } else {
+        if let Err(e) = refuse_if_blocked(&checks) {
+            ctx.document(&report)?;
+            return Err(e);
+        }
         ctx.progress(&format!(
             "daemonset {ns}/{name} was created by an earlier run: verifying the adoption"
         ));
     }
-    let (result, verified) = verify(
-        ctx,
-        &report.plan.analysis,
-        &name,
-        journal.as_ref(),
-        overrides,
-    )
-    .await?;
+    let (result, verified) = verify(ctx, &report.plan.analysis, &name, journal.as_ref()).await?;
     report.result = Some(result);
     finish(ctx, &report, verified)
 }
@@ -341,6 +343,7 @@ pub async fn create(
     marker: &str,
     analysis: &AdoptAnalysis,
 ) -> Result<DaemonSet> {
+    ctx.ensure_locked()?;
     let ds = manifest::prepare_for_create(manifest, marker, analysis.template_generation);
     let created = create_daemon_set(&ctx.cluster, &ds, false).await?;
     ctx.progress(&format!(
@@ -360,7 +363,6 @@ pub async fn verify(
     analysis: &AdoptAnalysis,
     name: &str,
     journal: Option<&Journal>,
-    overrides: &Overrides,
 ) -> Result<(AdoptResult, bool)> {
     let ns = ctx.ns().to_string();
     let ((progress, ds, gone), done) = poll_until(ctx.timeout, || async {
@@ -383,13 +385,13 @@ pub async fn verify(
         })
     })
     .await?;
+    // Only the plan explains a pod gone since the backup (its fate was Restart or Delete): a
+    // planned pod that disappeared otherwise is never success, whatever --allow-* allowed.
     let explained = |o: &ObjectRecord| {
-        overrides.allow_restarts
-            || overrides.allow_pod_deletion
-            || analysis
-                .pods
-                .iter()
-                .any(|p| p.uid == o.uid && matches!(p.fate, Fate::Restart | Fate::Delete))
+        analysis
+            .pods
+            .iter()
+            .any(|p| p.uid == o.uid && matches!(p.fate, Fate::Restart | Fate::Delete))
     };
     let verified = done && progress.is_clean() && gone.iter().all(explained);
     Ok((

@@ -5,19 +5,23 @@
 //! before its backup is on disk.
 
 use std::path::Path;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 
 use super::adopt::{self, in_namespace, name_state, server_defaults, PlanInput};
 use super::backup::{self, Backup};
+use super::executor::{gate, Gate, Mutation};
 use super::orphan;
-use super::report::{AdoptPlan, MigrateReport, MigrateResult, API_VERSION};
-use super::{refuse_if_blocked, Ctx, Mode};
-use crate::cluster::fetch::{fetch_namespace_objects, NamespaceObjects};
+use super::report::{AdoptPlan, MigrateReport, MigrateResult, ObjectRef, API_VERSION};
+use super::{poll_until, refuse_if_blocked, Ctx, Poll};
+use crate::cluster::claimers::fetch_claimers;
+use crate::cluster::fetch::{fetch_namespace_objects, get_daemon_set_opt, NamespaceObjects};
 use crate::engine::adoption::{NameState, Predecessor};
 use crate::engine::checks::{Check, Overrides};
+use crate::engine::claimers::Claimer;
 use crate::engine::manifest::{self, Journal};
-use crate::engine::progress::{migrate_stage, Stage};
+use crate::engine::progress::{foreign_finalizers, migrate_stage, Stage};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::render;
@@ -30,6 +34,8 @@ pub struct Request<'a> {
     pub file: &'a Path,
     pub backup_path: &'a Path,
     pub overrides: Overrides,
+    /// How long to watch for the old DaemonSet reappearing after the migration (0: not at all).
+    pub watch_recreate: Duration,
 }
 
 fn find<'o>(objects: &'o NamespaceObjects, name: &str) -> Option<&'o DaemonSet> {
@@ -39,8 +45,16 @@ fn find<'o>(objects: &'o NamespaceObjects, name: &str) -> Option<&'o DaemonSet> 
         .find(|d| d.metadata.name.as_deref() == Some(name))
 }
 
-/// `kubectl ds migrate OLD -f NEW.yaml`.
+/// `kubectl ds migrate OLD -f NEW.yaml`: holds the old DaemonSet's lease while it acts, so a
+/// second run (to the same or another new name) is refused instead of splitting the pods.
 pub async fn run(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<Exit> {
+    ctx.lock(req.old_name).await?;
+    let out = run_locked(ctx, req).await;
+    ctx.unlock().await;
+    out
+}
+
+async fn run_locked(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<Exit> {
     let ns = ctx.ns().to_string();
     let manifest = in_namespace(req.manifest.clone(), req.file, &ns)?;
     let new_name = manifest.metadata.name.clone().unwrap_or_default();
@@ -71,17 +85,15 @@ pub async fn run(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<Exit> {
     }
     match (stage, old) {
         (Stage::Start | Stage::Orphaning, Some(old_ds)) => {
-            from_live(
-                ctx,
-                req,
-                &manifest,
-                old_ds.clone(),
-                &objects,
+            let claimers = fetch_claimers(&ctx.cluster, &ns).await?;
+            let live = Live {
+                old_ds: old_ds.clone(),
+                objects: &objects,
+                claimers: &claimers,
                 backup_state,
                 backup,
-                stage,
-            )
-            .await
+            };
+            from_live(ctx, req, &manifest, live, stage).await
         }
         _ => {
             let backup = backup.ok_or_else(|| {
@@ -131,29 +143,45 @@ fn fail(ctx: &Ctx<'_>, report: &MigrateReport, err: Error) -> Result<Exit> {
     Err(err)
 }
 
+/// What the live stages read: the old DaemonSet, the namespace, its selector-claiming
+/// controllers, and the backup file.
+struct Live<'o> {
+    old_ds: DaemonSet,
+    objects: &'o NamespaceObjects,
+    claimers: &'o [Claimer],
+    backup_state: crate::engine::checks::BackupFileState,
+    backup: Option<Backup>,
+}
+
 /// Stages Start and Orphaning: the old DaemonSet is still there.
-#[allow(clippy::too_many_arguments)]
 async fn from_live(
     ctx: &Ctx<'_>,
     req: &Request<'_>,
     manifest: &DaemonSet,
-    old_ds: DaemonSet,
-    objects: &NamespaceObjects,
-    backup_state: crate::engine::checks::BackupFileState,
-    backup: Option<Backup>,
+    live: Live<'_>,
     stage: Stage,
 ) -> Result<Exit> {
+    let Live {
+        old_ds,
+        objects,
+        claimers,
+        backup_state,
+        backup,
+    } = live;
     let ns = ctx.ns().to_string();
     let new_name = manifest.metadata.name.clone().unwrap_or_default();
     let same_name = new_name == req.old_name;
     let marker = manifest::adopted_from_value(req.old_name, old_ds.metadata.uid.as_deref());
-    let orphan_plan = orphan::plan(
-        &old_ds,
-        &objects.pods,
-        &objects.revisions,
-        req.backup_path,
-        &backup_state,
-    );
+    let orphan_plan = orphan::plan(&orphan::OrphanInput {
+        ds: &old_ds,
+        pods: &objects.pods,
+        revisions: &objects.revisions,
+        claimers,
+        backup_path: req.backup_path,
+        backup_state: &backup_state,
+        overrides: &req.overrides,
+        new_name: Some(&new_name),
+    });
     let pred = Predecessor::from_live(&old_ds, &objects.pods);
     let state = if same_name {
         NameState::Free
@@ -180,48 +208,41 @@ async fn from_live(
     let mut report = skeleton(ctx, req, stage, adopt_plan);
     report.orphan = Some(orphan_plan);
     ctx.table(|out, p| render::workflow::migrate_plan(out, &report, p))?;
-    if let Err(e) = refuse_if_blocked(&all_checks(&report)) {
-        return fail(ctx, &report, e);
+    let mut final_ds =
+        manifest::prepare_for_create(manifest, &marker, report.adopt.analysis.template_generation);
+    if same_name {
+        // The old DaemonSet holds the name until it is deleted.
+        final_ds.metadata.generate_name = Some(format!("{new_name}-"));
+        final_ds.metadata.name = None;
     }
-    match ctx.mode {
-        Mode::Plan => {
-            ctx.document(&report)?;
-            return Ok(Exit::Ok);
-        }
-        Mode::ServerDryRun => {
-            report
-                .server_dry_run
-                .push(orphan::dry_run_delete(ctx, &old_ds).await?);
-            let mut final_ds = manifest::prepare_for_create(
-                manifest,
-                &marker,
-                report.adopt.analysis.template_generation,
-            );
-            if same_name {
-                final_ds.metadata.generate_name = Some(format!("{new_name}-"));
-                final_ds.metadata.name = None;
-            }
-            report
-                .server_dry_run
-                .push(adopt::dry_run_create(ctx, &final_ds).await?);
-            return ctx.server_dry_run_done(&report.server_dry_run, &report);
-        }
-        Mode::Act => {}
-    }
-    if let Err(e) = ctx.confirm(&format!(
+    let mutations = [
+        Mutation::OrphanDelete(old_ds.clone()),
+        Mutation::Create(final_ds),
+    ];
+    let what = format!(
         "orphan-delete daemonset {ns}/{} and create {ns}/{new_name} to adopt its pods",
         req.old_name
-    )) {
-        return fail(ctx, &report, e);
+    );
+    let checks = all_checks(&report);
+    if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+        return Ok(exit);
     }
     let journal = match stage {
-        Stage::Start => orphan::backup_and_delete(ctx, old_ds.clone(), req.backup_path).await?,
+        Stage::Start => {
+            let recheck =
+                orphan::recheck_before_delete(ctx, &old_ds, req.backup_path, &req.overrides);
+            if let Err(e) = recheck.await {
+                return fail(ctx, &report, e);
+            }
+            orphan::backup_and_delete(ctx, old_ds.clone(), req.backup_path).await?
+        }
         _ => orphan::ensure_backup(ctx, &old_ds, backup.as_ref(), req.backup_path).await?,
     };
     let (orphan_result, orphaned) = orphan::wait_orphaned(ctx, &journal, req.backup_path).await?;
     report.result = Some(MigrateResult {
         orphan: Some(orphan_result),
         adopt: None,
+        recreated: None,
     });
     if !orphaned {
         let e = Error::Unverified(format!(
@@ -296,6 +317,29 @@ async fn adopt_orphans(
     let new_name = manifest.metadata.name.clone().unwrap_or_default();
     let marker = manifest::adopted_from_value(&journal.name, Some(&journal.uid));
     let objects = fetch_namespace_objects(&ctx.cluster, &ns).await?;
+    if let Some(held) = find(&objects, &new_name)
+        .filter(|d| d.metadata.uid.as_deref() == Some(journal.uid.as_str()))
+    {
+        // Same-name migration: a foreign finalizer keeps the old object, and with it the name.
+        let e = Error::Unverified(format!(
+            "{}; daemonset {ns}/{new_name} is deleted but kept by finalizer(s) {} (not kubectl-ds's to remove): the name is free once they are removed",
+            orphaned_note(req),
+            foreign_finalizers(held).join(", ")
+        ));
+        return fail(ctx, &report, e);
+    }
+    if let Some(again) = find(&objects, &journal.name).filter(|d| {
+        journal.name != new_name && d.metadata.uid.as_deref() != Some(journal.uid.as_str())
+    }) {
+        // Its owner of record recreated the old DaemonSet while its pods were orphaned.
+        let e = Error::Recreated(format!(
+            "daemonset {ns}/{} reappeared during the migration (uid {}): its owner of record recreated it and it adopts the orphaned pods; {new_name} was not created: suspend that owner (the plan's hand-off steps), delete the recreated one with kubectl delete daemonset {} -n {ns} --cascade=orphan, then run the same command again",
+            journal.name,
+            again.metadata.uid.as_deref().unwrap_or("?"),
+            journal.name
+        ));
+        return fail(ctx, &report, e);
+    }
     let mut pred = Predecessor::from_backup(&backup.daemon_set, Some(journal));
     // The old object is gone: the garbage collector removes any ownerReference left to it.
     pred.orphaning_first = true;
@@ -322,41 +366,26 @@ async fn adopt_orphans(
     if first_plan {
         ctx.table(|out, p| render::workflow::migrate_plan(out, &report, p))?;
     }
-    if let Err(e) = refuse_if_blocked(&report.adopt.analysis.checks) {
-        let e = if first_plan {
-            e
-        } else {
-            e.context(&format!(
-                "{}; the adoption is now refused",
-                orphaned_note(req)
-            ))
-        };
-        return fail(ctx, &report, e);
+    let checks = report.adopt.analysis.checks.clone();
+    if !first_plan {
+        if let Err(e) = refuse_if_blocked(&checks) {
+            let note = format!("{}; the adoption is now refused", orphaned_note(req));
+            return fail(ctx, &report, e.context(&note));
+        }
     }
     if first_plan {
-        match ctx.mode {
-            Mode::Plan => {
-                ctx.document(&report)?;
-                return Ok(Exit::Ok);
-            }
-            Mode::ServerDryRun => {
-                let final_ds = manifest::prepare_for_create(
-                    manifest,
-                    &marker,
-                    report.adopt.analysis.template_generation,
-                );
-                report
-                    .server_dry_run
-                    .push(adopt::dry_run_create(ctx, &final_ds).await?);
-                return ctx.server_dry_run_done(&report.server_dry_run, &report);
-            }
-            Mode::Act => {}
-        }
-        if let Err(e) = ctx.confirm(&format!(
+        let final_ds = manifest::prepare_for_create(
+            manifest,
+            &marker,
+            report.adopt.analysis.template_generation,
+        );
+        let what = format!(
             "create daemonset {ns}/{new_name} to adopt the pods of the deleted {}",
             req.old_name
-        )) {
-            return fail(ctx, &report, e);
+        );
+        let mutations = [Mutation::Create(final_ds)];
+        if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+            return Ok(exit);
         }
         let (orphan_result, orphaned) =
             orphan::wait_orphaned(ctx, journal, req.backup_path).await?;
@@ -364,6 +393,7 @@ async fn adopt_orphans(
             report.result = Some(MigrateResult {
                 orphan: Some(orphan_result),
                 adopt: None,
+                recreated: None,
             });
             let e = Error::Unverified(format!(
                 "pods of the deleted daemonset {ns}/{} still carry its ownerReference; run the same command again to resume",
@@ -373,15 +403,9 @@ async fn adopt_orphans(
         }
     }
     adopt::create(ctx, manifest, &marker, &report.adopt.analysis).await?;
-    let (result, verified) = adopt::verify(
-        ctx,
-        &report.adopt.analysis,
-        &new_name,
-        Some(journal),
-        &req.overrides,
-    )
-    .await?;
-    finish(ctx, report, result, verified)
+    let (result, verified) =
+        adopt::verify(ctx, &report.adopt.analysis, &new_name, Some(journal)).await?;
+    finish(ctx, req, journal, report, result, verified).await
 }
 
 /// Stage Created: an earlier run created the new DaemonSet; verify the adoption.
@@ -418,33 +442,91 @@ async fn verify_created(
         "daemonset {}/{new_name} was created by an earlier run: verifying the adoption",
         ctx.ns()
     ));
-    let (result, verified) = adopt::verify(
-        ctx,
-        &report.adopt.analysis,
-        &new_name,
-        Some(journal),
-        &req.overrides,
-    )
-    .await?;
-    finish(ctx, report, result, verified)
+    let (result, verified) =
+        adopt::verify(ctx, &report.adopt.analysis, &new_name, Some(journal)).await?;
+    finish(ctx, req, journal, report, result, verified).await
 }
 
-fn finish(
+async fn finish(
     ctx: &Ctx<'_>,
+    req: &Request<'_>,
+    journal: &Journal,
     mut report: MigrateReport,
     result: super::report::AdoptResult,
     verified: bool,
 ) -> Result<Exit> {
     ctx.table(|out, p| render::workflow::adopt_result(out, &result, p))?;
-    let err = (!verified).then(|| adopt::unverified(&result));
+    let mut err = (!verified).then(|| adopt::unverified(&result));
+    let recreated = match err {
+        None => watch_recreate(ctx, req, &journal.uid, &result.daemon_set).await?,
+        Some(_) => None,
+    };
+    if let Some(old) = &recreated {
+        err = Some(recreated_error(req, old, &result.daemon_set));
+    }
     let orphan = report.result.take().and_then(|r| r.orphan);
     report.result = Some(MigrateResult {
         orphan,
         adopt: Some(result),
+        recreated,
     });
     ctx.document(&report)?;
     match err {
         Some(e) => Err(e),
         None => Ok(Exit::Ok),
     }
+}
+
+/// Watches the old name for `--watch-recreate`: an owner of record (Helm, Argo CD, Flux, an
+/// operator) that was not handed over recreates the old DaemonSet, which then runs a second
+/// pod beside each adopted one. Returns it if it reappeared (for a same-name migration: if the
+/// name no longer holds the DaemonSet this run created).
+async fn watch_recreate(
+    ctx: &Ctx<'_>,
+    req: &Request<'_>,
+    old_uid: &str,
+    created: &ObjectRef,
+) -> Result<Option<ObjectRef>> {
+    if req.watch_recreate.is_zero() {
+        return Ok(None);
+    }
+    ctx.progress(&format!(
+        "watching {} for daemonset {}/{} reappearing (--watch-recreate)",
+        humanize(req.watch_recreate),
+        created.namespace,
+        req.old_name
+    ));
+    let ns = created.namespace.clone();
+    let (seen, reappeared) = poll_until(req.watch_recreate, || async {
+        let now = get_daemon_set_opt(&ctx.cluster, &ns, req.old_name)
+            .await?
+            // The old object itself, kept by a foreign finalizer, is not a recreation.
+            .filter(|d| d.metadata.uid != created.uid && d.metadata.uid.as_deref() != Some(old_uid))
+            .map(|d| ObjectRef::of(&d));
+        Ok(match now {
+            Some(r) => Poll::Done(Some(r)),
+            None => Poll::Pending(None),
+        })
+    })
+    .await?;
+    Ok(if reappeared { seen } else { None })
+}
+
+fn humanize(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+fn recreated_error(req: &Request<'_>, old: &ObjectRef, new: &ObjectRef) -> Error {
+    let (ns, name) = (&old.namespace, &old.name);
+    let uid = old.uid.as_deref().unwrap_or("?");
+    if req.old_name == new.name {
+        return Error::Recreated(format!(
+            "the migration finished, but daemonset {ns}/{name} was replaced again (now uid {uid}, not the {} this run created): its owner of record recreated it; hand the object over to that owner (see the hand-off steps in the plan), then check its pods",
+            new.uid.as_deref().unwrap_or("?")
+        ));
+    }
+    Error::Recreated(format!(
+        "the migration finished, but daemonset {ns}/{name} reappeared (uid {uid}): its owner of record recreated it and it runs pods beside daemonset {}'s on the same nodes; suspend that owner (the plan's hand-off steps), then delete the recreated one (kubectl delete daemonset {name} -n {ns}: the adopted pods are {}'s and stay)",
+        new.name, new.name
+    ))
 }

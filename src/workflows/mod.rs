@@ -4,6 +4,8 @@
 
 pub mod adopt;
 pub mod backup;
+pub mod executor;
+pub mod lock;
 pub mod migrate;
 pub mod orphan;
 pub mod report;
@@ -55,6 +57,8 @@ pub struct Ctx<'a> {
     pub timeout: Duration,
     pub output: Output,
     pub palette: Palette,
+    /// The DaemonSet's lease, held while a run acts (see [`lock`]).
+    held: std::sync::Mutex<Option<lock::RunLock>>,
 }
 
 /// Checks the flags before anything else happens (bad input is reported first).
@@ -83,6 +87,7 @@ impl<'a> Ctx<'a> {
             timeout,
             output: flags.output,
             palette: Palette::new(settings.color),
+            held: std::sync::Mutex::new(None),
         })
     }
 
@@ -124,6 +129,31 @@ impl<'a> Ctx<'a> {
         self.table(|out, p| crate::render::workflow::server_dry_run(out, answers, p))?;
         self.document(report)?;
         Ok(Exit::Ok)
+    }
+
+    /// Takes the lease of `daemon_set` for the rest of the run when acting (plans and server dry
+    /// runs change nothing and take no lock); refuses when another run holds it.
+    pub async fn lock(&self, daemon_set: &str) -> Result<()> {
+        if self.mode != Mode::Act {
+            return Ok(());
+        }
+        let l = lock::acquire(self, daemon_set).await?;
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(l);
+        Ok(())
+    }
+
+    /// Refuses to go on when the lease was lost to another run (checked before each mutation).
+    pub fn ensure_locked(&self) -> Result<()> {
+        let guard = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map_or(Ok(()), |l| l.ensure_held())
+    }
+
+    /// Releases the lease, if held.
+    pub async fn unlock(&self) {
+        let l = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(l) = l {
+            l.release().await;
+        }
     }
 
     /// A progress line on stderr (stdout stays the plan, the result or the JSON document).

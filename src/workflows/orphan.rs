@@ -8,15 +8,20 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::backup::{self, Backup};
+use super::executor::{gate, Gate, Mutation};
 use super::report::{
     ObjectRef, OrphanPlan, OrphanPod, OrphanReport, OrphanResult, OrphanRevision, ServerDryRun,
     API_VERSION,
 };
-use super::{now_rfc3339, poll_until, refuse_if_blocked, Ctx, Mode, Poll};
+use super::{now_rfc3339, poll_until, refuse_if_blocked, Ctx, Poll};
+use crate::cluster::claimers::fetch_claimers;
 use crate::cluster::fetch::{self, fetch_pods_and_revisions, get_daemon_set_opt};
 use crate::cluster::mutate::{orphan_delete, DeleteOutcome};
-use crate::engine::checks::{orphan_checks, BackupFileState, Check};
+use crate::engine::checks::{apply_overrides, orphan_checks, BackupFileState, Check, Overrides};
+use crate::engine::claimers::{check_competing_controllers, Claimer};
 use crate::engine::manifest::Journal;
+use crate::engine::owner::check_owner_of_record;
+use crate::engine::podstate::is_terminating;
 use crate::engine::progress::{assess_orphaning, OrphaningProgress};
 use crate::engine::snapshot::controller_of;
 use crate::error::{Error, Result};
@@ -34,20 +39,54 @@ fn controlled_by(
     controller_of(meta).is_some_and(|(_, _, u)| u == uid)
 }
 
-/// The plan: what will be orphaned and keep running, and the checks.
-pub fn plan(
-    ds: &DaemonSet,
-    pods: &[Pod],
-    revisions: &[ControllerRevision],
-    backup_path: &Path,
-    backup_state: &BackupFileState,
-) -> OrphanPlan {
+/// Everything the orphan plan reads.
+pub struct OrphanInput<'a> {
+    pub ds: &'a DaemonSet,
+    pub pods: &'a [Pod],
+    pub revisions: &'a [ControllerRevision],
+    /// The namespace's controllers that claim orphans by selector.
+    pub claimers: &'a [Claimer],
+    pub backup_path: &'a Path,
+    pub backup_state: &'a BackupFileState,
+    pub overrides: &'a Overrides,
+    /// The replacement's name (migrate), for the hand-off steps.
+    pub new_name: Option<&'a str>,
+}
+
+/// The pods the orphaning delete leaves without a controller: the DaemonSet's own, running.
+pub fn pods_to_orphan<'p>(ds: &DaemonSet, pods: &'p [Pod]) -> Vec<&'p Pod> {
     let uid = ds.metadata.uid.clone().unwrap_or_default();
-    let pods: Vec<OrphanPod> = pods
+    pods.iter()
+        .filter(|p| controlled_by(&uid, &p.metadata) && !is_terminating(p))
+        .collect()
+}
+
+/// The checks of an orphaning delete, with the user's overrides applied.
+pub fn checks(input: &OrphanInput) -> Vec<Check> {
+    let path = input.backup_path.display().to_string();
+    let pods = pods_to_orphan(input.ds, input.pods);
+    let mut checks = orphan_checks(input.ds, pods.len(), &path, input.backup_state);
+    checks.push(check_owner_of_record(input.ds, input.new_name));
+    checks.push(check_competing_controllers(
+        input.claimers,
+        &pods,
+        input.ds.metadata.uid.as_deref(),
+    ));
+    apply_overrides(checks, input.overrides)
+}
+
+/// The plan: what will be orphaned and keep running, and the checks.
+pub fn plan(input: &OrphanInput) -> OrphanPlan {
+    let ds = input.ds;
+    let backup_path = input.backup_path;
+    let uid = ds.metadata.uid.clone().unwrap_or_default();
+    let pods: Vec<OrphanPod> = input
+        .pods
         .iter()
         .filter(|p| controlled_by(&uid, &p.metadata))
         .map(OrphanPod::of)
         .collect();
+    let revisions = input.revisions;
     let revisions: Vec<OrphanRevision> = revisions
         .iter()
         .filter(|r| controlled_by(&uid, &r.metadata))
@@ -69,7 +108,7 @@ pub fn plan(
         ),
     ];
     OrphanPlan {
-        checks: orphan_checks(ds, &path, backup_state),
+        checks: checks(input),
         daemon_set: r,
         backup: path,
         steps,
@@ -78,8 +117,25 @@ pub fn plan(
     }
 }
 
-/// `kubectl ds orphan NAME`.
-pub async fn run(ctx: &Ctx<'_>, name: &str, backup_path: &Path) -> Result<Exit> {
+/// `kubectl ds orphan NAME`: holds the DaemonSet's lease while it acts.
+pub async fn run(
+    ctx: &Ctx<'_>,
+    name: &str,
+    backup_path: &Path,
+    overrides: &Overrides,
+) -> Result<Exit> {
+    ctx.lock(name).await?;
+    let out = run_locked(ctx, name, backup_path, overrides).await;
+    ctx.unlock().await;
+    out
+}
+
+async fn run_locked(
+    ctx: &Ctx<'_>,
+    name: &str,
+    backup_path: &Path,
+    overrides: &Overrides,
+) -> Result<Exit> {
     let ns = ctx.ns().to_string();
     let (backup_state, existing) = backup::inspect(backup_path, &ns, name);
     let Some(ds) = get_daemon_set_opt(&ctx.cluster, &ns, name).await? else {
@@ -94,8 +150,20 @@ pub async fn run(ctx: &Ctx<'_>, name: &str, backup_path: &Path) -> Result<Exit> 
                 Error::Refused(format!("daemonset {name:?} appeared meanwhile; run again"))
             }));
     };
-    let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
-    let plan = plan(&ds, &pods, &revisions, backup_path, &backup_state);
+    let ((pods, revisions), claimers) = futures::try_join!(
+        fetch_pods_and_revisions(&ctx.cluster, &ns),
+        fetch_claimers(&ctx.cluster, &ns)
+    )?;
+    let plan = plan(&OrphanInput {
+        ds: &ds,
+        pods: &pods,
+        revisions: &revisions,
+        claimers: &claimers,
+        backup_path,
+        backup_state: &backup_state,
+        overrides,
+        new_name: None,
+    });
     let mut report = OrphanReport {
         api_version: API_VERSION,
         kind: "OrphanReport",
@@ -105,30 +173,24 @@ pub async fn run(ctx: &Ctx<'_>, name: &str, backup_path: &Path) -> Result<Exit> 
         result: None,
     };
     ctx.table(|out, p| render::workflow::orphan_plan(out, &report.plan, p))?;
-    if let Err(e) = refuse_if_blocked(&report.plan.checks) {
-        ctx.document(&report)?;
-        return Err(e);
-    }
-    match ctx.mode {
-        Mode::Plan => {
-            ctx.document(&report)?;
-            return Ok(Exit::Ok);
-        }
-        Mode::ServerDryRun => {
-            report.server_dry_run.push(dry_run_delete(ctx, &ds).await?);
-            return ctx.server_dry_run_done(&report.server_dry_run, &report);
-        }
-        Mode::Act => {}
-    }
-    if let Err(e) = ctx.confirm(&format!("orphan-delete daemonset {ns}/{name}")) {
-        ctx.document(&report)?;
-        return Err(e);
+    let checks = report.plan.checks.clone();
+    let mutations = [Mutation::OrphanDelete(ds.clone())];
+    let what = format!("orphan-delete daemonset {ns}/{name}");
+    if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+        return Ok(exit);
     }
     let journal = match ds.metadata.deletion_timestamp {
-        None => backup_and_delete(ctx, ds, backup_path).await?,
+        None => {
+            if let Err(e) = recheck_before_delete(ctx, &ds, backup_path, overrides).await {
+                ctx.document(&report)?;
+                return Err(e);
+            }
+            backup_and_delete(ctx, ds, backup_path).await?
+        }
         Some(_) => ensure_backup(ctx, &ds, existing.as_ref(), backup_path).await?,
     };
-    let (result, verified) = wait_orphaned(ctx, &journal, backup_path).await?;
+    let (result, _) = wait_orphaned(ctx, &journal, backup_path).await?;
+    let verified = result.verified;
     report.result = Some(result);
     finish(ctx, &report, verified)
 }
@@ -148,7 +210,14 @@ fn finish(ctx: &Ctx<'_>, report: &OrphanReport, verified: bool) -> Result<Exit> 
 fn unverified(progress: Option<&OrphaningProgress>) -> Error {
     let mut what = Vec::new();
     if let Some(p) = progress {
-        if !p.daemon_set_gone {
+        if p.is_complete() && !p.gone.is_empty() {
+            return Error::Unverified(format!(
+                "the DaemonSet's dependents were orphaned, but {} planned pod(s) disappeared during the run: {}",
+                p.gone.len(),
+                p.gone.join(", ")
+            ));
+        }
+        if !p.daemon_set_gone && p.held_by_finalizers.is_empty() {
             what.push("the DaemonSet is still there".to_string());
         }
         if !p.owned_pods.is_empty() {
@@ -182,7 +251,8 @@ async fn resume_after_delete(ctx: &Ctx<'_>, journal: &Journal, backup_path: &Pat
         uid: Some(journal.uid.clone()),
         resource_version: Some(journal.resource_version.clone()),
     };
-    let (result, verified) = wait_orphaned(ctx, journal, backup_path).await?;
+    let (result, _) = wait_orphaned(ctx, journal, backup_path).await?;
+    let verified = result.verified;
     let report = OrphanReport {
         api_version: API_VERSION,
         kind: "OrphanReport",
@@ -231,6 +301,40 @@ pub async fn dry_run_delete(ctx: &Ctx<'_>, ds: &DaemonSet) -> Result<ServerDryRu
             detail: format!("precondition failed: {msg}"),
         },
     })
+}
+
+/// Right before the orphaning delete: this run still holds the lease, and no controller that
+/// appeared since the plan would adopt the pods (the owner-of-record markers are re-read too).
+pub async fn recheck_before_delete(
+    ctx: &Ctx<'_>,
+    ds: &DaemonSet,
+    backup_path: &Path,
+    overrides: &Overrides,
+) -> Result<()> {
+    ctx.ensure_locked()?;
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    let (fresh, (pods, _), claimers) = futures::try_join!(
+        get_daemon_set_opt(&ctx.cluster, &ns, &name),
+        fetch_pods_and_revisions(&ctx.cluster, &ns),
+        fetch_claimers(&ctx.cluster, &ns)
+    )?;
+    let fresh = fresh.filter(|f| f.metadata.uid == ds.metadata.uid).ok_or_else(|| {
+        Error::Refused(format!(
+            "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
+        ))
+    })?;
+    let input = OrphanInput {
+        ds: &fresh,
+        pods: &pods,
+        revisions: &[],
+        claimers: &claimers,
+        backup_path,
+        backup_state: &BackupFileState::SameDaemonSet,
+        overrides,
+        new_name: None,
+    };
+    refuse_if_blocked(&checks(&input)).map_err(|e| e.context("re-checked right before the delete"))
 }
 
 /// Writes the backup, then deletes with preconditions. When only the resourceVersion moved
@@ -315,8 +419,10 @@ pub async fn ensure_backup(
     Ok(journal)
 }
 
-/// Waits until the DaemonSet named in the journal is gone and no pod or ControllerRevision
-/// refers to its UID (the garbage collector's orphanDependents).
+/// Waits until the DaemonSet named in the journal is gone (or kept only by foreign
+/// finalizers) and no pod or ControllerRevision refers to its UID (the garbage collector's
+/// orphanDependents). Returns the result (verified: also no planned pod disappeared) and
+/// whether the garbage collector is done.
 pub async fn wait_orphaned(
     ctx: &Ctx<'_>,
     journal: &Journal,
@@ -324,10 +430,11 @@ pub async fn wait_orphaned(
 ) -> Result<(OrphanResult, bool)> {
     let planned: Vec<String> = journal.pods.iter().map(|p| p.uid.clone()).collect();
     let (progress, done) = poll_until(ctx.timeout, || async {
-        let ds = get_daemon_set_opt(&ctx.cluster, &journal.namespace, &journal.name).await?;
-        let present = ds.is_some_and(|d| d.metadata.uid.as_deref() == Some(journal.uid.as_str()));
+        let ds = get_daemon_set_opt(&ctx.cluster, &journal.namespace, &journal.name)
+            .await?
+            .filter(|d| d.metadata.uid.as_deref() == Some(journal.uid.as_str()));
         let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &journal.namespace).await?;
-        let p = assess_orphaning(&journal.uid, present, &planned, &pods, &revisions);
+        let p = assess_orphaning(&journal.uid, ds.as_ref(), &planned, &pods, &revisions);
         Ok(if p.is_complete() {
             Poll::Done(p)
         } else {
@@ -336,16 +443,25 @@ pub async fn wait_orphaned(
     })
     .await?;
     if done {
+        let state = if progress.held_by_finalizers.is_empty() {
+            "is gone".to_string()
+        } else {
+            format!(
+                "is deleted, kept only by finalizer(s) {} (not kubectl-ds's to remove)",
+                progress.held_by_finalizers.join(", ")
+            )
+        };
         ctx.progress(&format!(
-            "daemonset {}/{} is gone; {} pod(s) keep running without an owner",
+            "daemonset {}/{} {state}; {} pod(s) keep running without an owner",
             journal.namespace,
             journal.name,
             progress.running.len()
         ));
     }
+    let verified = progress.is_verified();
     Ok((
         OrphanResult {
-            verified: done,
+            verified,
             backup: backup_path.display().to_string(),
             progress,
         },

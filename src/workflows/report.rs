@@ -197,4 +197,7 @@ pub struct MigrateReport {
 pub struct MigrateResult {
     pub orphan: Option<OrphanResult>,
     pub adopt: Option<AdoptResult>,
+    /// The old DaemonSet seen again after the migration (recreated by its owner of record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recreated: Option<ObjectRef>,
 }

@@ -18,12 +18,12 @@ use crate::harness::{kubeconfig, wait_for, NodeSpec, Output, TestEnv, TEST_LABEL
 // ------------------------------------------------------------------------------------------
 // The JSON contract, strictly.
 
-use schema::*;
+pub(crate) use schema::*;
 
 /// The report schema. Every field is declared so that an unknown or missing one fails; many are
 /// only there to be checked, not read.
 #[allow(dead_code)]
-mod schema {
+pub(crate) mod schema {
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
@@ -38,6 +38,8 @@ mod schema {
         pub overridden: bool,
         #[serde(default)]
         pub pods: Vec<String>,
+        #[serde(default)]
+        pub handoff: Vec<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -151,6 +153,8 @@ mod schema {
         pub verified: bool,
         pub backup: String,
         pub daemon_set_gone: bool,
+        #[serde(default)]
+        pub held_by_finalizers: Vec<String>,
         pub owned_pods: Vec<String>,
         pub owned_revisions: Vec<String>,
         pub running: Vec<PodOutcomeJson>,
@@ -223,6 +227,8 @@ mod schema {
     pub struct MigrateResultJson {
         pub orphan: Option<OrphanResultJson>,
         pub adopt: Option<AdoptResultJson>,
+        #[serde(default)]
+        pub recreated: Option<ObjectRefJson>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -240,7 +246,7 @@ mod schema {
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(o: &Output) -> T {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(o: &Output) -> T {
     serde_json::from_str(&o.stdout).unwrap_or_else(|e| {
         panic!(
             "report JSON does not match the schema: {e}\nstdout: {}\nstderr: {}",
@@ -253,9 +259,9 @@ fn parse<T: for<'de> Deserialize<'de>>(o: &Output) -> T {
 // Helpers.
 
 /// The failpoint exit code (documented as test-only).
-const FAILPOINT_EXIT: i32 = 99;
+pub(crate) const FAILPOINT_EXIT: i32 = 99;
 
-fn command(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
+pub(crate) fn command(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-ds"));
     cmd.args(args)
         .args(["-n", &env.ns])
@@ -271,14 +277,14 @@ fn command(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> C
 }
 
 /// Runs kubectl-ds in `dir` (where relative backup paths land) in the test's namespace.
-fn cli(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+pub(crate) fn cli(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let out = command(env, dir, args, vars)
         .output()
         .expect("run kubectl-ds");
     Output::from(out)
 }
 
-fn spawn(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Child {
+pub(crate) fn spawn(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Child {
     command(env, dir, args, vars)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -287,7 +293,7 @@ fn spawn(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Chi
 }
 
 /// The error lines of a failed run: exactly one `error: ...` (plus an optional hint).
-fn one_error_line(o: &Output) -> String {
+pub(crate) fn one_error_line(o: &Output) -> String {
     let lines: Vec<&str> = o
         .stderr
         .lines()
@@ -300,7 +306,7 @@ fn one_error_line(o: &Output) -> String {
 
 /// The old DaemonSet: selector {app, release}; its template adds component=<app>-node, which
 /// the new selector uses.
-fn old_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
+pub(crate) fn old_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -321,19 +327,19 @@ fn old_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
 
 /// The new DaemonSet: another name, the compatible selector component=<app>-node, the same
 /// template.
-fn new_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
+pub(crate) fn new_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
     let mut m = old_manifest(env, name, app);
     m["spec"]["selector"] = json!({"matchLabels": {"component": format!("{app}-node")}});
     m
 }
 
-fn write(dir: &Path, file: &str, v: &Value) -> PathBuf {
+pub(crate) fn write(dir: &Path, file: &str, v: &Value) -> PathBuf {
     let p = dir.join(file);
     std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
     p
 }
 
-fn controller_uid(
+pub(crate) fn controller_uid(
     p: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> Option<String> {
     p.owner_references
@@ -344,7 +350,10 @@ fn controller_uid(
 }
 
 /// Live (non-terminating) pods of `app`: uid -> (node, controller uid).
-async fn pods_of(env: &TestEnv, app: &str) -> BTreeMap<String, (String, Option<String>)> {
+pub(crate) async fn pods_of(
+    env: &TestEnv,
+    app: &str,
+) -> BTreeMap<String, (String, Option<String>)> {
     env.pods(app)
         .await
         .into_iter()
@@ -364,7 +373,7 @@ async fn pods_of(env: &TestEnv, app: &str) -> BTreeMap<String, (String, Option<S
 }
 
 /// Creates the old DaemonSet, waits for it, and returns its pods' UIDs by node.
-async fn start_old(
+pub(crate) async fn start_old(
     env: &TestEnv,
     name: &str,
     app: &str,
@@ -379,7 +388,7 @@ async fn start_old(
 
 /// Every pod of `before` runs with the same UID, controlled by `new_name`; one pod per node;
 /// the new DaemonSet counts all of them up to date; its revisions are its own.
-async fn assert_migrated(
+pub(crate) async fn assert_migrated(
     env: &TestEnv,
     new_name: &str,
     app: &str,
@@ -447,12 +456,12 @@ async fn assert_migrated(
     }
 }
 
-async fn get_ds(env: &TestEnv, name: &str) -> Option<DaemonSet> {
+pub(crate) async fn get_ds(env: &TestEnv, name: &str) -> Option<DaemonSet> {
     env.ds_api().get_opt(name).await.unwrap()
 }
 
 /// The old DaemonSet is untouched: same UID, not being deleted, its pods still its own.
-async fn assert_untouched(
+pub(crate) async fn assert_untouched(
     env: &TestEnv,
     name: &str,
     app: &str,
@@ -468,7 +477,7 @@ async fn assert_untouched(
     assert_eq!(&now, before, "pods and their owners unchanged");
 }
 
-async fn nodes(env: &mut TestEnv, n: usize) {
+pub(crate) async fn nodes(env: &mut TestEnv, n: usize) {
     for i in 0..n {
         env.node(&format!("n{i}"), NodeSpec::default()).await;
     }
@@ -1112,6 +1121,10 @@ rules:
 - {{apiGroups: [apps], resources: [daemonsets], verbs: [{ds_verbs}]}}
 - {{apiGroups: [apps], resources: [controllerrevisions], verbs: [get, list]}}
 - {{apiGroups: [''], resources: [pods], verbs: [get, list]}}
+- {{apiGroups: [apps], resources: [replicasets, statefulsets], verbs: [list]}}
+- {{apiGroups: [''], resources: [replicationcontrollers], verbs: [list]}}
+- {{apiGroups: [batch], resources: [jobs], verbs: [list]}}
+- {{apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get, create, update, delete]}}
 "
     )
 }

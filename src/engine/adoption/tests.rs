@@ -453,7 +453,8 @@ fn orphaning_progress() {
         .iter()
         .map(|p| p.metadata.uid.clone().unwrap())
         .collect();
-    let pr = assess_orphaning(OLD_UID, true, &planned, &w.pods, &w.revs);
+    let old = old_ds();
+    let pr = assess_orphaning(OLD_UID, Some(&old), &planned, &w.pods, &w.revs);
     assert!(!pr.is_complete());
     assert_eq!(pr.owned_pods.len(), 3);
     assert_eq!(pr.owned_revisions.len(), 1);
@@ -463,10 +464,48 @@ fn orphaning_progress() {
     }
     let mut revs = w.revs.clone();
     revs[0].metadata.owner_references = Some(vec![]);
-    let pr = assess_orphaning(OLD_UID, false, &planned, &pods[1..], &revs);
+    let pr = assess_orphaning(OLD_UID, None, &planned, &pods[1..], &revs);
     assert!(pr.is_complete());
     assert_eq!(pr.running.len(), 2);
     assert_eq!(pr.gone, vec!["uid-agent-n1".to_string()]);
+    assert!(
+        !pr.is_verified(),
+        "a planned pod that disappeared is not success"
+    );
+    let pr = assess_orphaning(OLD_UID, None, &planned, &pods, &revs);
+    assert!(pr.is_verified());
+}
+
+#[test]
+fn a_foreign_finalizer_does_not_hold_the_orphaning_forever() {
+    let w = World::migrate();
+    let planned: Vec<String> = w
+        .pods
+        .iter()
+        .map(|p| p.metadata.uid.clone().unwrap())
+        .collect();
+    let mut pods = w.pods.clone();
+    for p in &mut pods {
+        p.metadata.owner_references = None;
+    }
+    let mut revs = w.revs.clone();
+    revs[0].metadata.owner_references = None;
+    let mut held = old_ds();
+    held.metadata.deletion_timestamp =
+        serde_json::from_value(json!("2025-01-01T00:00:00Z")).unwrap();
+    // The garbage collector still has to orphan: its own finalizer is there.
+    held.metadata.finalizers = Some(vec!["orphan".into(), "example.com/hold".into()]);
+    let pr = assess_orphaning(OLD_UID, Some(&held), &planned, &pods, &revs);
+    assert!(!pr.is_complete());
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    let pr = assess_orphaning(OLD_UID, Some(&held), &planned, &pods, &revs);
+    assert!(pr.is_verified());
+    assert!(!pr.daemon_set_gone);
+    assert_eq!(pr.held_by_finalizers, vec!["example.com/hold".to_string()]);
+    // Not deleted at all: not complete, whatever its finalizers.
+    let mut live = old_ds();
+    live.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    assert!(!assess_orphaning(OLD_UID, Some(&live), &planned, &pods, &revs).is_complete());
 }
 
 #[test]
@@ -506,6 +545,11 @@ fn migration_stages() {
     assert_eq!(migrate_stage("agent", None, None, &manifest, None), None);
     assert_eq!(
         migrate_stage("agent", None, Some(&created), &manifest, j),
+        Some(Stage::Created)
+    );
+    // The old one kept by a foreign finalizer after the new one was created: verify.
+    assert_eq!(
+        migrate_stage("agent", Some(&deleting), Some(&created), &manifest, j),
         Some(Stage::Created)
     );
     // A DaemonSet of the new name that kubectl-ds did not create: adopt stage, where NameTaken blocks.
