@@ -155,6 +155,7 @@ fn snapshot_of(
         events,
         pods_on_nodes: BTreeMap::new(),
         now,
+        server_version: None,
     };
     for node in nodes_needing_fit_check(&snap) {
         let on_node = pods

@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::harness::{kubeconfig, wait_for, NodeSpec, Output, TestEnv, TEST_LABEL};
+use crate::harness::{kubeconfig, server_version, wait_for, NodeSpec, Output, TestEnv, TEST_LABEL};
 
 // ---- the JSON schema (kubectl-ds/v1 RolloutPreview), strictly ----
 
@@ -29,6 +29,9 @@ struct Preview {
     matching_revision_number: Option<i64>,
     rollback: bool,
     new_revision_hash: Option<String>,
+    new_revision: bool,
+    duplicate_revisions: Vec<String>,
+    rules: Rules,
     strategy: Strategy,
     waves: usize,
     would_roll: bool,
@@ -37,6 +40,13 @@ struct Preview {
     nodes: Vec<NodeItem>,
     dry_run: DryRun,
     template_diff: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Rules {
+    server_version: Option<String>,
+    template_generation_counts: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -880,4 +890,105 @@ fn manifests_are_checked_before_connecting() {
     }
     let (code, stderr) = run(&["rollout-preview", "agent", "--image", "agent=x:2"]);
     assert_eq!(code, 3, "a good change needs the cluster: {stderr}");
+}
+
+/// Names of the DaemonSet's ControllerRevisions.
+async fn revision_names(env: &TestEnv) -> Vec<String> {
+    let (_, revs) = state(env).await;
+    revs.into_iter().map(|(name, _)| name).collect()
+}
+
+/// A quantity re-spelled with the same meaning (`64Mi` re-applied as `"67108864"`): the
+/// apiserver keeps templateGeneration (it compares semantically) but stores the new spelling,
+/// so getPatch's bytes match no ControllerRevision and the controller creates a new one.
+/// Whether the pods restart depends on the release: from 1.24 IsPodUpdated accepts their
+/// pod-template-generation label (Keep); before, only the hash counts (Restart everywhere).
+#[tokio::test]
+async fn respelled_quantity_new_revision_and_restarts_by_server_version() {
+    let mut env = TestEnv::new("pv-respell").await;
+    let (minor, git_version) = server_version(&env.client).await;
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(env.node(n, NodeSpec::default()).await);
+    }
+    let mem = |q: &str| json!({"containers": [{"name": "agent", "image": "registry.example/agent:1", "resources": {"requests": {"memory": q}}}]});
+    let v1 = env.daemon_set("agent", mem("64Mi"));
+    apply(&env, &v1);
+    env.wait_rolled_out("agent", 3).await;
+    let v2 = env.daemon_set("agent", mem("67108864"));
+
+    let before = pods_by_node(&env).await;
+    let revs_before = revision_names(&env).await;
+    assert_eq!(revs_before.len(), 1, "{revs_before:?}");
+    let p = preview_file(&env, &v2);
+    assert_eq!(
+        p.rules.server_version.as_deref(),
+        Some(git_version.as_str())
+    );
+    assert_eq!(p.rules.template_generation_counts, minor >= 24);
+    assert!(
+        !p.template_changed,
+        "templateGeneration stays: {:?}",
+        p.notes
+    );
+    assert_eq!(
+        p.daemon_set.template_generation,
+        p.daemon_set.new_template_generation
+    );
+    assert!(
+        p.new_revision,
+        "bytes differ: a new revision: {:?}",
+        p.notes
+    );
+    assert_eq!(p.new_revision_hash, None);
+    assert!(p.duplicate_revisions.is_empty());
+    let want = if minor >= 24 { "Keep" } else { "Restart" };
+    assert!(
+        p.actions(&nodes).values().all(|a| a == want),
+        "on {git_version} every node: {want}: {:?}",
+        p.actions(&nodes)
+    );
+    assert_eq!(p.would_roll, minor < 24);
+    assert!(
+        p.notes[0].contains("bytes match no ControllerRevision"),
+        "{:?}",
+        p.notes
+    );
+    let table = env.run(&[
+        "rollout-preview",
+        "agent",
+        "-f",
+        manifest_file(&v2).path().to_str().unwrap(),
+    ]);
+    assert!(
+        table
+            .stdout
+            .contains(&format!("Rules:     rules of Kubernetes {git_version}")),
+        "{}",
+        table.stdout
+    );
+
+    apply(&env, &v2);
+    let env_ref = &env;
+    wait_for(
+        Duration::from_secs(60),
+        "a second ControllerRevision",
+        || async move { revision_names(env_ref).await.len() == 2 },
+    )
+    .await;
+    wait_settled(&env, 3, 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_settled(&env, 3, 3).await;
+    let after = pods_by_node(&env).await;
+    let revs_after = revision_names(&env).await;
+    assert_eq!(
+        revs_after.len() > revs_before.len(),
+        p.new_revision,
+        "the controller created a revision: {revs_before:?} -> {revs_after:?}"
+    );
+    assert_eq!(
+        observed(&nodes, &before, &after),
+        p.actions(&nodes),
+        "on {git_version}"
+    );
 }
