@@ -59,6 +59,11 @@ fn header<W: Write>(out: &mut W, doc: &Document, p: &Palette) -> Result<()> {
             gen(d.template_generation),
             gen(d.new_template_generation)
         ))
+    } else if v.new_revision {
+        p.warn(&format!(
+            "the pod template keeps its meaning (templateGeneration {}) but not its bytes",
+            gen(d.template_generation)
+        ))
     } else {
         "the pod template does not change".to_string()
     };

@@ -963,7 +963,10 @@ async fn respelled_quantity_new_revision_and_restarts_by_server_version() {
     assert!(
         table
             .stdout
-            .contains(&format!("Rules:     rules of Kubernetes {git_version}")),
+            .contains(&format!("Rules:     rules of Kubernetes {git_version}"))
+            && table
+                .stdout
+                .contains("keeps its meaning (templateGeneration 1) but not its bytes"),
         "{}",
         table.stdout
     );
