@@ -379,6 +379,7 @@ data: {{"spec":{{"template":{{"$patch":"replace","metadata":{{"creationTimestamp
         server_version: None,
         template_generation_counts: false,
         null_creation_timestamp: true,
+        dedup_relabels: false,
     };
 
     fn rules(minor: u32) -> Rules {

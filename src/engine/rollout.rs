@@ -218,6 +218,14 @@ struct Revisions<'a> {
     rules: Rules,
 }
 
+impl Revisions<'_> {
+    /// Byte-equal duplicates on a release whose dedupCurHistories cannot relabel the pods
+    /// (UPDATE forbidden by the controller's RBAC role before 1.23): syncDaemonSet fails.
+    fn is_stuck(&self) -> bool {
+        self.history.relabels_all() && !self.rules.dedup_relabels
+    }
+}
+
 /// mirrors update.go constructHistory: the revision byte-equal to the new template (Match)
 /// becomes current; with several, dedupCurHistories keeps the highest and relabels every pod
 /// with its hash, so all count; with none the controller snapshots a new revision whose hash
@@ -383,6 +391,15 @@ fn draft<'a>(ctx: &Ctx<'a>, node: &'a Node, elig: Eligibility) -> Draft<'a> {
         reasons: Vec::new(),
         fit: None,
     };
+    if ctx.revisions.is_stuck() {
+        // Every sync fails in constructHistory before manage/rollingUpdate: nothing changes.
+        d.action = if pod.is_some() {
+            Action::Keep
+        } else {
+            Action::Unchanged
+        };
+        return d;
+    }
     match (pod, elig.should_run, elig.should_continue_running) {
         (None, true, _) => {
             d.action = Action::Create;

@@ -59,6 +59,12 @@ pub struct Rules {
     /// with every ControllerRevision.
     #[serde(skip)]
     pub null_creation_timestamp: bool,
+    /// dedupCurHistories relabels pods with a PATCH (1.23 and later). Up to 1.22 it sent an
+    /// UPDATE, which the daemon-set-controller's bootstrap RBAC role (list, watch, create,
+    /// delete, patch on pods) forbids: every sync then fails and the DaemonSet is stuck while
+    /// byte-equal duplicates exist.
+    #[serde(skip)]
+    pub dedup_relabels: bool,
 }
 
 impl Rules {
@@ -76,6 +82,9 @@ impl Rules {
             // gained `omitzero` in v0.34.0 (Kubernetes 1.34); before, a zero Time was written
             // as null by json.Marshal.
             null_creation_timestamp: version.is_some_and(|v| !v.at_least(1, 34)),
+            // mirrors update.go dedupCurHistories: Pods().Update up to v1.22.17, Pods().Patch
+            // from v1.23.0; bootstrappolicy controller_policy.go daemon-set-controller.
+            dedup_relabels: version.is_none_or(|v| v.at_least(1, 23)),
         }
     }
 
@@ -121,6 +130,7 @@ mod tests {
         assert!(rules("35").template_generation_counts);
         assert!(rules("20").null_creation_timestamp && rules("33").null_creation_timestamp);
         assert!(!rules("34").null_creation_timestamp && !rules("35").null_creation_timestamp);
+        assert!(!rules("22").dedup_relabels && rules("23").dedup_relabels);
         let unknown = Rules::for_version(None);
         assert!(unknown.template_generation_counts);
         assert!(unknown.server_version.is_none());

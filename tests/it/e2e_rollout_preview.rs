@@ -996,3 +996,99 @@ async fn respelled_quantity_new_revision_and_restarts_by_server_version() {
         "on {git_version}"
     );
 }
+
+/// Two ControllerRevisions with the same bytes (update.go dedupCurHistories): rolling back to
+/// that template, the controller keeps the higher revision, deletes the other and relabels
+/// every pod with the kept hash, so no pod restarts (they keep running the template they run).
+/// Before 1.23 the relabel is an UPDATE the controller's RBAC role forbids: every sync fails
+/// and nothing happens at all.
+#[tokio::test]
+async fn duplicate_revisions_relabel_every_pod_instead_of_restarting() {
+    let mut env = TestEnv::new("pv-dedup").await;
+    let (minor, git_version) = server_version(&env.client).await;
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(env.node(n, NodeSpec::default()).await);
+    }
+    let v1 = env.daemon_set("agent", json!({}));
+    apply(&env, &v1);
+    env.wait_rolled_out("agent", 3).await;
+    let mut v2 = v1.clone();
+    image(&mut v2, "registry.example/agent:2");
+    apply(&env, &v2);
+    wait_settled(&env, 3, 3).await;
+    let revisions = Api::<ControllerRevision>::namespaced(env.client.clone(), &env.ns);
+    let all = revisions.list(&ListParams::default()).await.unwrap().items;
+    let first = all.iter().find(|r| r.revision == 1).unwrap().clone();
+    let first_name = first.metadata.name.clone().unwrap();
+    // A copy of revision 1 under another name and a higher number, owned by the DaemonSet.
+    let mut dup = first.clone();
+    dup.metadata = serde_json::from_value(json!({
+        "name": "agent-dup",
+        "labels": {"app": "agent", "controller-revision-hash": "dup"},
+        "ownerReferences": first.metadata.owner_references,
+    }))
+    .unwrap();
+    dup.revision = 5;
+    revisions
+        .create(&PostParams::default(), &dup)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = pods_by_node(&env).await;
+    assert_eq!(
+        revision_names(&env).await.len(),
+        3,
+        "the controller leaves old duplicates"
+    );
+
+    let p = preview_file(&env, &v1);
+    assert!(p.template_changed && p.rollback, "{:?}", p.notes);
+    assert_eq!(p.duplicate_revisions, vec![first_name.clone()]);
+    assert_eq!(p.new_revision_hash.as_deref(), Some("dup"));
+    assert!(!p.new_revision);
+    assert!(
+        p.actions(&nodes).values().all(|a| a == "Keep"),
+        "{git_version}: {:?}",
+        p.actions(&nodes)
+    );
+    let stuck = p.notes.iter().any(|n| n.contains("every sync fails"));
+    assert_eq!(stuck, minor < 23, "{:?}", p.notes);
+
+    apply(&env, &v1);
+    if stuck {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let ds = env.ds_api().get("agent").await.unwrap();
+        assert_ne!(
+            ds.metadata.generation,
+            ds.status.unwrap().observed_generation,
+            "{git_version}: the sync fails"
+        );
+        let after = pods_by_node(&env).await;
+        assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+        assert_eq!(after, before, "no pod touched, none relabelled");
+        assert!(revision_names(&env).await.contains(&first_name));
+        return;
+    }
+    let env_ref = &env;
+    wait_for(
+        Duration::from_secs(60),
+        "pods relabelled to dup",
+        || async move {
+            let pods = pods_by_node(env_ref).await;
+            pods.len() == 3 && pods.values().all(|s| s.hash == "dup")
+        },
+    )
+    .await;
+    wait_settled(&env, 3, 3).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(
+        observed(&nodes, &before, &after),
+        p.actions(&nodes),
+        "on {git_version}"
+    );
+    assert!(
+        !revision_names(&env).await.contains(&first_name),
+        "the duplicate was deleted"
+    );
+}

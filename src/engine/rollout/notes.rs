@@ -41,7 +41,9 @@ pub(super) fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<Stri
     } else {
         out.push("the controller will create a new ControllerRevision; its hash (controller.ComputeHash over the Go struct) cannot be computed here, so every existing pod counts as outdated".into());
     }
-    if !p.duplicate_revisions.is_empty() {
+    if ctx.revisions.is_stuck() {
+        out.push(format!("{} more ControllerRevision(s) hold the same bytes ({}): before Kubernetes 1.23 dedupCurHistories relabels the pods with an UPDATE, which the daemon-set-controller's RBAC role forbids, so every sync fails (\"failed to construct revisions of DaemonSet\") and nothing rolls out, not even creates and deletes, until the duplicate is deleted", p.duplicate_revisions.len(), few(&p.duplicate_revisions)));
+    } else if !p.duplicate_revisions.is_empty() {
         out.push(format!("{} more ControllerRevision(s) hold the same bytes ({}): the controller keeps {}, deletes them and relabels every pod with its hash (dedupCurHistories), so every pod counts as up to date", p.duplicate_revisions.len(), few(&p.duplicate_revisions), p.new_revision_hash.as_deref().unwrap_or("?")));
     }
     let already: Vec<&str> = drafts

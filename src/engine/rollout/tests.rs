@@ -530,20 +530,36 @@ fn duplicate_revisions_relabel_every_pod() {
         ds_pod("n3", "ccc", 2, true),
     ];
     let nodes: Vec<Node> = ["n1", "n2", "n3"].iter().map(|n| plain_node(n)).collect();
-    for minor in [20, 35] {
+    for minor in [20, 22, 23, 35] {
+        let mut nodes = nodes.clone();
+        nodes.push(plain_node("n4"));
         let snap = on_release(
-            snapshot(old.clone(), nodes.clone(), pods.clone(), revs.clone()),
+            snapshot(old.clone(), nodes, pods.clone(), revs.clone()),
             minor,
         );
         let p = preview(&snap, &ds(2, V2, ROLLING));
         assert_eq!(p.new_revision_hash.as_deref(), Some("ccc"));
         assert_eq!(p.duplicate_revisions, vec!["agent-bbb".to_string()]);
         assert!(!p.new_revision);
-        assert_eq!(p.counts.keep, 3, "1.{minor}: every pod relabelled");
+        assert_eq!(p.counts.keep, 3, "1.{minor}: every pod relabelled or stuck");
         assert!(
             p.notes.iter().any(|n| n.contains("dedupCurHistories")),
             "{:?}",
             p.notes
+        );
+        // Before 1.23 the sync fails: not even the pod-less node gets its pod.
+        let stuck = minor < 23;
+        assert_eq!(
+            action(&p, "n4"),
+            if stuck {
+                Action::Unchanged
+            } else {
+                Action::Create
+            }
+        );
+        assert_eq!(
+            p.notes.iter().any(|n| n.contains("every sync fails")),
+            stuck
         );
     }
 }
