@@ -225,12 +225,13 @@ async fn placement_rules_and_counters() {
     assert_eq!(e["summary"]["shown"], 8);
 
     // Node selector mismatch: a node of this test without the label the DaemonSet selects.
-    let other = env.node("unlabelled", NodeSpec::default()).await;
-    env.patch_node(
-        &other,
-        json!({"metadata": {"labels": {"kubernetes.io/os": "linux", TEST_LABEL: "elsewhere"}}}),
-    )
-    .await;
+    // Created with the other value (a patch after creation raced the controller, which could
+    // place a pod first: Misscheduled under load).
+    let elsewhere = NodeSpec {
+        labels: vec![("kubernetes.io/os", "linux"), (TEST_LABEL, "elsewhere")],
+        ..Default::default()
+    };
+    let other = env.node("unlabelled", elsewhere).await;
     let out = env.run(&["explain", "agent", "-o", "json", "--node", &other]);
     let e: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(state(&e, &other), "NotEligible");
