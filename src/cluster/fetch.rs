@@ -21,6 +21,7 @@ use super::proto;
 use crate::engine::explain::{nodes_needing_fit_check, preemption_namespaces};
 use crate::engine::manifest::selector_text;
 use crate::engine::snapshot::Snapshot;
+use crate::engine::version::ServerVersion;
 use crate::error::{Error, Result};
 
 /// Concurrent per-node pod lists for the fit check.
@@ -250,7 +251,9 @@ pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot
         by_selector,
         "controllerrevisions",
     );
-    let (nodes, pods, revisions) = futures::try_join!(nodes, pods, revisions)?;
+    let version = async { Ok::<_, Error>(fetch_server_version(cluster).await) };
+    let (nodes, pods, revisions, server_version) =
+        futures::try_join!(nodes, pods, revisions, version)?;
     Ok(Snapshot {
         daemon_set: ds,
         nodes,
@@ -260,7 +263,16 @@ pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot
         pods_on_nodes: BTreeMap::new(),
         priorities: Default::default(),
         now: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+        server_version,
     })
+}
+
+/// The apiserver's version (`GET /version`, readable by every authenticated user through
+/// system:public-info-viewer), read once per run. None when the request fails or the answer
+/// is unreadable: the engine then assumes the current release's rules and says so.
+pub async fn fetch_server_version(cluster: &Cluster) -> Option<ServerVersion> {
+    let info = cluster.client.apiserver_version().await.ok()?;
+    ServerVersion::parse(&info.major, &info.minor, &info.git_version)
 }
 
 /// Events about the DaemonSet, and the scheduler's FailedScheduling events of the namespace.

@@ -98,11 +98,13 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
         )
     };
     let lp = ListParams::default();
-    let (dss, nodes, pods, revs) = futures::try_join!(
+    let version = async { Ok::<_, Error>(fetch::fetch_server_version(cluster).await) };
+    let (dss, nodes, pods, revs, server_version) = futures::try_join!(
         list_all(dss, lp.clone(), "daemonsets"),
         list_all(Api::<Node>::all(c.clone()), lp.clone(), "nodes"),
         list_all(pods, lp.clone(), "pods"),
         list_all(revs, lp.clone(), "controllerrevisions"),
+        version,
     )?;
     let now = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
@@ -110,7 +112,8 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
     let mut items: Vec<Explanation> = dss
         .into_iter()
         .map(|ds| {
-            let snap = snapshot_of(ds, &nodes, &pods, &revs, &[], now.clone());
+            let mut snap = snapshot_of(ds, &nodes, &pods, &revs, &[], now.clone());
+            snap.server_version = server_version.clone();
             explain::explain(&snap, &NodeFilter::default())
         })
         .collect();
@@ -157,6 +160,7 @@ fn snapshot_of(
         pods_on_nodes: BTreeMap::new(),
         priorities: Default::default(),
         now,
+        server_version: None,
     };
     for node in nodes_needing_fit_check(&snap) {
         let on_node = pods

@@ -19,6 +19,7 @@ use super::revision;
 use super::schedmsg;
 use super::snapshot::{is_claimed_by, Snapshot};
 use super::taints;
+use super::version::Rules;
 
 pub const API_VERSION: &str = "kubectl-ds/v1";
 
@@ -157,6 +158,8 @@ pub struct Explanation {
     pub api_version: &'static str,
     pub kind: &'static str,
     pub daemon_set: DaemonSetInfo,
+    /// The server version and the version-dependent rules the verdicts were computed with.
+    pub rules: Rules,
     pub summary: Summary,
     pub nodes: Vec<NodeVerdict>,
 }
@@ -292,6 +295,7 @@ pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
         api_version: API_VERSION,
         kind: "Explanation",
         daemon_set,
+        rules: ctx.rules.clone(),
         summary,
         nodes,
     }
@@ -302,6 +306,7 @@ struct Context<'a> {
     snap: &'a Snapshot,
     current_hash: Option<String>,
     template_generation: Option<i64>,
+    rules: Rules,
     min_ready_seconds: i32,
     on_delete: bool,
     failed_create: Option<Reason>,
@@ -317,8 +322,9 @@ impl<'a> Context<'a> {
     fn new(snap: &'a Snapshot) -> Self {
         let ds = &snap.daemon_set;
         let spec = ds.spec.as_ref();
+        let rules = Rules::for_version(snap.server_version.as_ref());
         let current_hash =
-            revision::current_revision(ds, &snap.revisions).map(revision::revision_hash);
+            revision::current_revision(ds, &snap.revisions, &rules).map(revision::revision_hash);
         let on_delete = spec
             .and_then(|s| s.update_strategy.as_ref())
             .and_then(|u| u.type_.as_deref())
@@ -370,6 +376,7 @@ impl<'a> Context<'a> {
             snap,
             current_hash,
             template_generation: revision::template_generation(ds),
+            rules,
             min_ready_seconds: spec.and_then(|s| s.min_ready_seconds).unwrap_or(0),
             on_delete,
             failed_create,
@@ -382,7 +389,12 @@ impl<'a> Context<'a> {
     }
 
     fn is_updated(&self, pod: &Pod) -> bool {
-        revision::is_pod_updated(pod, self.current_hash.as_deref(), self.template_generation)
+        revision::is_pod_updated(
+            pod,
+            self.current_hash.as_deref(),
+            self.template_generation,
+            &self.rules,
+        )
     }
 }
 
@@ -807,7 +819,7 @@ metadata:
   labels: {{app: agent, controller-revision-hash: {name}}}
   ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: ds-uid, controller: true}}]
 revision: {rev}
-data: {{"spec":{{"template":{{"$patch":"replace","metadata":{{"creationTimestamp":null,"labels":{{"app":"agent"}}}},"spec":{{"containers":[{{"name":"agent","image":"{image}","resources":{{}}}}]}}}}}}}}
+data: {{"spec":{{"template":{{"$patch":"replace","metadata":{{"labels":{{"app":"agent"}}}},"spec":{{"containers":[{{"name":"agent","image":"{image}","resources":{{}}}}]}}}}}}}}
 "#
         ))
         .unwrap()

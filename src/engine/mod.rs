@@ -27,6 +27,7 @@ pub mod schedmsg;
 pub mod snapshot;
 pub mod taints;
 pub mod threeway;
+pub mod version;
 
 #[cfg(test)]
 pub mod testutil;

@@ -19,6 +19,7 @@ use super::preemption::{self, ClusterPriorities};
 use super::reason::{serialize_reasons, Reason};
 use super::revision::{self, revision_hash};
 use super::snapshot::Snapshot;
+use super::version::Rules;
 
 pub const KIND: &str = "RolloutPreview";
 
@@ -184,6 +185,15 @@ pub struct RolloutPreview {
     /// The revision hash that is up to date after the change, when it is an existing revision's;
     /// null when the controller will create a new revision (its hash cannot be known before).
     pub new_revision_hash: Option<String>,
+    /// The controller creates a new ControllerRevision: no existing one is byte-equal to the
+    /// new template (update.go Match), even when templateGeneration stays (a quantity
+    /// re-spelled, `64Mi` as `"67108864"`).
+    pub new_revision: bool,
+    /// Several existing revisions are byte-equal to the new template: the controller keeps the
+    /// highest, deletes the others and relabels every pod with its hash (dedupCurHistories).
+    pub duplicate_revisions: Vec<String>,
+    /// The server version and the version-dependent rules the preview was computed with.
+    pub rules: Rules,
     pub strategy: Strategy,
     pub waves: usize,
     /// Any node Blocked, Delete, Create or Restart (what `--exit-code` reports).
@@ -197,21 +207,35 @@ pub struct RolloutPreview {
 struct Revisions<'a> {
     template_changed: bool,
     current: Option<&'a ControllerRevision>,
-    /// Existing revisions matching the new template, highest first.
+    /// Existing revisions byte-equal to the new template, highest first.
     matching: Vec<&'a ControllerRevision>,
+    /// What constructHistory does with the new template.
+    history: revision::History<'a>,
     /// Hashes that count as up to date after the change.
     up_to_date: HashSet<String>,
     /// The hash of the revision current after the change, when it is an existing one.
     new_hash: Option<String>,
+    /// The server's version-dependent rules.
+    rules: Rules,
 }
 
-/// mirrors update.go constructHistory: the revision matching the new template becomes current
-/// (dedupCurHistories keeps the highest and relabels pods of the others, so all count); with no
-/// match the controller snapshots a new revision whose hash no existing pod carries.
+impl Revisions<'_> {
+    /// Byte-equal duplicates on a release whose dedupCurHistories cannot relabel the pods
+    /// (UPDATE forbidden by the controller's RBAC role before 1.23): syncDaemonSet fails.
+    fn is_stuck(&self) -> bool {
+        self.history.relabels_all() && !self.rules.dedup_relabels
+    }
+}
+
+/// mirrors update.go constructHistory: the revision byte-equal to the new template (Match)
+/// becomes current; with several, dedupCurHistories keeps the highest and relabels every pod
+/// with its hash, so all count; with none the controller snapshots a new revision whose hash
+/// no existing pod carries, and IsPodUpdated then decides by pod-template-generation where the
+/// release compares it.
 fn resolve_revisions<'a>(snap: &'a Snapshot, new: &DaemonSet) -> Revisions<'a> {
     let old = &snap.daemon_set;
     // The apiserver's own oracle: PrepareForUpdate bumps templateGeneration iff the template
-    // changes (strategy.go); without the annotations, compare the templates.
+    // changes semantically (strategy.go); without the annotations, compare the templates.
     let template_changed = match (
         revision::template_generation(old),
         revision::template_generation(new),
@@ -219,24 +243,21 @@ fn resolve_revisions<'a>(snap: &'a Snapshot, new: &DaemonSet) -> Revisions<'a> {
         (Some(a), Some(b)) => a != b,
         _ => revision::template_value(old) != revision::template_value(new),
     };
-    let current = revision::current_revision(old, &snap.revisions);
-    let mut matching = revision::matching_revisions(new, &snap.revisions);
+    let rules = Rules::for_version(snap.server_version.as_ref());
+    let current = revision::current_revision(old, &snap.revisions, &rules);
+    let mut matching = revision::matching_revisions(new, &snap.revisions, &rules);
     matching.sort_by_key(|cr| std::cmp::Reverse(cr.revision));
-    let mut up_to_date: HashSet<String> = matching.iter().map(|cr| revision_hash(cr)).collect();
-    if !template_changed {
-        up_to_date.extend(current.map(revision_hash));
-    }
-    let new_hash = if template_changed {
-        matching.first().map(|cr| revision_hash(cr))
-    } else {
-        current.map(revision_hash)
-    };
+    let history = revision::construct_history(new, &snap.revisions, &rules);
+    let new_hash = history.current.map(revision_hash);
+    let up_to_date: HashSet<String> = new_hash.iter().cloned().collect();
     Revisions {
         template_changed,
         current,
         matching,
+        history,
         up_to_date,
         new_hash,
+        rules,
     }
 }
 
@@ -253,11 +274,14 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// mirrors daemonset_util.go IsPodUpdated, against the revision current after the change.
+    /// mirrors daemonset_util.go IsPodUpdated, against the revision current after the change
+    /// (after dedupCurHistories relabelled the pods, when it does).
     fn is_updated(&self, pod: &Pod) -> bool {
-        let by_hash =
-            revision::pod_hash(pod).is_some_and(|h| self.revisions.up_to_date.contains(h));
-        by_hash || revision::is_pod_updated(pod, None, self.new_generation)
+        let revs = &self.revisions;
+        let by_hash = revision::pod_hash(pod).is_some_and(|h| revs.up_to_date.contains(h));
+        revs.history.relabels_all()
+            || by_hash
+            || revision::is_pod_updated(pod, None, self.new_generation, &revs.rules)
     }
 
     fn is_available(&self, pod: &Pod) -> bool {
@@ -368,6 +392,15 @@ fn draft<'a>(ctx: &Ctx<'a>, node: &'a Node, elig: Eligibility) -> Draft<'a> {
         reasons: Vec::new(),
         fit: None,
     };
+    if ctx.revisions.is_stuck() {
+        // Every sync fails in constructHistory before manage/rollingUpdate: nothing changes.
+        d.action = if pod.is_some() {
+            Action::Keep
+        } else {
+            Action::Unchanged
+        };
+        return d;
+    }
     match (pod, elig.should_run, elig.should_continue_running) {
         (None, true, _) => {
             d.action = Action::Create;
@@ -676,6 +709,14 @@ fn assemble(ctx: &Ctx, new: &DaemonSet, drafts: &[Draft], desired_before: usize)
         matching_revision_number: matching.map(|cr| cr.revision),
         rollback: revs.template_changed && matching.is_some(),
         new_revision_hash: revs.new_hash.clone(),
+        new_revision: revs.history.creates_revision(),
+        duplicate_revisions: revs
+            .history
+            .duplicates
+            .iter()
+            .filter_map(|cr| cr.metadata.name.clone())
+            .collect(),
+        rules: revs.rules.clone(),
         waves: strategy.wave_sizes.len(),
         strategy,
         would_roll: nodes.iter().any(|n| n.action.rolls()),

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::labels;
 use super::preemption::ClusterPriorities;
+use super::version::ServerVersion;
 
 /// Everything `explain` needs about one DaemonSet.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +29,9 @@ pub struct Snapshot {
     pub priorities: ClusterPriorities,
     /// The time the snapshot was taken (for availability and ages).
     pub now: Option<Time>,
+    /// The apiserver's version (`/version`), when read: the controller's rules differ by
+    /// release (see [`super::version::Rules`]).
+    pub server_version: Option<ServerVersion>,
 }
 
 impl Snapshot {

@@ -72,6 +72,7 @@ fn header<W: Write>(out: &mut W, e: &Explanation, p: &Palette) -> Result<()> {
         })
         .collect();
     writeln!(out, "States:  {}", states.join(", ")).map_err(io_err)?;
+    writeln!(out, "Rules:   {}", e.rules.describe()).map_err(io_err)?;
     for r in &e.summary.daemon_set_reasons {
         writeln!(out, "{} {}: {}", p.bad("Warning:"), r.code(), r.message()).map_err(io_err)?;
     }

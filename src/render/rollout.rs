@@ -62,6 +62,11 @@ fn header<W: Write>(out: &mut W, doc: &Document, p: &Palette) -> Result<()> {
             gen(d.template_generation),
             gen(d.new_template_generation)
         ))
+    } else if v.new_revision {
+        p.warn(&format!(
+            "the pod template keeps its meaning (templateGeneration {}) but not its bytes",
+            gen(d.template_generation)
+        ))
     } else {
         "the pod template does not change".to_string()
     };
@@ -78,15 +83,17 @@ fn header<W: Write>(out: &mut W, doc: &Document, p: &Palette) -> Result<()> {
         (Some(n), Some(r)) => format!("{n} (revision {r})"),
         _ => "none".into(),
     };
-    let next = match (&v.matching_revision, v.template_changed) {
-        (Some(m), true) => format!(
+    let next = match (&v.matching_revision, v.template_changed, v.new_revision) {
+        (Some(m), true, _) => format!(
             "rollback to {m} (revision {})",
             gen(v.matching_revision_number)
         ),
-        (None, true) => "a new revision (its hash is computed by the controller)".into(),
-        (_, false) => "unchanged".into(),
+        (_, _, true) => "a new revision (its hash is computed by the controller)".into(),
+        (_, false, false) => "unchanged".into(),
+        (None, true, false) => "an existing revision".into(),
     };
     w(out, format!("Revision:  current {current}; after: {next}"))?;
+    w(out, format!("Rules:     {}", v.rules.describe()))?;
     let s = &v.strategy;
     let spec = |resolved: usize, written: &Option<String>| match written {
         Some(t) if t.ends_with('%') => format!("{resolved} ({t} of {}, rounded up)", s.desired),

@@ -3,13 +3,16 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use serde_json::{json, Value};
 
-use crate::harness::{codes, node_verdict, wait_for, NodeSpec, TestEnv, TEST_LABEL};
+use crate::harness::{
+    codes, node_verdict, server_version, wait_for, NodeSpec, TestEnv, TEST_LABEL,
+};
 
 fn state(e: &Value, node: &str) -> String {
     node_verdict(e, node)["state"].as_str().unwrap().to_string()
@@ -222,12 +225,13 @@ async fn placement_rules_and_counters() {
     assert_eq!(e["summary"]["shown"], 8);
 
     // Node selector mismatch: a node of this test without the label the DaemonSet selects.
-    let other = env.node("unlabelled", NodeSpec::default()).await;
-    env.patch_node(
-        &other,
-        json!({"metadata": {"labels": {"kubernetes.io/os": "linux", TEST_LABEL: "elsewhere"}}}),
-    )
-    .await;
+    // Created with the other value (a patch after creation raced the controller, which could
+    // place a pod first: Misscheduled under load).
+    let elsewhere = NodeSpec {
+        labels: vec![("kubernetes.io/os", "linux"), (TEST_LABEL, "elsewhere")],
+        ..Default::default()
+    };
+    let other = env.node("unlabelled", elsewhere).await;
     let out = env.run(&["explain", "agent", "-o", "json", "--node", &other]);
     let e: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(state(&e, &other), "NotEligible");
@@ -453,12 +457,25 @@ async fn quota_failed_create_and_scheduling_gates() {
         )
         .await
         .unwrap();
-    env.create_ds(gated).await;
-    let e = wait_state(&env, "gated", &a, "Pending").await;
-    assert_eq!(
-        reason(&e, &a, "SchedulingGated")["gates"][0],
-        "example.com/wait"
-    );
+    let stored = env.create_ds(gated).await;
+    let stored_gates = stored.spec.unwrap().template.spec.unwrap().scheduling_gates;
+    let (minor, version) = server_version(&env.client).await;
+    if minor >= 27 {
+        // schedulingGates: alpha (off) in 1.26, on by default from 1.27.
+        let e = wait_state(&env, "gated", &a, "Pending").await;
+        assert_eq!(
+            reason(&e, &a, "SchedulingGated")["gates"][0],
+            "example.com/wait"
+        );
+    } else {
+        // Older apiservers drop the unknown field: the pods are scheduled and run.
+        assert_eq!(stored_gates, None, "{version} dropped schedulingGates");
+        let e = wait_state(&env, "gated", &a, "Running").await;
+        assert!(
+            !codes(node_verdict(&e, &a)).contains(&"SchedulingGated".to_string()),
+            "{version}: {e:#}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -624,4 +641,73 @@ async fn terminating_pod_blocks_its_replacement() {
     assert_eq!(env.pods("agent").await.len(), 1);
     let e = env.explain_json("agent");
     assert_eq!(state(&e, &n), "Terminating");
+}
+
+/// A quantity re-spelled under OnDelete: the controller creates a new revision (bytes differ,
+/// templateGeneration stays) and restarts nothing. From 1.24 IsPodUpdated accepts the pod's
+/// pod-template-generation, so the pod is up to date (Running); before, only the hash counts
+/// and the pod is Outdated. explain must agree with the controller's own upToDate counter.
+#[tokio::test]
+async fn respelled_quantity_up_to_date_by_server_version() {
+    let mut env = TestEnv::new("respell").await;
+    let (minor, version) = server_version(&env.client).await;
+    let n = env.node("n", NodeSpec::default()).await;
+    let mut m = env.daemon_set(
+        "agent",
+        json!({"containers": [{"name": "agent", "image": "registry.example/agent:1",
+            "resources": {"requests": {"memory": "64Mi"}}}]}),
+    );
+    m["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    env.create_ds(m).await;
+    env.wait_rolled_out("agent", 1).await;
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "agent",
+        "resources": {"requests": {"memory": "67108864"}}}]}}}});
+    let ds = env
+        .ds_api()
+        .patch("agent", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    let generation =
+        ds.metadata.annotations.unwrap()["deprecated.daemonset.template.generation"].clone();
+    assert_eq!(generation, "1", "the apiserver compares semantically");
+    let revisions = Api::<ControllerRevision>::namespaced(env.client.clone(), &env.ns);
+    wait_for(
+        Duration::from_secs(30),
+        "a second ControllerRevision",
+        || async {
+            revisions
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .len()
+                == 2
+        },
+    )
+    .await;
+    let (want_state, want_up_to_date) = if minor >= 24 {
+        ("Running", 1)
+    } else {
+        ("Outdated", 0)
+    };
+    let mut last = Value::Null;
+    let env_ref = &env;
+    let last_ref = &mut last;
+    wait_for(
+        Duration::from_secs(30),
+        "explain and the controller agree",
+        || {
+            let e = env_ref.explain_json("agent");
+            let ok = state(&e, &n) == want_state
+                && e["daemonSet"]["status"]["upToDate"] == want_up_to_date
+                && e["summary"]["computed"]["upToDate"] == want_up_to_date;
+            *last_ref = e;
+            async move { ok }
+        },
+    )
+    .await;
+    assert_eq!(last["rules"]["serverVersion"], version.as_str());
+    assert_eq!(last["rules"]["templateGenerationCounts"], minor >= 24);
+    let pods = env.pods("agent").await;
+    assert_eq!(pods.len(), 1, "OnDelete: nothing restarted");
 }

@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::harness::{kubeconfig, wait_for, NodeSpec, Output, TestEnv, TEST_LABEL};
+use crate::harness::{kubeconfig, server_version, wait_for, NodeSpec, Output, TestEnv, TEST_LABEL};
 
 // ---- the JSON schema (kubectl-ds/v1 RolloutPreview), strictly ----
 
@@ -29,6 +29,9 @@ pub(crate) struct Preview {
     matching_revision_number: Option<i64>,
     rollback: bool,
     new_revision_hash: Option<String>,
+    new_revision: bool,
+    duplicate_revisions: Vec<String>,
+    rules: Rules,
     strategy: Strategy,
     waves: usize,
     would_roll: bool,
@@ -39,6 +42,13 @@ pub(crate) struct Preview {
     /// How the pod checked for fit was obtained (see e2e_admission).
     pub(crate) admission: Option<Value>,
     template_diff: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Rules {
+    server_version: Option<String>,
+    template_generation_counts: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -882,4 +892,205 @@ fn manifests_are_checked_before_connecting() {
     }
     let (code, stderr) = run(&["rollout-preview", "agent", "--image", "agent=x:2"]);
     assert_eq!(code, 3, "a good change needs the cluster: {stderr}");
+}
+
+/// Names of the DaemonSet's ControllerRevisions.
+async fn revision_names(env: &TestEnv) -> Vec<String> {
+    let (_, revs) = state(env).await;
+    revs.into_iter().map(|(name, _)| name).collect()
+}
+
+/// A quantity re-spelled with the same meaning (`64Mi` re-applied as `"67108864"`): the
+/// apiserver keeps templateGeneration (it compares semantically) but stores the new spelling,
+/// so getPatch's bytes match no ControllerRevision and the controller creates a new one.
+/// Whether the pods restart depends on the release: from 1.24 IsPodUpdated accepts their
+/// pod-template-generation label (Keep); before, only the hash counts (Restart everywhere).
+#[tokio::test]
+async fn respelled_quantity_new_revision_and_restarts_by_server_version() {
+    let mut env = TestEnv::new("pv-respell").await;
+    let (minor, git_version) = server_version(&env.client).await;
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(env.node(n, NodeSpec::default()).await);
+    }
+    let mem = |q: &str| json!({"containers": [{"name": "agent", "image": "registry.example/agent:1", "resources": {"requests": {"memory": q}}}]});
+    let v1 = env.daemon_set("agent", mem("64Mi"));
+    apply(&env, &v1);
+    env.wait_rolled_out("agent", 3).await;
+    let v2 = env.daemon_set("agent", mem("67108864"));
+
+    let before = pods_by_node(&env).await;
+    let revs_before = revision_names(&env).await;
+    assert_eq!(revs_before.len(), 1, "{revs_before:?}");
+    let p = preview_file(&env, &v2);
+    assert_eq!(
+        p.rules.server_version.as_deref(),
+        Some(git_version.as_str())
+    );
+    assert_eq!(p.rules.template_generation_counts, minor >= 24);
+    assert!(
+        !p.template_changed,
+        "templateGeneration stays: {:?}",
+        p.notes
+    );
+    assert_eq!(
+        p.daemon_set.template_generation,
+        p.daemon_set.new_template_generation
+    );
+    assert!(
+        p.new_revision,
+        "bytes differ: a new revision: {:?}",
+        p.notes
+    );
+    assert_eq!(p.new_revision_hash, None);
+    assert!(p.duplicate_revisions.is_empty());
+    let want = if minor >= 24 { "Keep" } else { "Restart" };
+    assert!(
+        p.actions(&nodes).values().all(|a| a == want),
+        "on {git_version} every node: {want}: {:?}",
+        p.actions(&nodes)
+    );
+    assert_eq!(p.would_roll, minor < 24);
+    assert!(
+        p.notes[0].contains("bytes match no ControllerRevision"),
+        "{:?}",
+        p.notes
+    );
+    let table = env.run(&[
+        "rollout-preview",
+        "agent",
+        "-f",
+        manifest_file(&v2).path().to_str().unwrap(),
+    ]);
+    assert!(
+        table
+            .stdout
+            .contains(&format!("Rules:     rules of Kubernetes {git_version}"))
+            && table
+                .stdout
+                .contains("keeps its meaning (templateGeneration 1) but not its bytes"),
+        "{}",
+        table.stdout
+    );
+
+    apply(&env, &v2);
+    let env_ref = &env;
+    wait_for(
+        Duration::from_secs(60),
+        "a second ControllerRevision",
+        || async move { revision_names(env_ref).await.len() == 2 },
+    )
+    .await;
+    // The controller restarts (or not) in the sync that created the revision; the generation
+    // does not move (the spec is semantically equal), so give it that sync before settling.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_settled(&env, 3, 3).await;
+    let after = pods_by_node(&env).await;
+    let revs_after = revision_names(&env).await;
+    assert_eq!(
+        revs_after.len() > revs_before.len(),
+        p.new_revision,
+        "the controller created a revision: {revs_before:?} -> {revs_after:?}"
+    );
+    assert_eq!(
+        observed(&nodes, &before, &after),
+        p.actions(&nodes),
+        "on {git_version}"
+    );
+}
+
+/// Two ControllerRevisions with the same bytes (update.go dedupCurHistories): rolling back to
+/// that template, the controller keeps the higher revision, deletes the other and relabels
+/// every pod with the kept hash, so no pod restarts (they keep running the template they run).
+/// Before 1.23 the relabel is an UPDATE the controller's RBAC role forbids: every sync fails
+/// and nothing happens at all.
+#[tokio::test]
+async fn duplicate_revisions_relabel_every_pod_instead_of_restarting() {
+    let mut env = TestEnv::new("pv-dedup").await;
+    let (minor, git_version) = server_version(&env.client).await;
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(env.node(n, NodeSpec::default()).await);
+    }
+    let v1 = env.daemon_set("agent", json!({}));
+    apply(&env, &v1);
+    env.wait_rolled_out("agent", 3).await;
+    let mut v2 = v1.clone();
+    image(&mut v2, "registry.example/agent:2");
+    apply(&env, &v2);
+    wait_settled(&env, 3, 3).await;
+    let revisions = Api::<ControllerRevision>::namespaced(env.client.clone(), &env.ns);
+    let all = revisions.list(&ListParams::default()).await.unwrap().items;
+    let first = all.iter().find(|r| r.revision == 1).unwrap().clone();
+    let first_name = first.metadata.name.clone().unwrap();
+    // A copy of revision 1 under another name and a higher number, owned by the DaemonSet.
+    let mut dup = first.clone();
+    dup.metadata = serde_json::from_value(json!({
+        "name": "agent-dup",
+        "labels": {"app": "agent", "controller-revision-hash": "dup"},
+        "ownerReferences": first.metadata.owner_references,
+    }))
+    .unwrap();
+    dup.revision = 5;
+    revisions
+        .create(&PostParams::default(), &dup)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = pods_by_node(&env).await;
+    assert_eq!(
+        revision_names(&env).await.len(),
+        3,
+        "the controller leaves old duplicates"
+    );
+
+    let p = preview_file(&env, &v1);
+    assert!(p.template_changed && p.rollback, "{:?}", p.notes);
+    assert_eq!(p.duplicate_revisions, vec![first_name.clone()]);
+    assert_eq!(p.new_revision_hash.as_deref(), Some("dup"));
+    assert!(!p.new_revision);
+    assert!(
+        p.actions(&nodes).values().all(|a| a == "Keep"),
+        "{git_version}: {:?}",
+        p.actions(&nodes)
+    );
+    let stuck = p.notes.iter().any(|n| n.contains("every sync fails"));
+    assert_eq!(stuck, minor < 23, "{:?}", p.notes);
+
+    apply(&env, &v1);
+    if stuck {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let ds = env.ds_api().get("agent").await.unwrap();
+        assert_ne!(
+            ds.metadata.generation,
+            ds.status.unwrap().observed_generation,
+            "{git_version}: the sync fails"
+        );
+        let after = pods_by_node(&env).await;
+        assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+        assert_eq!(after, before, "no pod touched, none relabelled");
+        assert!(revision_names(&env).await.contains(&first_name));
+        return;
+    }
+    let env_ref = &env;
+    wait_for(
+        Duration::from_secs(60),
+        "pods relabelled to dup",
+        || async move {
+            let pods = pods_by_node(env_ref).await;
+            pods.len() == 3 && pods.values().all(|s| s.hash == "dup")
+        },
+    )
+    .await;
+    wait_settled(&env, 3, 3).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(
+        observed(&nodes, &before, &after),
+        p.actions(&nodes),
+        "on {git_version}"
+    );
+    assert!(
+        !revision_names(&env).await.contains(&first_name),
+        "the duplicate was deleted"
+    );
 }

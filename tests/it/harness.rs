@@ -303,6 +303,17 @@ pub async fn node_ready(client: &Client, name: &str) -> Option<bool> {
         .map(|c| c.status == "True")
 }
 
+/// The test cluster's Kubernetes version: (minor, gitVersion), from `/version`.
+pub async fn server_version(client: &Client) -> (u32, String) {
+    let info = client.apiserver_version().await.expect("GET /version");
+    let minor: String = info
+        .minor
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (minor.parse().expect("numeric minor"), info.git_version)
+}
+
 /// Polls `cond` every 250 ms until it holds; panics with `what` after `timeout`.
 pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut cond: F)
 where

@@ -20,7 +20,18 @@ pub(super) fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<Stri
         } else {
             String::new()
         };
-        out.push(format!("{spec_note}the pod template does not change (templateGeneration stays {}): no new revision, nothing rolls because of this change", gen(p.daemon_set.template_generation)));
+        if p.new_revision {
+            let restarts = if ctx.revisions.rules.template_generation_counts {
+                "pods labelled pod-template-generation=".to_string()
+                    + &gen(p.daemon_set.template_generation)
+                    + " still count as up to date (IsPodUpdated compares it since Kubernetes 1.24) and keep running"
+            } else {
+                "before Kubernetes 1.24 IsPodUpdated compares only the revision hash, so every pod counts as outdated and restarts".to_string()
+            };
+            out.push(format!("{spec_note}the pod template keeps its meaning (templateGeneration stays {}) but its bytes match no ControllerRevision (update.go Match compares bytes: e.g. a quantity spelled differently): the controller creates a new revision; {restarts}", gen(p.daemon_set.template_generation)));
+        } else {
+            out.push(format!("{spec_note}the pod template does not change (templateGeneration stays {}): no new revision, nothing rolls because of this change", gen(p.daemon_set.template_generation)));
+        }
     } else if p.rollback {
         out.push(format!(
             "rollback: the new template matches revision {} ({}); pods already at that revision keep running",
@@ -29,6 +40,11 @@ pub(super) fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<Stri
         ));
     } else {
         out.push("the controller will create a new ControllerRevision; its hash (controller.ComputeHash over the Go struct) cannot be computed here, so every existing pod counts as outdated".into());
+    }
+    if ctx.revisions.is_stuck() {
+        out.push(format!("{} more ControllerRevision(s) hold the same bytes ({}): before Kubernetes 1.23 dedupCurHistories relabels the pods with an UPDATE, which the daemon-set-controller's RBAC role forbids, so every sync fails (\"failed to construct revisions of DaemonSet\") and nothing rolls out, not even creates and deletes, until the duplicate is deleted", p.duplicate_revisions.len(), few(&p.duplicate_revisions)));
+    } else if !p.duplicate_revisions.is_empty() {
+        out.push(format!("{} more ControllerRevision(s) hold the same bytes ({}): the controller keeps {}, deletes them and relabels every pod with its hash (dedupCurHistories), so every pod counts as up to date", p.duplicate_revisions.len(), few(&p.duplicate_revisions), p.new_revision_hash.as_deref().unwrap_or("?")));
     }
     let already: Vec<&str> = drafts
         .iter()
@@ -46,7 +62,8 @@ pub(super) fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<Stri
             .filter(|pod| {
                 let hash_ok =
                     revision::pod_hash(pod).is_some_and(|h| ctx.revisions.up_to_date.contains(h));
-                !hash_ok && revision::is_pod_updated(pod, None, ctx.new_generation)
+                !hash_ok
+                    && revision::is_pod_updated(pod, None, ctx.new_generation, &ctx.revisions.rules)
             })
             .filter_map(|pod| pod.metadata.name.clone())
             .collect();
@@ -100,6 +117,7 @@ fn was_updated(ctx: &Ctx, pod: &Pod) -> bool {
         pod,
         hash.as_deref(),
         revision::template_generation(&ctx.snap.daemon_set),
+        &ctx.revisions.rules,
     )
 }
 

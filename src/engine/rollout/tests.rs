@@ -36,11 +36,17 @@ const V1: &str = "{containers: [{name: agent, image: 'agent:1'}]}";
 const V2: &str = "{containers: [{name: agent, image: 'agent:2'}]}";
 const ROLLING: &str = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 1, maxSurge: 0}}";
 
-/// The ControllerRevision the controller would snapshot for `ds` (Go-style data).
+/// The ControllerRevision the controller would snapshot for `ds` (Go-style data, as Kubernetes
+/// 1.34 and later write it; [`on_release`] adds what older releases write).
 fn revision_of(ds: &DaemonSet, hash: &str, number: i64) -> ControllerRevision {
     let mut template = serde_json::to_value(&ds.spec.as_ref().unwrap().template).unwrap();
     template["$patch"] = json!("replace");
-    template["metadata"]["creationTimestamp"] = json!(null);
+    // Go writes the ResourceRequirements struct even when empty.
+    for c in template["spec"]["containers"].as_array_mut().unwrap() {
+        if c.get("resources").is_none() {
+            c["resources"] = json!({});
+        }
+    }
     serde_json::from_value(json!({
         "metadata": {"name": format!("agent-{hash}"), "namespace": "ns",
             "labels": {"app": "agent", "controller-revision-hash": hash},
@@ -94,6 +100,7 @@ fn snapshot(
         pods_on_nodes: BTreeMap::new(),
         priorities: Default::default(),
         now: Some(Time(NOW.parse().unwrap())),
+        server_version: None,
     }
 }
 
@@ -550,4 +557,138 @@ fn a_refused_pod_blocks_every_create_and_restart() {
         assert_eq!(action(&p, n), Action::Blocked, "{n}");
         assert!(codes(&p, n).contains(&"AdmissionRefused"));
     }
+}
+
+/// `snap` as read from a server of Kubernetes 1.`minor`.
+/// Revisions written by that release: before 1.34 getPatch wrote `"creationTimestamp":null`.
+fn on_release(mut snap: Snapshot, minor: u32) -> Snapshot {
+    snap.server_version = crate::engine::version::ServerVersion::parse(
+        "1",
+        &minor.to_string(),
+        &format!("v1.{minor}.2"),
+    );
+    if minor < 34 {
+        for cr in &mut snap.revisions {
+            let data = &mut cr.data.as_mut().unwrap().0;
+            data["spec"]["template"]["metadata"]["creationTimestamp"] = json!(null);
+        }
+    }
+    snap
+}
+
+const MEM_64MI: &str =
+    "{containers: [{name: agent, image: 'agent:1', resources: {requests: {memory: 64Mi}}}]}";
+const MEM_BYTES: &str =
+    "{containers: [{name: agent, image: 'agent:1', resources: {requests: {memory: '67108864'}}}]}";
+
+/// Three nodes running revision `aaa` of MEM_64MI, read from Kubernetes 1.`minor`.
+fn running_64mi(minor: u32) -> Snapshot {
+    let old = ds(1, MEM_64MI, ROLLING);
+    let rev = revision_of(&old, "aaa", 1);
+    let pods = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| ds_pod(n, "aaa", 1, true))
+        .collect();
+    let nodes = ["n1", "n2", "n3"].iter().map(|n| plain_node(n)).collect();
+    on_release(snapshot(old, nodes, pods, vec![rev]), minor)
+}
+
+#[test]
+fn respelled_quantity_keeps_pods_from_1_24() {
+    // templateGeneration stays 1 (the apiserver compares semantically), the bytes differ.
+    let p = preview(&running_64mi(35), &ds(1, MEM_BYTES, ROLLING));
+    assert!(!p.template_changed && p.new_revision && p.new_revision_hash.is_none());
+    assert_eq!(p.rules.server_version.as_deref(), Some("v1.35.2"));
+    assert!(p.rules.template_generation_counts);
+    assert_eq!(p.counts.keep, 3, "pod-template-generation=1 still counts");
+    assert!(!p.would_roll);
+    assert!(
+        p.notes[0].contains("bytes match no ControllerRevision")
+            && p.notes[0].contains("keep running"),
+        "{:?}",
+        p.notes
+    );
+}
+
+#[test]
+fn respelled_quantity_restarts_every_pod_before_1_24() {
+    let p = preview(&running_64mi(20), &ds(1, MEM_BYTES, ROLLING));
+    assert!(!p.template_changed && p.new_revision);
+    assert!(!p.rules.template_generation_counts);
+    assert_eq!(p.counts.restart, 3, "only the hash counts before 1.24");
+    assert_eq!(p.strategy.wave_sizes, vec![1, 1, 1]);
+    assert!(p.would_roll);
+    assert!(
+        p.notes[0].contains("before Kubernetes 1.24"),
+        "{:?}",
+        p.notes
+    );
+    // The same spelling is byte-equal: no new revision, nothing rolls on any release.
+    let same = preview(&running_64mi(20), &ds(1, MEM_64MI, ROLLING));
+    assert!(!same.new_revision && !same.would_roll);
+    assert_eq!(same.new_revision_hash.as_deref(), Some("aaa"));
+}
+
+#[test]
+fn duplicate_revisions_relabel_every_pod() {
+    // Revisions 2 and 3 hold V2's bytes; pods run aaa (V1) and bbb. The controller keeps ccc
+    // (the highest) and relabels every pod with its hash: nothing restarts, on any release.
+    let old = ds(2, V2, ROLLING);
+    let v1 = ds(1, V1, ROLLING);
+    let revs = vec![
+        revision_of(&v1, "aaa", 1),
+        revision_of(&old, "bbb", 2),
+        revision_of(&old, "ccc", 3),
+    ];
+    let pods = vec![
+        ds_pod("n1", "aaa", 1, true),
+        ds_pod("n2", "bbb", 2, true),
+        ds_pod("n3", "ccc", 2, true),
+    ];
+    let nodes: Vec<Node> = ["n1", "n2", "n3"].iter().map(|n| plain_node(n)).collect();
+    for minor in [20, 22, 23, 35] {
+        let mut nodes = nodes.clone();
+        nodes.push(plain_node("n4"));
+        let snap = on_release(
+            snapshot(old.clone(), nodes, pods.clone(), revs.clone()),
+            minor,
+        );
+        let p = preview(&snap, &ds(2, V2, ROLLING));
+        assert_eq!(p.new_revision_hash.as_deref(), Some("ccc"));
+        assert_eq!(p.duplicate_revisions, vec!["agent-bbb".to_string()]);
+        assert!(!p.new_revision);
+        assert_eq!(p.counts.keep, 3, "1.{minor}: every pod relabelled or stuck");
+        assert!(
+            p.notes.iter().any(|n| n.contains("dedupCurHistories")),
+            "{:?}",
+            p.notes
+        );
+        // Before 1.23 the sync fails: not even the pod-less node gets its pod.
+        let stuck = minor < 23;
+        assert_eq!(
+            action(&p, "n4"),
+            if stuck {
+                Action::Unchanged
+            } else {
+                Action::Create
+            }
+        );
+        assert_eq!(
+            p.notes.iter().any(|n| n.contains("every sync fails")),
+            stuck
+        );
+    }
+}
+
+#[test]
+fn revisions_of_another_owner_do_not_count() {
+    // A revision with our labels and V1's bytes, controlled by another DaemonSet: the
+    // controller ignores it (controlledHistories), so the template needs a new revision.
+    let mut snap = running_v1();
+    let mut foreign = revision_of(&snap.daemon_set, "zzz", 9);
+    foreign.metadata.owner_references.as_mut().unwrap()[0].uid = "other-uid".into();
+    snap.revisions = vec![foreign];
+    let p = preview(&snap, &ds(1, V1, ROLLING));
+    assert!(p.new_revision, "{:?}", p.notes);
+    assert_eq!(p.daemon_set.current_revision, None);
 }
