@@ -5,6 +5,9 @@ pub mod client;
 pub mod dry_run;
 pub mod fetch;
 pub mod list;
+#[cfg(test)]
+pub mod mock;
 pub mod mutate;
 pub mod names;
 pub mod proto;
+pub mod retry;

@@ -8,6 +8,7 @@ use crate::engine::reason::Reason;
 use crate::error::Result;
 
 use super::palette::Palette;
+use super::term::escape;
 use super::{io_err, table};
 
 /// The reason shown in the REASON column: the one that decides the state.
@@ -67,10 +68,17 @@ fn header<W: Write>(out: &mut W, e: &Explanation, p: &Palette) -> Result<()> {
         .collect();
     writeln!(out, "States:  {}", states.join(", ")).map_err(io_err)?;
     for r in &e.summary.daemon_set_reasons {
-        writeln!(out, "{} {}: {}", p.bad("Warning:"), r.code(), r.message()).map_err(io_err)?;
+        writeln!(
+            out,
+            "{} {}: {}",
+            p.bad("Warning:"),
+            r.code(),
+            escape(&r.message())
+        )
+        .map_err(io_err)?;
     }
     for n in &e.summary.notes {
-        writeln!(out, "{} {n}", p.warn("Note:")).map_err(io_err)?;
+        writeln!(out, "{} {}", p.warn("Note:"), escape(n)).map_err(io_err)?;
     }
     writeln!(out).map_err(io_err)
 }
@@ -97,7 +105,7 @@ pub fn explanation_table<W: Write>(
                 let reasons: Vec<String> = v
                     .reasons
                     .iter()
-                    .map(|r| format!("{}: {}", r.code(), r.message()))
+                    .map(|r| format!("{}: {}", r.code(), escape(&r.message())))
                     .collect();
                 vec![
                     v.name.clone(),
@@ -113,7 +121,7 @@ pub fn explanation_table<W: Write>(
                 ]
             } else {
                 let reason = main_reason(v)
-                    .map(|r| format!("{}: {}", r.code(), r.message()))
+                    .map(|r| format!("{}: {}", r.code(), escape(&r.message())))
                     .unwrap_or_else(|| "-".into());
                 vec![v.name.clone(), state, reason]
             }

@@ -10,6 +10,7 @@ use crate::engine::rollout::{Action, NodePreview, RolloutPreview};
 use crate::error::Result;
 
 use super::palette::Palette;
+use super::term::escape;
 use super::{diff, io_err, table};
 
 /// The document `-o json|yaml` prints: the preview, how the new object was obtained, and the
@@ -128,7 +129,7 @@ fn header<W: Write>(out: &mut W, doc: &Document, p: &Palette) -> Result<()> {
         ),
     )?;
     for n in &v.notes {
-        w(out, format!("{} {n}", p.warn("Note:")))?;
+        w(out, format!("{} {}", p.warn("Note:"), escape(n)))?;
     }
     writeln!(out).map_err(io_err)
 }
@@ -162,7 +163,7 @@ pub fn main_reason(n: &NodePreview) -> String {
         }
         _ => first_other
             .or(n.reasons.first())
-            .map(|r| format!("{}: {}", r.code(), r.message()))
+            .map(|r| format!("{}: {}", r.code(), escape(&r.message())))
             .unwrap_or_else(|| "-".into()),
     }
 }
@@ -177,7 +178,7 @@ fn all_reasons(n: &NodePreview) -> String {
         .reasons
         .iter()
         .filter(|r| !matches!(r, Reason::OutdatedRevision { .. }))
-        .map(|r| format!("{}: {}", r.code(), r.message()))
+        .map(|r| format!("{}: {}", r.code(), escape(&r.message())))
         .collect();
     if outdated || parts.is_empty() {
         let rev = n.pod_revision.as_deref().unwrap_or("?");

@@ -96,7 +96,13 @@ pub async fn run(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<Exit> {
                     req.backup_path.display()
                 ))
             })?;
-            from_backup(ctx, req, &manifest, &objects, &backup, &journal, stage).await
+            let fallback = skeleton(ctx, req, stage, empty_plan(&manifest));
+            from_backup(ctx, req, &manifest, &objects, &backup, &journal, stage)
+                .await
+                .map_err(|e| {
+                    let state = deleted_state(ctx, req, &new_name);
+                    ctx.after_delete(e, &state, req.backup_path, &fallback)
+                })
         }
     }
 }
@@ -218,24 +224,56 @@ async fn from_live(
         Stage::Start => orphan::backup_and_delete(ctx, old_ds.clone(), req.backup_path).await?,
         _ => orphan::ensure_backup(ctx, &old_ds, backup.as_ref(), req.backup_path).await?,
     };
-    let (orphan_result, orphaned) = orphan::wait_orphaned(ctx, &journal, req.backup_path).await?;
+    let fallback = report.clone();
+    after_orphan_delete(ctx, req, manifest, &old_ds, &journal, report)
+        .await
+        .map_err(|e| {
+            ctx.after_delete(
+                e,
+                &deleted_state(ctx, req, &new_name),
+                req.backup_path,
+                &fallback,
+            )
+        })
+}
+
+/// What the cluster looks like once the old DaemonSet is deleted, for a failure's message.
+fn deleted_state(ctx: &Ctx<'_>, req: &Request<'_>, new_name: &str) -> String {
+    let ns = ctx.ns();
+    format!(
+        "daemonset {ns}/{} is deleted (propagationPolicy=Orphan) and its pods keep running, without an owner until {ns}/{new_name} adopts them",
+        req.old_name
+    )
+}
+
+/// The rest of a run that deleted the old DaemonSet: wait for the orphans, then adopt them.
+async fn after_orphan_delete(
+    ctx: &Ctx<'_>,
+    req: &Request<'_>,
+    manifest: &DaemonSet,
+    old_ds: &DaemonSet,
+    journal: &Journal,
+    mut report: MigrateReport,
+) -> Result<Exit> {
+    let ns = ctx.ns().to_string();
+    let (orphan_result, orphaned) = orphan::wait_orphaned(ctx, journal, req.backup_path).await?;
     report.result = Some(MigrateResult {
         orphan: Some(orphan_result),
         adopt: None,
     });
     if !orphaned {
         let e = Error::Unverified(format!(
-            "timed out waiting for the garbage collector to orphan daemonset {ns}/{}'s pods; run the same command again to resume",
+            "timed out waiting for the garbage collector to orphan daemonset {ns}/{}'s pods",
             req.old_name
         ));
         return fail(ctx, &report, e);
     }
     ctx.failpoint("after-orphan").await;
     let backup = Backup {
-        daemon_set: manifest::clean_for_reapply(&old_ds),
+        daemon_set: manifest::clean_for_reapply(old_ds),
         journal: Some(journal.clone()),
     };
-    adopt_orphans(ctx, req, manifest, &backup, &journal, report, false).await
+    adopt_orphans(ctx, req, manifest, &backup, journal, report, false).await
 }
 
 /// Stages Orphaned and Created: the old DaemonSet is gone; its backup says what it was.
@@ -253,15 +291,6 @@ async fn from_backup(
     }
     let placeholder = skeleton(ctx, req, stage, empty_plan(manifest));
     adopt_orphans(ctx, req, manifest, backup, journal, placeholder, true).await
-}
-
-/// Said when the adoption half fails after the old DaemonSet is gone.
-fn orphaned_note(req: &Request<'_>) -> String {
-    format!(
-        "daemonset {} is deleted, its pods keep running without an owner (backup at {}; run the same command again to finish)",
-        req.old_name,
-        req.backup_path.display()
-    )
 }
 
 fn empty_plan(manifest: &DaemonSet) -> AdoptPlan {
@@ -305,9 +334,7 @@ async fn adopt_orphans(
     };
     let defaulted = match state {
         NameState::Taken { .. } => manifest.clone(),
-        _ => server_defaults(ctx, manifest, &marker, false)
-            .await
-            .map_err(|e| e.context(&orphaned_note(req)))?,
+        _ => server_defaults(ctx, manifest, &marker, false).await?,
     };
     report.adopt = adopt::plan(&PlanInput {
         manifest,
@@ -326,10 +353,7 @@ async fn adopt_orphans(
         let e = if first_plan {
             e
         } else {
-            e.context(&format!(
-                "{}; the adoption is now refused",
-                orphaned_note(req)
-            ))
+            e.context("the adoption is now refused")
         };
         return fail(ctx, &report, e);
     }
@@ -366,7 +390,7 @@ async fn adopt_orphans(
                 adopt: None,
             });
             let e = Error::Unverified(format!(
-                "pods of the deleted daemonset {ns}/{} still carry its ownerReference; run the same command again to resume",
+                "pods of the deleted daemonset {ns}/{} still carry its ownerReference",
                 req.old_name
             ));
             return fail(ctx, &report, e);

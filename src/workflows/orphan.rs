@@ -12,8 +12,10 @@ use super::report::{
     ObjectRef, OrphanPlan, OrphanPod, OrphanReport, OrphanResult, OrphanRevision, ServerDryRun,
     API_VERSION,
 };
-use super::{now_rfc3339, poll_until, refuse_if_blocked, Ctx, Mode, Poll};
-use crate::cluster::fetch::{self, fetch_pods_and_revisions, get_daemon_set_opt};
+use super::{now_rfc3339, poll_until, refuse_if_blocked, Ctx, Mode, Poll, WaitState};
+use crate::cluster::fetch::{
+    self, fetch_pods_and_revisions, get_daemon_set_opt, get_daemon_set_raw,
+};
 use crate::cluster::mutate::{orphan_delete, DeleteOutcome};
 use crate::engine::checks::{orphan_checks, BackupFileState, Check};
 use crate::engine::manifest::Journal;
@@ -23,9 +25,11 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::render;
 
-/// How often the orphaning delete is retried when the DaemonSet's resourceVersion moved on
-/// (the controller writes its status) but its spec did not.
-const DELETE_ATTEMPTS: usize = 5;
+/// How often the orphaning delete is tried when the DaemonSet's resourceVersion moved on between
+/// the read and the delete (the controller writes its status, a tool its annotations) but its
+/// spec did not. Each attempt re-reads right before the delete, so only a writer faster than
+/// one backup fsync keeps failing; the attempts back off as the read retries do.
+const DELETE_ATTEMPTS: u32 = 10;
 
 fn controlled_by(
     uid: &str,
@@ -128,9 +132,14 @@ pub async fn run(ctx: &Ctx<'_>, name: &str, backup_path: &Path) -> Result<Exit> 
         None => backup_and_delete(ctx, ds, backup_path).await?,
         Some(_) => ensure_backup(ctx, &ds, existing.as_ref(), backup_path).await?,
     };
-    let (result, verified) = wait_orphaned(ctx, &journal, backup_path).await?;
+    let state = format!(
+        "daemonset {ns}/{name} is being deleted with propagationPolicy=Orphan and its pods keep running"
+    );
+    let (result, verified) = wait_orphaned(ctx, &journal, backup_path)
+        .await
+        .map_err(|e| ctx.after_delete(e, &state, backup_path, &report))?;
     report.result = Some(result);
-    finish(ctx, &report, verified)
+    finish(ctx, &report, verified).map_err(|e| ctx.after_delete(e, &state, backup_path, &report))
 }
 
 fn finish(ctx: &Ctx<'_>, report: &OrphanReport, verified: bool) -> Result<Exit> {
@@ -162,7 +171,7 @@ fn unverified(progress: Option<&OrphaningProgress>) -> Error {
         }
     }
     Error::Unverified(format!(
-        "timed out waiting for the garbage collector to orphan the DaemonSet's dependents ({}); run the same command again to resume",
+        "timed out waiting for the garbage collector to orphan the DaemonSet's dependents ({})",
         what.join("; ")
     ))
 }
@@ -233,22 +242,45 @@ pub async fn dry_run_delete(ctx: &Ctx<'_>, ds: &DaemonSet) -> Result<ServerDryRu
     })
 }
 
-/// Writes the backup, then deletes with preconditions. When only the resourceVersion moved
-/// (the controller writes status), the backup is rewritten from the fresh object and the
-/// delete retried; a changed spec (generation) or a replaced object (UID) stops the run.
+/// Lists the pods and revisions (the journal), then reads the DaemonSet, writes its backup and
+/// deletes it with that read's UID and resourceVersion as preconditions: nothing but the
+/// backup's fsync lies between the read and the delete, so a namespace where something keeps
+/// writing the DaemonSet (its status, an annotation) does not make every attempt fail with
+/// 409. When only the resourceVersion moved, the next attempt reads, backs up and deletes
+/// again; a changed spec (generation) or a replaced object (UID) stops the run.
 pub async fn backup_and_delete(
     ctx: &Ctx<'_>,
-    mut ds: DaemonSet,
+    planned: DaemonSet,
     backup_path: &Path,
 ) -> Result<Journal> {
-    let ns = ds.metadata.namespace.clone().unwrap_or_default();
-    let name = ds.metadata.name.clone().unwrap_or_default();
-    let planned_generation = ds.metadata.generation;
-    let uid = ds.metadata.uid.clone();
-    for _ in 0..DELETE_ATTEMPTS {
+    let ns = planned.metadata.namespace.clone().unwrap_or_default();
+    let name = planned.metadata.name.clone().unwrap_or_default();
+    let planned_generation = planned.metadata.generation;
+    let uid = planned.metadata.uid.clone();
+    let mut last_conflict = String::new();
+    for attempt in 0..DELETE_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(crate::cluster::retry::delay(attempt - 1, None)).await;
+        }
         let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
+        let fresh = get_daemon_set_raw(&ctx.cluster, &ns, &name).await?;
+        let (raw, ds) = match fresh {
+            Some((raw, f)) if f.metadata.uid == uid && f.metadata.generation == planned_generation => (raw, f),
+            Some((_, f)) if f.metadata.uid == uid => {
+                return Err(Error::Refused(format!(
+                    "daemonset {ns}/{name} was changed since the plan (generation {} -> {}); nothing was deleted: run again to see the new plan",
+                    planned_generation.unwrap_or(0),
+                    f.metadata.generation.unwrap_or(0)
+                )))
+            }
+            _ => {
+                return Err(Error::Refused(format!(
+                    "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
+                )))
+            }
+        };
         let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
-        backup::write(backup_path, &ds, &journal)?;
+        backup::write(backup_path, &raw, &journal)?;
         ctx.progress(&format!(
             "backup of daemonset {ns}/{name} written to {}",
             backup_path.display()
@@ -263,30 +295,15 @@ pub async fn backup_and_delete(
                 return Ok(journal);
             }
             DeleteOutcome::Conflict(msg) => {
-                let fresh = get_daemon_set_opt(&ctx.cluster, &ns, &name).await?;
-                match fresh {
-                    Some(f) if f.metadata.uid == uid && f.metadata.generation == planned_generation => {
-                        ctx.progress(&format!("daemonset {ns}/{name} changed status meanwhile ({msg}); backing up again"));
-                        ds = f;
-                    }
-                    Some(f) if f.metadata.uid == uid => {
-                        return Err(Error::Refused(format!(
-                            "daemonset {ns}/{name} was changed since the plan (generation {} -> {}); nothing was deleted: run again to see the new plan",
-                            planned_generation.unwrap_or(0),
-                            f.metadata.generation.unwrap_or(0)
-                        )))
-                    }
-                    _ => {
-                        return Err(Error::Refused(format!(
-                            "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
-                        )))
-                    }
-                }
+                ctx.progress(&format!(
+                    "daemonset {ns}/{name} changed between the read and the delete ({msg}); reading it and backing it up again"
+                ));
+                last_conflict = msg;
             }
         }
     }
     Err(Error::Forbidden(format!(
-        "daemonset {ns}/{name} kept changing; the orphaning delete failed its preconditions {DELETE_ATTEMPTS} times"
+        "daemonset {ns}/{name} kept changing; the orphaning delete failed its preconditions {DELETE_ATTEMPTS} times ({last_conflict}); nothing was deleted"
     )))
 }
 
@@ -306,13 +323,36 @@ pub async fn ensure_backup(
         }
     }
     let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
-    let journal = backup::journal_for(ds, &pods, &revisions, now_rfc3339());
-    backup::write(backup_path, ds, &journal)?;
+    let (raw, ds) = match get_daemon_set_raw(&ctx.cluster, &ns, &name).await? {
+        Some((raw, f)) if f.metadata.uid == ds.metadata.uid => (raw, f),
+        _ => {
+            let raw = serde_json::to_value(ds)
+                .map_err(|e| Error::Io(format!("rendering the backup: {e}")))?;
+            (raw, ds.clone())
+        }
+    };
+    let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
+    backup::write(backup_path, &raw, &journal)?;
     ctx.progress(&format!(
         "daemonset {ns}/{name} is already being orphan-deleted; its backup was written to {}",
         backup_path.display()
     ));
     Ok(journal)
+}
+
+impl WaitState for OrphaningProgress {
+    fn summary(&self) -> String {
+        format!(
+            "{} pod(s) and {} ControllerRevision(s) still owned by the deleted DaemonSet{}",
+            self.owned_pods.len(),
+            self.owned_revisions.len(),
+            if self.daemon_set_gone {
+                ""
+            } else {
+                ", which is still there"
+            }
+        )
+    }
 }
 
 /// Waits until the DaemonSet named in the journal is gone and no pod or ControllerRevision
@@ -323,7 +363,7 @@ pub async fn wait_orphaned(
     backup_path: &Path,
 ) -> Result<(OrphanResult, bool)> {
     let planned: Vec<String> = journal.pods.iter().map(|p| p.uid.clone()).collect();
-    let (progress, done) = poll_until(ctx.timeout, || async {
+    let (progress, done) = poll_until(ctx, || async {
         let ds = get_daemon_set_opt(&ctx.cluster, &journal.namespace, &journal.name).await?;
         let present = ds.is_some_and(|d| d.metadata.uid.as_deref() == Some(journal.uid.as_str()));
         let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &journal.namespace).await?;

@@ -271,7 +271,7 @@ fn command(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> C
 }
 
 /// Runs kubectl-ds in `dir` (where relative backup paths land) in the test's namespace.
-fn cli(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+pub(crate) fn cli(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let out = command(env, dir, args, vars)
         .output()
         .expect("run kubectl-ds");
@@ -287,7 +287,7 @@ fn spawn(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Chi
 }
 
 /// The error lines of a failed run: exactly one `error: ...` (plus an optional hint).
-fn one_error_line(o: &Output) -> String {
+pub(crate) fn one_error_line(o: &Output) -> String {
     let lines: Vec<&str> = o
         .stderr
         .lines()
@@ -300,7 +300,7 @@ fn one_error_line(o: &Output) -> String {
 
 /// The old DaemonSet: selector {app, release}; its template adds component=<app>-node, which
 /// the new selector uses.
-fn old_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
+pub(crate) fn old_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -321,13 +321,13 @@ fn old_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
 
 /// The new DaemonSet: another name, the compatible selector component=<app>-node, the same
 /// template.
-fn new_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
+pub(crate) fn new_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
     let mut m = old_manifest(env, name, app);
     m["spec"]["selector"] = json!({"matchLabels": {"component": format!("{app}-node")}});
     m
 }
 
-fn write(dir: &Path, file: &str, v: &Value) -> PathBuf {
+pub(crate) fn write(dir: &Path, file: &str, v: &Value) -> PathBuf {
     let p = dir.join(file);
     std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
     p
@@ -344,7 +344,10 @@ fn controller_uid(
 }
 
 /// Live (non-terminating) pods of `app`: uid -> (node, controller uid).
-async fn pods_of(env: &TestEnv, app: &str) -> BTreeMap<String, (String, Option<String>)> {
+pub(crate) async fn pods_of(
+    env: &TestEnv,
+    app: &str,
+) -> BTreeMap<String, (String, Option<String>)> {
     env.pods(app)
         .await
         .into_iter()
@@ -364,7 +367,7 @@ async fn pods_of(env: &TestEnv, app: &str) -> BTreeMap<String, (String, Option<S
 }
 
 /// Creates the old DaemonSet, waits for it, and returns its pods' UIDs by node.
-async fn start_old(
+pub(crate) async fn start_old(
     env: &TestEnv,
     name: &str,
     app: &str,
@@ -379,7 +382,7 @@ async fn start_old(
 
 /// Every pod of `before` runs with the same UID, controlled by `new_name`; one pod per node;
 /// the new DaemonSet counts all of them up to date; its revisions are its own.
-async fn assert_migrated(
+pub(crate) async fn assert_migrated(
     env: &TestEnv,
     new_name: &str,
     app: &str,
@@ -468,7 +471,7 @@ async fn assert_untouched(
     assert_eq!(&now, before, "pods and their owners unchanged");
 }
 
-async fn nodes(env: &mut TestEnv, n: usize) {
+pub(crate) async fn nodes(env: &mut TestEnv, n: usize) {
     for i in 0..n {
         env.node(&format!("n{i}"), NodeSpec::default()).await;
     }
