@@ -6,6 +6,7 @@ use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
+use serde_json::Value;
 
 use super::backup::{self, Backup};
 use super::report::{
@@ -27,8 +28,8 @@ use crate::render;
 
 /// How often the orphaning delete is tried when the DaemonSet's resourceVersion moved on between
 /// the read and the delete (the controller writes its status, a tool its annotations) but its
-/// spec did not. Each attempt re-reads right before the delete, so only a writer faster than
-/// one backup fsync keeps failing; the attempts back off as the read retries do.
+/// spec did not. Each attempt reads again right before the delete, so only a writer faster than
+/// that one round trip keeps failing; the attempts back off as the read retries do.
 const DELETE_ATTEMPTS: u32 = 10;
 
 fn controlled_by(
@@ -242,12 +243,16 @@ pub async fn dry_run_delete(ctx: &Ctx<'_>, ds: &DaemonSet) -> Result<ServerDryRu
     })
 }
 
-/// Lists the pods and revisions (the journal), then reads the DaemonSet, writes its backup and
-/// deletes it with that read's UID and resourceVersion as preconditions: nothing but the
-/// backup's fsync lies between the read and the delete, so a namespace where something keeps
-/// writing the DaemonSet (its status, an annotation) does not make every attempt fail with
-/// 409. When only the resourceVersion moved, the next attempt reads, backs up and deletes
-/// again; a changed spec (generation) or a replaced object (UID) stops the run.
+/// Writes the backup, then deletes with UID and resourceVersion preconditions taken from a read
+/// made right before the delete (nothing but that read lies between them; the long lists and the
+/// backup's fsync come before), so a namespace where something keeps writing the DaemonSet (its
+/// status, an annotation) does not make every attempt fail with 409.
+///
+/// Both reads must show the planned UID and generation: the spec that is deleted is the spec
+/// in the backup. If only metadata or status moved between the backup and the delete (the
+/// resourceVersion differs), the backup is rewritten at once from the object the delete was
+/// conditioned on, so it ends up exactly what was deleted. A changed spec (generation) or a
+/// replaced object (UID) stops the run; a 409 from the delete tries again.
 pub async fn backup_and_delete(
     ctx: &Ctx<'_>,
     planned: DaemonSet,
@@ -255,30 +260,13 @@ pub async fn backup_and_delete(
 ) -> Result<Journal> {
     let ns = planned.metadata.namespace.clone().unwrap_or_default();
     let name = planned.metadata.name.clone().unwrap_or_default();
-    let planned_generation = planned.metadata.generation;
-    let uid = planned.metadata.uid.clone();
     let mut last_conflict = String::new();
     for attempt in 0..DELETE_ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(crate::cluster::retry::delay(attempt - 1, None)).await;
         }
         let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
-        let fresh = get_daemon_set_raw(&ctx.cluster, &ns, &name).await?;
-        let (raw, ds) = match fresh {
-            Some((raw, f)) if f.metadata.uid == uid && f.metadata.generation == planned_generation => (raw, f),
-            Some((_, f)) if f.metadata.uid == uid => {
-                return Err(Error::Refused(format!(
-                    "daemonset {ns}/{name} was changed since the plan (generation {} -> {}); nothing was deleted: run again to see the new plan",
-                    planned_generation.unwrap_or(0),
-                    f.metadata.generation.unwrap_or(0)
-                )))
-            }
-            _ => {
-                return Err(Error::Refused(format!(
-                    "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
-                )))
-            }
-        };
+        let (raw, ds) = read_as_planned(ctx, &planned).await?;
         let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
         backup::write(backup_path, &raw, &journal)?;
         ctx.progress(&format!(
@@ -286,8 +274,18 @@ pub async fn backup_and_delete(
             backup_path.display()
         ));
         ctx.failpoint("after-backup").await;
-        match orphan_delete(&ctx.cluster, &ds, false).await? {
+        let (fresh_raw, fresh) = read_as_planned(ctx, &planned).await?;
+        match orphan_delete(&ctx.cluster, &fresh, false).await? {
             DeleteOutcome::Accepted(_) | DeleteOutcome::Deleted => {
+                let journal = if fresh.metadata.resource_version == ds.metadata.resource_version {
+                    journal
+                } else {
+                    // Same spec (generation); metadata or status moved: the backup becomes
+                    // exactly the object that was deleted.
+                    let j = backup::journal_for(&fresh, &pods, &revisions, now_rfc3339());
+                    backup::write(backup_path, &fresh_raw, &j)?;
+                    j
+                };
                 ctx.progress(&format!(
                     "daemonset {ns}/{name} deleted with propagationPolicy=Orphan; waiting for the garbage collector"
                 ));
@@ -296,7 +294,7 @@ pub async fn backup_and_delete(
             }
             DeleteOutcome::Conflict(msg) => {
                 ctx.progress(&format!(
-                    "daemonset {ns}/{name} changed between the read and the delete ({msg}); reading it and backing it up again"
+                    "daemonset {ns}/{name} changed between the read and the delete ({msg}); trying again"
                 ));
                 last_conflict = msg;
             }
@@ -305,6 +303,30 @@ pub async fn backup_and_delete(
     Err(Error::Forbidden(format!(
         "daemonset {ns}/{name} kept changing; the orphaning delete failed its preconditions {DELETE_ATTEMPTS} times ({last_conflict}); nothing was deleted"
     )))
+}
+
+/// Reads the DaemonSet (raw and typed) and checks it is still the planned one: same UID, same
+/// generation (spec unchanged).
+async fn read_as_planned(ctx: &Ctx<'_>, planned: &DaemonSet) -> Result<(Value, DaemonSet)> {
+    let ns = planned.metadata.namespace.clone().unwrap_or_default();
+    let name = planned.metadata.name.clone().unwrap_or_default();
+    let planned_generation = planned.metadata.generation;
+    match get_daemon_set_raw(&ctx.cluster, &ns, &name).await? {
+        Some((raw, f))
+            if f.metadata.uid == planned.metadata.uid
+                && f.metadata.generation == planned_generation =>
+        {
+            Ok((raw, f))
+        }
+        Some((_, f)) if f.metadata.uid == planned.metadata.uid => Err(Error::Refused(format!(
+            "daemonset {ns}/{name} was changed since the plan (generation {} -> {}); nothing was deleted: run again to see the new plan",
+            planned_generation.unwrap_or(0),
+            f.metadata.generation.unwrap_or(0)
+        ))),
+        _ => Err(Error::Refused(format!(
+            "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
+        ))),
+    }
 }
 
 /// An orphaning delete is already under way (an earlier run): make sure its backup is on disk,
