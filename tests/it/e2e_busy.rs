@@ -336,3 +336,69 @@ async fn rejected_credentials_are_exit_3() {
         "the apiserver's message: {line}"
     );
 }
+
+/// A failure after the old DaemonSet is deleted (here: `--timeout=1ms` runs out while the
+/// garbage collector orphans the pods) says what state the cluster is in, where the backup is
+/// and the exact command that resumes; `-o json` still prints its document. That command,
+/// given time, finishes the migration with every pod kept.
+#[tokio::test]
+async fn a_failure_after_the_delete_names_the_backup_and_the_command_that_resumes() {
+    let mut env = TestEnv::new("busy-resume").await;
+    nodes(&mut env, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = start_old(&env, "agent", "agent", 2).await;
+    let new = write(
+        dir.path(),
+        "new.yaml",
+        &new_manifest(&env, "node-agent", "agent"),
+    );
+    let new = new.to_str().unwrap();
+    let args = [
+        "migrate",
+        "agent",
+        "-f",
+        new,
+        "--yes",
+        "-o",
+        "json",
+        "--timeout=1ms",
+    ];
+    let out = cli(&env, dir.path(), &args, &[]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let line = one_error_line(&out);
+    let backup = format!("{}-agent.daemonset.yaml", env.ns);
+    assert!(
+        line.contains("timed out waiting for the garbage collector"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "daemonset {}/agent is deleted (propagationPolicy=Orphan) and its pods keep running",
+            env.ns
+        )),
+        "{line}"
+    );
+    assert!(line.contains(&format!("the backup is {backup}")), "{line}");
+    let resume = format!(
+        "kubectl ds migrate agent -f {new} --yes -o json --timeout=1ms -n {}",
+        env.ns
+    );
+    assert!(
+        line.ends_with(&format!("to resume, run: {resume}")),
+        "{line}"
+    );
+    let report: Value = serde_json::from_str(&out.stdout).expect("the JSON document");
+    assert_eq!(report["kind"], "MigrateReport");
+    assert_eq!(report["result"]["orphan"]["verified"], false);
+    // The printed command (with time to wait) finishes the job.
+    let again: Vec<String> = resume
+        .replace("--timeout=1ms", "--timeout=60s")
+        .split(' ')
+        .skip(2)
+        .map(String::from)
+        .collect();
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let done = cli(&env, dir.path(), &again[..again.len() - 2], &[]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_migrated(&env, "node-agent", "agent", &before).await;
+}
