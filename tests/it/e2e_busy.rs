@@ -402,3 +402,63 @@ async fn a_failure_after_the_delete_names_the_backup_and_the_command_that_resume
     assert_eq!(done.code, 0, "{}", done.stderr);
     assert_migrated(&env, "node-agent", "agent", &before).await;
 }
+
+/// Absurd `--timeout` / `--request-timeout` values on a real cluster: one error line, exit 2,
+/// nothing changed (the DaemonSet and its pods keep their UIDs). A huge but valid value works.
+#[tokio::test]
+async fn absurd_durations_are_refused_and_change_nothing() {
+    let mut env = TestEnv::new("busy-durations").await;
+    nodes(&mut env, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = start_old(&env, "agent", "agent", 1).await;
+    let uid = env.ds_api().get("agent").await.unwrap().metadata.uid;
+    for value in [
+        "-1s",
+        "99999999999999999999h",
+        "18446744073709551616",
+        "1e400s",
+        "soon",
+        "5s5",
+        "",
+    ] {
+        let timeout = format!("--timeout={value}");
+        let request_timeout = format!("--request-timeout={value}");
+        for args in [
+            vec!["orphan", "agent", "--yes", timeout.as_str()],
+            vec![
+                "migrate",
+                "agent",
+                "-f",
+                "x.yaml",
+                "--yes",
+                timeout.as_str(),
+            ],
+            vec!["orphan", "agent", "--yes", request_timeout.as_str()],
+            vec!["explain", "agent", request_timeout.as_str()],
+        ] {
+            let out = cli(&env, dir.path(), &args, &[]);
+            assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+            let line = one_error_line(&out);
+            assert!(line.contains("timeout"), "{args:?}: {line}");
+        }
+    }
+    assert_eq!(env.ds_api().get("agent").await.unwrap().metadata.uid, uid);
+    assert_eq!(
+        pods_of(&env, "agent").await,
+        before,
+        "pods and owners unchanged"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no backup written"
+    );
+    // The limit itself is a valid value.
+    let out = cli(
+        &env,
+        dir.path(),
+        &["explain", "agent", "--request-timeout=2562047h"],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
