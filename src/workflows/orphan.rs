@@ -28,9 +28,12 @@ use crate::render;
 
 /// How often the orphaning delete is tried when the DaemonSet's resourceVersion moved on between
 /// the read and the delete (the controller writes its status, a tool its annotations) but its
-/// spec did not. Each attempt reads again right before the delete, so only a writer faster than
-/// that one round trip keeps failing; the attempts back off as the read retries do.
-const DELETE_ATTEMPTS: u32 = 10;
+/// spec did not. An attempt is one read and the delete right after it (two round trips), so
+/// against a writer patching back to back (tens of writes a second) some attempt gets through;
+/// [`DELETE_PAUSE`] more between attempts each time, up to [`DELETE_PAUSE_MAX`] (about 4 s in all).
+const DELETE_ATTEMPTS: u32 = 50;
+const DELETE_PAUSE: std::time::Duration = std::time::Duration::from_millis(7);
+const DELETE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn controlled_by(
     uid: &str,
@@ -246,7 +249,8 @@ pub async fn dry_run_delete(ctx: &Ctx<'_>, ds: &DaemonSet) -> Result<ServerDryRu
 /// Writes the backup, then deletes with UID and resourceVersion preconditions taken from a read
 /// made right before the delete (nothing but that read lies between them; the long lists and the
 /// backup's fsync come before), so a namespace where something keeps writing the DaemonSet (its
-/// status, an annotation) does not make every attempt fail with 409.
+/// status, an annotation) does not make every attempt fail with 409: a 409 reads and deletes
+/// again.
 ///
 /// Both reads must show the planned UID and generation: the spec that is deleted is the spec
 /// in the backup. If only metadata or status moved between the backup and the delete (the
@@ -260,20 +264,22 @@ pub async fn backup_and_delete(
 ) -> Result<Journal> {
     let ns = planned.metadata.namespace.clone().unwrap_or_default();
     let name = planned.metadata.name.clone().unwrap_or_default();
+    let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
+    let (raw, ds) = read_as_planned(ctx, &planned).await?;
+    let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
+    backup::write(backup_path, &raw, &journal)?;
+    ctx.progress(&format!(
+        "backup of daemonset {ns}/{name} written to {}",
+        backup_path.display()
+    ));
+    ctx.failpoint("after-backup").await;
     let mut last_conflict = String::new();
     for attempt in 0..DELETE_ATTEMPTS {
         if attempt > 0 {
-            tokio::time::sleep(crate::cluster::retry::delay(attempt - 1, None)).await;
+            // A short, growing pause: out of step with a writer that keeps patching.
+            let pause = DELETE_PAUSE.saturating_mul(attempt).min(DELETE_PAUSE_MAX);
+            tokio::time::sleep(pause).await;
         }
-        let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
-        let (raw, ds) = read_as_planned(ctx, &planned).await?;
-        let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
-        backup::write(backup_path, &raw, &journal)?;
-        ctx.progress(&format!(
-            "backup of daemonset {ns}/{name} written to {}",
-            backup_path.display()
-        ));
-        ctx.failpoint("after-backup").await;
         let (fresh_raw, fresh) = read_as_planned(ctx, &planned).await?;
         match orphan_delete(&ctx.cluster, &fresh, false).await? {
             DeleteOutcome::Accepted(_) | DeleteOutcome::Deleted => {
@@ -286,18 +292,19 @@ pub async fn backup_and_delete(
                     backup::write(backup_path, &fresh_raw, &j)?;
                     j
                 };
+                if attempt > 0 {
+                    ctx.progress(&format!(
+                        "daemonset {ns}/{name}: the delete went through at attempt {} ({last_conflict})",
+                        attempt + 1
+                    ));
+                }
                 ctx.progress(&format!(
                     "daemonset {ns}/{name} deleted with propagationPolicy=Orphan; waiting for the garbage collector"
                 ));
                 ctx.failpoint("after-delete").await;
                 return Ok(journal);
             }
-            DeleteOutcome::Conflict(msg) => {
-                ctx.progress(&format!(
-                    "daemonset {ns}/{name} changed between the read and the delete ({msg}); trying again"
-                ));
-                last_conflict = msg;
-            }
+            DeleteOutcome::Conflict(msg) => last_conflict = msg,
         }
     }
     Err(Error::Forbidden(format!(
