@@ -69,7 +69,15 @@ impl Error {
 
     /// The same error with `prefix: ` before its message (the exit code is kept).
     pub fn context(self, prefix: &str) -> Error {
-        let p = |m: String| format!("{prefix}: {m}");
+        self.map_message(|m| format!("{prefix}: {m}"))
+    }
+
+    /// The same error with `; note` after its message (the exit code is kept).
+    pub fn note(self, note: &str) -> Error {
+        self.map_message(|m| format!("{m}; {note}"))
+    }
+
+    fn map_message(self, p: impl Fn(String) -> String) -> Error {
         match self {
             Error::Usage(m) => Error::Usage(p(m)),
             Error::Input(m) => Error::Input(p(m)),
@@ -96,7 +104,17 @@ impl Error {
     /// Wraps a kube client error with what we were doing ("listing nodes").
     pub fn kube(context: &str, err: kube::Error) -> Error {
         use kube::Error as K;
+        if let Some(auth) = find_auth_error(&err) {
+            return Error::Connection(format!(
+                "{context}: getting credentials: {}",
+                auth_text(auth)
+            ));
+        }
         match &err {
+            K::Api(status) if status.code == 401 => Error::Connection(format!(
+                "{context}: unauthorized: the apiserver rejected the credentials ({}); check the kubeconfig's user, --token or --user",
+                status.message
+            )),
             K::Api(status) if status.code == 403 => {
                 Error::Forbidden(format!("{context}: forbidden: {}", status.message))
             }
@@ -120,6 +138,44 @@ impl Error {
             }
             _ => Error::Api(format!("{context}: {}", chain(&err))),
         }
+    }
+}
+
+/// The credential failure inside a kube error (an exec plugin that failed, a token file that
+/// cannot be read), if that is what it is: the auth layer's errors arrive boxed.
+fn find_auth_error(err: &kube::Error) -> Option<&kube::client::AuthError> {
+    if let kube::Error::Auth(a) = err {
+        return Some(a);
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = src {
+        if let Some(a) = e.downcast_ref::<kube::client::AuthError>() {
+            return Some(a);
+        }
+        src = e.source();
+    }
+    None
+}
+
+/// A credential failure in one line; for a failed exec plugin, its exit status and what it
+/// wrote on stderr (kube's own message prints the raw output bytes).
+fn auth_text(err: &kube::client::AuthError) -> String {
+    use kube::client::AuthError as A;
+    match err {
+        A::AuthExecRun { cmd, out } => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = stderr.trim();
+            let said = if stderr.is_empty() {
+                String::new()
+            } else {
+                format!(": {stderr}")
+            };
+            format!(
+                "the exec credential plugin {cmd} failed ({}){said}",
+                out.status
+            )
+        }
+        other => chain(other),
     }
 }
 

@@ -29,7 +29,8 @@ pub enum Exit {
     /// Standard output was closed by its reader (`| head`): no message, 128 + SIGPIPE, the
     /// status a shell reports for kubectl, which dies of SIGPIPE.
     OutputClosed = 141,
-    /// Test-only: a `KUBECTL_DS_FAILPOINT` stopped the process on purpose.
+    /// Test-only: a `KUBECTL_DS_FAILPOINT` stopped the process on purpose (debug builds only).
+    #[cfg_attr(not(any(debug_assertions, feature = "failpoints")), allow(dead_code))]
     Failpoint = 99,
 }
 

@@ -16,6 +16,9 @@ mod settings;
 mod workflows;
 mod yaml;
 
+#[cfg(test)]
+mod readers_fuzz;
+
 use std::process::ExitCode;
 
 /// mimalloc instead of the system allocator: parsing 5,000 nodes and pods is millions of small
@@ -71,9 +74,10 @@ fn report(err: &error::Error) -> ExitCode {
         // As kubectl piped into `head`: no message once the reader has gone.
         return err.exit_code().into();
     }
-    eprintln!("error: {err}");
+    // Names and messages in errors come from the cluster: escaped as in table output.
+    eprintln!("error: {}", render::term::escape(&err.to_string()));
     if let Some(hint) = err.hint() {
-        eprintln!("hint: {hint}");
+        eprintln!("hint: {}", render::term::escape(hint));
     }
     err.exit_code().into()
 }

@@ -18,11 +18,18 @@ pub struct Settings {
     pub interactive: bool,
     /// Test-only: `KUBECTL_DS_FAILPOINT=STEP[:hang]` makes a mutating workflow exit abruptly
     /// (or hang until killed) right after STEP (after-backup, after-delete, after-orphan,
-    /// after-create), to prove that re-running the same command finishes the job.
+    /// after-create), to prove that re-running the same command finishes the job. Compiled
+    /// only into debug builds (`cargo test`) or with `--features failpoints`: a release build
+    /// has no failpoints and never reads the variable.
+    #[cfg(any(debug_assertions, feature = "failpoints"))]
     pub failpoint: Option<String>,
+    /// This command line as the user can type it again (`kubectl ds ...`, shell-quoted): what
+    /// a mutating workflow names to resume after a failure.
+    pub command_line: String,
 }
 
 /// The test-only failpoint variable (see [`Settings::failpoint`]).
+#[cfg(any(debug_assertions, feature = "failpoints"))]
 pub const FAILPOINT_VAR: &str = "KUBECTL_DS_FAILPOINT";
 
 impl Settings {
@@ -37,9 +44,30 @@ impl Settings {
             color,
             request_timeout,
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            #[cfg(any(debug_assertions, feature = "failpoints"))]
             failpoint: std::env::var(FAILPOINT_VAR).ok().filter(|v| !v.is_empty()),
+            command_line: command_line(std::env::args().skip(1)),
         })
     }
+}
+
+/// `kubectl ds ARGS...`, each argument quoted for a POSIX shell where it needs it.
+pub fn command_line(args: impl Iterator<Item = String>) -> String {
+    let mut out = String::from("kubectl ds");
+    for a in args {
+        out.push(' ');
+        let plain = !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+        if plain {
+            out.push_str(&a);
+        } else {
+            out.push('\'');
+            out.push_str(&a.replace('\'', "'\\''"));
+            out.push('\'');
+        }
+    }
+    out
 }
 
 /// `--color=auto` colours only a terminal, and never when NO_COLOR is set (no-color.org).
@@ -51,15 +79,32 @@ pub fn decide_color(choice: ColorChoice, stdout_is_tty: bool, no_color: bool) ->
     }
 }
 
+/// The longest duration accepted: Go's `time.Duration` limit (2^63-1 ns, about 292 years),
+/// which kubectl's `time.ParseDuration` enforces ("invalid duration" beyond it).
+pub const MAX_DURATION: Duration = Duration::from_secs(i64::MAX as u64 / 1_000_000_000);
+
 /// Parses kubectl-style durations: a bare integer is seconds; else a sequence such as
-/// `1h2m3s`, `500ms`, `1.5s`.
+/// `1h2m3s`, `500ms`, `1.5s`. Negative, non-numeric and out-of-range values are errors
+/// (never a panic): mirrors Go's time.ParseDuration, which kubectl uses.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty duration".into());
     }
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+    if t.starts_with('-') {
+        return Err(format!("{text:?}: a duration cannot be negative"));
+    }
+    let too_long = || {
+        format!(
+            "{text:?}: too long (the limit is {}h)",
+            MAX_DURATION.as_secs() / 3600
+        )
+    };
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return match t.parse::<u64>() {
+            Ok(secs) if secs <= MAX_DURATION.as_secs() => Ok(Duration::from_secs(secs)),
+            _ => Err(too_long()),
+        };
     }
     let mut total = 0f64;
     let mut rest = t;
@@ -87,7 +132,11 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         total += value * factor;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // Duration::from_secs_f64 panics on values it cannot hold: check first.
+    if !total.is_finite() || total > MAX_DURATION.as_secs_f64() {
+        return Err(too_long());
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| too_long())
 }
 
 #[cfg(test)]
@@ -105,6 +154,53 @@ mod tests {
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    /// Absurd values are errors with a reason, never a panic.
+    #[test]
+    fn absurd_durations_are_errors() {
+        let cases = [
+            ("-5", "negative"),
+            ("-1s", "negative"),
+            ("18446744073709551616", "too long"),
+            ("18446744073709551615", "too long"),
+            ("9999999999999999999999999h", "too long"),
+            ("1e400s", "unknown unit"),
+            ("NaN", "expected a number"),
+            ("inf", "expected a number"),
+            ("1.2.3s", "bad number"),
+            ("5s5", "missing unit"),
+            ("ten", "expected a number"),
+        ];
+        let long = format!("{}h", "9".repeat(400));
+        for (input, want) in cases.iter().copied().chain([(long.as_str(), "too long")]) {
+            let e = parse_duration(input).unwrap_err();
+            assert!(e.contains(want), "{input}: {e}");
+        }
+        assert_eq!(
+            parse_duration("2562047h").unwrap().as_secs(),
+            2562047 * 3600
+        );
+        assert_eq!(
+            parse_duration(&MAX_DURATION.as_secs().to_string()).unwrap(),
+            MAX_DURATION
+        );
+    }
+
+    #[test]
+    fn command_lines_are_quoted_for_the_shell() {
+        let args = [
+            "migrate",
+            "old",
+            "-f",
+            "my dir/new.yaml",
+            "--backup=it's.yaml",
+            "",
+        ];
+        assert_eq!(
+            command_line(args.iter().map(|s| s.to_string())),
+            "kubectl ds migrate old -f 'my dir/new.yaml' '--backup=it'\\''s.yaml' ''"
+        );
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! A kube client built from kubectl's flags: --kubeconfig, --context, --cluster, --user,
-//! --as, --as-group, --token, --server, --request-timeout; KUBECONFIG merged as kubectl does.
+//! --as, --as-group, --as-uid, --token, --server, --request-timeout; KUBECONFIG merged as
+//! kubectl does. Every request goes through [`super::retry`].
 
 use std::path::PathBuf;
 
+use kube::client::ClientBuilder;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::Client;
+use tower::buffer::BufferLayer;
+use tower::retry::RetryLayer;
+use tower::ServiceBuilder;
 
 use crate::error::{chain, Error, Result};
 use crate::settings::Settings;
@@ -109,6 +114,10 @@ pub async fn config(settings: &Settings) -> Result<Config> {
     if !g.as_group.is_empty() {
         cfg.auth_info.impersonate_groups = Some(g.as_group.clone());
     }
+    if let Some(uid) = &g.as_uid {
+        // Sent as the Impersonate-Uid header (kube's ConfigExt, as client-go's transport).
+        cfg.auth_info.impersonate_uid = Some(uid.clone());
+    }
     if let Some(ns) = &g.namespace {
         cfg.default_namespace = ns.clone();
     }
@@ -124,7 +133,64 @@ pub async fn config(settings: &Settings) -> Result<Config> {
 pub async fn connect(settings: &Settings) -> Result<Cluster> {
     let cfg = config(settings).await?;
     let namespace = cfg.default_namespace.clone();
-    let client = Client::try_from(cfg)
-        .map_err(|e| Error::Config(format!("building the client: {}", chain(&e))))?;
+    let client = client_for(cfg)?;
     Ok(Cluster { client, namespace })
+}
+
+/// The client for `cfg`, every request under kubectl-ds's retry policy (kube's own retry layer
+/// off: see [`super::retry`]). Must be called inside the tokio runtime (the buffer's worker).
+pub fn client_for(mut cfg: Config) -> Result<Client> {
+    cfg.default_retry = false;
+    let builder =
+        ClientBuilder::try_from(cfg).map_err(|e| Error::kube("building the client", e))?;
+    let layers = ServiceBuilder::new()
+        .layer(RetryLayer::new(super::retry::RetryPolicy::default()))
+        .layer(BufferLayer::<http::Request<kube::client::Body>>::new(1024));
+    Ok(builder.with_layer(&layers).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::GlobalFlags;
+    use crate::cluster::mock::{self, Reply};
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use kube::Api;
+
+    /// --as, --as-group and --as-uid reach the apiserver as kubectl sends them.
+    #[tokio::test]
+    async fn impersonation_flags_become_headers() {
+        let (url, seen) = mock::serve(vec![Reply::json(
+            200,
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "a"}}),
+        )])
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("config");
+        std::fs::write(
+            &kc,
+            format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{url}'}}}}]\nusers: [{{name: u, user: {{token: secret}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: ns}}}}]\ncurrent-context: x\n"),
+        )
+        .unwrap();
+        let global = GlobalFlags {
+            kubeconfig: Some(kc),
+            as_user: Some("jane".into()),
+            as_group: vec!["devs".into()],
+            as_uid: Some("1234-uid".into()),
+            request_timeout: "0".into(),
+            ..GlobalFlags::default()
+        };
+        let settings = Settings::resolve(&global).unwrap();
+        let cluster = connect(&settings).await.unwrap();
+        let api: Api<DaemonSet> = Api::namespaced(cluster.client, &cluster.namespace);
+        api.get("a").await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        let r = &seen[0];
+        assert_eq!(r.line, "GET /apis/apps/v1/namespaces/ns/daemonsets/a");
+        assert_eq!(r.header("impersonate-user"), Some("jane"));
+        assert_eq!(r.header("impersonate-group"), Some("devs"));
+        assert_eq!(r.header("impersonate-uid"), Some("1234-uid"));
+        assert_eq!(r.header("authorization"), Some("Bearer secret"));
+    }
 }

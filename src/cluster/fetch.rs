@@ -48,7 +48,13 @@ where
     }
 }
 
-/// Lists every object, page by page, without their managedFields (see [`super::list`]).
+/// How often a list restarts when its continue token expired (410 Gone).
+const GONE_RESTARTS: usize = 3;
+
+/// Lists every object, page by page, without their managedFields (see [`super::list`]). A
+/// continue token that expired meanwhile (410 Gone: etcd compacted the revision the list
+/// started at, on a busy cluster with a long list) restarts the list from the first page, as
+/// client-go's pager falls back to a fresh list on ResourceExpired (tools/pager ListPages).
 pub async fn list_all<K>(api: Api<K>, lp: ListParams, what: &str) -> Result<Vec<K>>
 where
     K: Resource + DeserializeOwned,
@@ -56,17 +62,23 @@ where
     let context = format!("listing {what}");
     let request = kube::core::Request::new(api.resource_url());
     let client = api.into_client();
-    paginate(lp, |lp| {
-        let req = request.list(&lp).map_err(kube::Error::BuildRequest);
-        let client = client.clone();
-        async move {
-            let page: ListPage<K> = client.request(req?).await?;
-            let next = page.metadata.continue_.filter(|c| !c.is_empty());
-            Ok((page.items, next))
+    let mut restarts = 0;
+    loop {
+        let listed = paginate(lp.clone(), |lp| {
+            let req = request.list(&lp).map_err(kube::Error::BuildRequest);
+            let client = client.clone();
+            async move {
+                let page: ListPage<K> = client.request(req?).await?;
+                let next = page.metadata.continue_.filter(|c| !c.is_empty());
+                Ok((page.items, next))
+            }
+        })
+        .await;
+        match listed {
+            Err(kube::Error::Api(s)) if s.code == 410 && restarts < GONE_RESTARTS => restarts += 1,
+            other => return other.map_err(|e| Error::kube(&context, e)),
         }
-    })
-    .await
-    .map_err(|e| Error::kube(&context, e))
+    }
 }
 
 /// Lists nodes or pods in protobuf (see [`super::proto`]), page by page; if the apiserver's
@@ -333,6 +345,28 @@ pub async fn get_daemon_set_opt(
         .map_err(|e| Error::kube(&format!("getting daemonset {ns}/{name}"), e))
 }
 
+/// Gets a DaemonSet as the apiserver sent it (raw JSON, every field kept, also those this
+/// build's k8s-openapi does not model) and typed; None when it does not exist.
+pub async fn get_daemon_set_raw(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+) -> Result<Option<(serde_json::Value, DaemonSet)>> {
+    let what = format!("getting daemonset {ns}/{name}");
+    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), ns);
+    let req = kube::core::Request::new(api.resource_url())
+        .get(name, &kube::api::GetParams::default())
+        .map_err(|e| Error::kube(&what, kube::Error::BuildRequest(e)))?;
+    let raw: serde_json::Value = match cluster.client.request(req).await {
+        Ok(v) => v,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+        Err(e) => return Err(Error::kube(&what, e)),
+    };
+    let typed: DaemonSet = serde_json::from_value(raw.clone())
+        .map_err(|e| Error::Api(format!("{what}: unreadable answer: {e}")))?;
+    Ok(Some((raw, typed)))
+}
+
 /// Every pod, ControllerRevision and DaemonSet of a namespace, and every node: what the
 /// orphan/adopt checks read (adoption considers every pod of the namespace, as ClaimPods does).
 #[derive(Debug, Clone, Default)]
@@ -398,6 +432,48 @@ mod tests {
         )
         .unwrap();
         assert_eq!(selector_text(&sel), "app=a,tier in (x,y),!z");
+    }
+
+    /// A continue token that expired (410 Gone) restarts the list from its first page.
+    #[tokio::test]
+    async fn a_list_restarts_when_its_continue_token_expired() {
+        use crate::cluster::mock::{self, Reply};
+        use serde_json::json;
+        let page = |names: &[&str], next: &str| {
+            let items: Vec<_> = names
+                .iter()
+                .map(|n| json!({"metadata": {"name": n, "namespace": "ns"}}))
+                .collect();
+            Reply::json(
+                200,
+                json!({"kind": "PodList", "apiVersion": "v1",
+                    "metadata": {"continue": next}, "items": items}),
+            )
+        };
+        let (url, seen) = mock::serve(vec![
+            page(&["a"], "c1"),
+            Reply::status(410, "Expired"),
+            page(&["a"], "c2"),
+            page(&["b"], ""),
+        ])
+        .await;
+        let api: Api<Pod> = Api::namespaced(mock::client(&url), "ns");
+        let pods = list_all(api, ListParams::default(), "pods").await.unwrap();
+        let names: Vec<_> = pods
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let lines: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.line.clone())
+            .collect();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(lines[1].contains("continue=c1"), "{lines:?}");
+        assert!(!lines[2].contains("continue="), "restarted: {lines:?}");
+        assert!(lines[3].contains("continue=c2"), "{lines:?}");
     }
 
     #[test]

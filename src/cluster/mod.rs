@@ -8,6 +8,9 @@ pub mod dry_run;
 pub mod fetch;
 pub mod lease;
 pub mod list;
+#[cfg(test)]
+pub mod mock;
 pub mod mutate;
 pub mod names;
 pub mod proto;
+pub mod retry;

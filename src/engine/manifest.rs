@@ -241,11 +241,58 @@ pub struct ObjectRecord {
     pub node: Option<String>,
 }
 
-/// The backup file: a comment header with the journal, then the cleaned manifest.
-pub fn render_backup(ds: &DaemonSet, journal: &Journal) -> Result<String, String> {
-    let clean = clean_for_reapply(ds);
-    let value = serde_json::to_value(&clean).map_err(|e| e.to_string())?;
-    let mut yaml = crate::yaml::to_string(&value)?;
+/// Metadata the apiserver sets or that only describes this incarnation of the object: a
+/// backup drops it so that `kubectl apply -f` / create accepts the file again.
+const SERVER_SET_METADATA: [&str; 9] = [
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+];
+
+/// The object exactly as the apiserver sent it (JSON), minus `status` and the server-set
+/// metadata of [`SERVER_SET_METADATA`] and the deletion finalizers: every other field stays,
+/// including fields this build's k8s-openapi does not model (newer or alpha API fields), which
+/// a round trip through the typed [`DaemonSet`] would drop. The raw-JSON counterpart of
+/// [`clean_for_reapply`].
+pub fn clean_raw_for_reapply(raw: &Value) -> Value {
+    let mut v = raw.clone();
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
+    obj.remove("status");
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in SERVER_SET_METADATA {
+            meta.remove(k);
+        }
+        let kept: Option<Vec<Value>> = meta.get("finalizers").and_then(Value::as_array).map(|f| {
+            f.iter()
+                .filter(|x| !x.as_str().is_some_and(|x| DELETION_FINALIZERS.contains(&x)))
+                .cloned()
+                .collect()
+        });
+        match kept {
+            Some(k) if !k.is_empty() => {
+                meta.insert("finalizers".into(), Value::Array(k));
+            }
+            _ => {
+                meta.remove("finalizers");
+            }
+        }
+    }
+    v
+}
+
+/// The backup file: a comment header with the journal, then the object as the apiserver sent
+/// it (`raw`), cleaned for re-apply by [`clean_raw_for_reapply`].
+pub fn render_backup(raw: &Value, journal: &Journal) -> Result<String, String> {
+    let clean = clean_raw_for_reapply(raw);
+    let mut yaml = crate::yaml::to_string(&clean)?;
     if !yaml.ends_with('\n') {
         yaml.push('\n');
     }
@@ -356,7 +403,29 @@ status: {desiredNumberScheduled: 3}
             }],
             revisions: vec![],
         };
-        let text = render_backup(&ds, &journal).unwrap();
+        let mut raw = serde_json::to_value(&ds).unwrap();
+        // Fields k8s-openapi does not model (a newer API's) survive: the raw object is kept.
+        raw["spec"]["template"]["spec"]["futureField"] = serde_json::json!({"a": [1, "x"]});
+        raw["spec"]["someAlphaKnob"] = serde_json::json!(true);
+        raw["metadata"]["managedFields"] = serde_json::json!([{"manager": "kubectl"}]);
+        raw["metadata"]["selfLink"] = serde_json::json!("/apis/apps/v1/x");
+        let text = render_backup(&raw, &journal).unwrap();
+        let docs: Vec<Value> = crate::yaml::from_str_multi(&text).unwrap();
+        assert_eq!(
+            docs[0]["spec"]["template"]["spec"]["futureField"],
+            serde_json::json!({"a": [1, "x"]})
+        );
+        assert_eq!(docs[0]["spec"]["someAlphaKnob"], true);
+        for gone in [
+            "uid",
+            "resourceVersion",
+            "generation",
+            "managedFields",
+            "selfLink",
+        ] {
+            assert!(docs[0]["metadata"].get(gone).is_none(), "{gone}");
+        }
+        assert!(docs[0].get("status").is_none());
         let (back, j) = parse_backup(&text).unwrap();
         assert_eq!(j.as_ref(), Some(&journal));
         assert!(back.metadata.uid.is_none() && back.status.is_none());

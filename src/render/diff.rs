@@ -131,6 +131,8 @@ fn hunk(out: &mut String, ops: &[Op], pos: &[(usize, usize)], a: &[&str], b: &[&
 /// Writes a unified diff, coloured when the palette is: removals red, additions green.
 pub fn write_coloured<W: Write>(out: &mut W, diff: &str, p: &Palette) -> Result<()> {
     for line in diff.lines() {
+        let escaped = super::term::escape(line);
+        let line = escaped.as_ref();
         let shown = if line.starts_with("---") || line.starts_with("+++") {
             p.bold(line)
         } else if line.starts_with("@@") {

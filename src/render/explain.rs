@@ -8,6 +8,7 @@ use crate::engine::reason::Reason;
 use crate::error::Result;
 
 use super::palette::Palette;
+use super::term::escape;
 use super::{io_err, table};
 
 /// The reason shown in the REASON column: the one that decides the state.
@@ -74,10 +75,17 @@ fn header<W: Write>(out: &mut W, e: &Explanation, p: &Palette) -> Result<()> {
     writeln!(out, "States:  {}", states.join(", ")).map_err(io_err)?;
     writeln!(out, "Rules:   {}", e.rules.describe()).map_err(io_err)?;
     for r in &e.summary.daemon_set_reasons {
-        writeln!(out, "{} {}: {}", p.bad("Warning:"), r.code(), r.message()).map_err(io_err)?;
+        writeln!(
+            out,
+            "{} {}: {}",
+            p.bad("Warning:"),
+            r.code(),
+            escape(&r.message())
+        )
+        .map_err(io_err)?;
     }
     for n in &e.summary.notes {
-        writeln!(out, "{} {n}", p.warn("Note:")).map_err(io_err)?;
+        writeln!(out, "{} {}", p.warn("Note:"), escape(n)).map_err(io_err)?;
     }
     writeln!(out).map_err(io_err)
 }
@@ -104,7 +112,7 @@ pub fn explanation_table<W: Write>(
                 let reasons: Vec<String> = v
                     .reasons
                     .iter()
-                    .map(|r| format!("{}: {}", r.code(), r.message()))
+                    .map(|r| format!("{}: {}", r.code(), escape(&r.message())))
                     .collect();
                 vec![
                     v.name.clone(),
@@ -120,7 +128,7 @@ pub fn explanation_table<W: Write>(
                 ]
             } else {
                 let reason = main_reason(v)
-                    .map(|r| format!("{}: {}", r.code(), r.message()))
+                    .map(|r| format!("{}: {}", r.code(), escape(&r.message())))
                     .unwrap_or_else(|| "-".into());
                 vec![v.name.clone(), state, reason]
             }

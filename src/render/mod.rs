@@ -6,6 +6,7 @@ pub mod explain;
 pub mod palette;
 pub mod rollout;
 pub mod table;
+pub mod term;
 pub mod workflow;
 
 use std::io::Write;

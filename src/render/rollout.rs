@@ -11,6 +11,7 @@ use crate::engine::rollout::{Action, NodePreview, RolloutPreview};
 use crate::error::Result;
 
 use super::palette::Palette;
+use super::term::escape;
 use super::{diff, io_err, table};
 
 /// The document `-o json|yaml` prints: the preview, how the new object was obtained, and the
@@ -147,7 +148,7 @@ fn header<W: Write>(out: &mut W, doc: &Document, p: &Palette) -> Result<()> {
         w(out, format!("Admission: {line}"))?;
     }
     for n in &v.notes {
-        w(out, format!("{} {n}", p.warn("Note:")))?;
+        w(out, format!("{} {}", p.warn("Note:"), escape(n)))?;
     }
     writeln!(out).map_err(io_err)
 }
@@ -188,7 +189,7 @@ pub fn main_reason(n: &NodePreview) -> String {
         }
         _ => first_other
             .or(n.reasons.first())
-            .map(|r| format!("{}: {}", r.code(), r.message()))
+            .map(|r| format!("{}: {}", r.code(), escape(&r.message())))
             .unwrap_or_else(|| "-".into()),
     }
 }
@@ -203,7 +204,7 @@ fn all_reasons(n: &NodePreview) -> String {
         .reasons
         .iter()
         .filter(|r| !matches!(r, Reason::OutdatedRevision { .. }))
-        .map(|r| format!("{}: {}", r.code(), r.message()))
+        .map(|r| format!("{}: {}", r.code(), escape(&r.message())))
         .collect();
     if outdated || parts.is_empty() {
         let rev = n.pod_revision.as_deref().unwrap_or("?");

@@ -12,6 +12,7 @@ use crate::workflows::report::{
 };
 
 use super::palette::Palette;
+use super::term::escape;
 use super::{io_err, table};
 
 fn line<W: Write + ?Sized>(out: &mut W, text: &str) -> Result<()> {
@@ -41,7 +42,7 @@ pub fn checks<W: Write + ?Sized>(out: &mut W, checks: &[Check], p: &Palette) -> 
     let rows = checks
         .iter()
         .map(|c| {
-            let mut msg = c.message.clone();
+            let mut msg = escape(&c.message).into_owned();
             if c.verdict == Verdict::Block {
                 if let Some(flag) = &c.override_flag {
                     msg.push_str(&format!(" (override: {flag})"));
@@ -250,7 +251,7 @@ pub fn adopt_plan<W: Write + ?Sized>(out: &mut W, plan: &AdoptPlan, p: &Palette)
                     opt(&x.revision_hash),
                     opt(&x.template_generation),
                     fate(x.fate, p),
-                    p.dim(x.detail.as_deref().unwrap_or_default()),
+                    p.dim(&escape(x.detail.as_deref().unwrap_or_default())),
                 ]
             })
             .collect();
@@ -369,7 +370,10 @@ pub fn server_dry_run<W: Write + ?Sized>(
         } else {
             p.bad("rejected")
         };
-        line(out, &format!("  {verdict}  {}: {}", r.operation, r.detail))?;
+        line(
+            out,
+            &format!("  {verdict}  {}: {}", r.operation, escape(&r.detail)),
+        )?;
     }
     Ok(())
 }

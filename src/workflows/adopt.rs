@@ -11,7 +11,7 @@ use super::executor::{gate, Gate, Mutation};
 use super::report::{
     AdoptPlan, AdoptReport, AdoptResult, ObjectRef, PredecessorRef, ServerDryRun, API_VERSION,
 };
-use super::{poll_until, refuse_if_blocked, Ctx, Poll};
+use super::{poll_until, refuse_if_blocked, Ctx, Poll, WaitState};
 use crate::cluster::fetch::{
     fetch_namespace_objects, fetch_pods_and_revisions, get_daemon_set_opt, NamespaceObjects,
 };
@@ -356,6 +356,24 @@ pub async fn create(
     Ok(created)
 }
 
+impl WaitState for (AdoptionProgress, DaemonSet, Vec<ObjectRecord>) {
+    fn summary(&self) -> String {
+        let p = &self.0;
+        let more = p.waiting_for.len().saturating_sub(1);
+        format!(
+            "{} pod(s) adopted, {} created; waiting for {}{}",
+            p.adopted.len(),
+            p.created.len(),
+            p.waiting_for.first().map_or("nothing", String::as_str),
+            if more > 0 {
+                format!(" (and {more} more)")
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
 /// Waits until the plan's pods are controlled by the new DaemonSet and its status settles;
 /// compares UIDs with the plan and with the backup's journal.
 pub async fn verify(
@@ -365,7 +383,7 @@ pub async fn verify(
     journal: Option<&Journal>,
 ) -> Result<(AdoptResult, bool)> {
     let ns = ctx.ns().to_string();
-    let ((progress, ds, gone), done) = poll_until(ctx.timeout, || async {
+    let ((progress, ds, gone), done) = poll_until(ctx, || async {
         let ds = get_daemon_set_opt(&ctx.cluster, &ns, name)
             .await?
             .ok_or_else(|| {

@@ -1,9 +1,13 @@
 //! The backup file on disk: read (to resume, or to know the old DaemonSet), and written
-//! atomically (temporary file, fsync, rename, fsync of the directory) before any delete.
+//! atomically before any delete: an exclusive temporary file with an unpredictable name in the
+//! same directory (mode 0600: the object may carry secrets in its env), fsync, rename over the
+//! target, fsync of the directory where the platform allows it.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use serde_json::Value;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -112,10 +116,10 @@ pub fn journal_for(
     }
 }
 
-/// Writes the backup atomically: the file is either the old one or the complete new one, and
-/// is on disk (fsync) before this returns.
-pub fn write(path: &Path, ds: &DaemonSet, journal: &Journal) -> Result<()> {
-    let text = manifest::render_backup(ds, journal)
+/// Writes the backup of `raw` (the DaemonSet as the apiserver sent it) atomically: the file is
+/// either the old one or the complete new one, and is on disk (fsync) before this returns.
+pub fn write(path: &Path, raw: &Value, journal: &Journal) -> Result<()> {
+    let text = manifest::render_backup(raw, journal)
         .map_err(|e| Error::Io(format!("rendering the backup: {e}")))?;
     write_atomic(path, text.as_bytes())
         .map_err(|e| Error::Io(format!("writing the backup {}: {e}", path.display())))
@@ -126,23 +130,28 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let file_name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "backup".into());
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename itself must survive a crash: fsync the directory.
-        fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    // O_EXCL with a random name (no predictable temporary to pre-create or link), mode 0600 on
+    // Unix; removed again if anything below fails.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kubectl-ds-backup-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(&dir)
+}
+
+/// The rename itself must survive a crash: fsync the directory that holds the entry.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Windows cannot open a directory as a file to flush it; NTFS journals the rename itself.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -164,7 +173,13 @@ mod tests {
         let journal = journal_for(&ds, &[owned, other], &[], "t".into());
         assert_eq!(journal.pods.len(), 1);
         assert_eq!(journal.pods[0].node.as_deref(), Some("n1"));
-        write(&path, &ds, &journal).unwrap();
+        write(&path, &serde_json::to_value(&ds).unwrap(), &journal).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
         let (state, backup) = inspect(&path, "ns", "agent");
         assert_eq!(state, BackupFileState::SameDaemonSet);
         let backup = backup.unwrap();
@@ -174,7 +189,16 @@ mod tests {
             inspect(&path, "ns", "other").0,
             BackupFileState::OtherDaemonSet("ns/agent".into())
         );
-        // No temporary file is left behind.
+        // No temporary file is left behind; an existing file is replaced, and made 0600.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        fs::write(&path, "old").unwrap();
+        write(&path, &serde_json::to_value(&ds).unwrap(), &journal).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         fs::write(&path, "just: text").unwrap();
         assert_eq!(inspect(&path, "ns", "agent").0, BackupFileState::NotABackup);

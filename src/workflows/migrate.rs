@@ -14,7 +14,7 @@ use super::backup::{self, Backup};
 use super::executor::{gate, Gate, Mutation};
 use super::orphan;
 use super::report::{AdoptPlan, MigrateReport, MigrateResult, ObjectRef, API_VERSION};
-use super::{poll_until, refuse_if_blocked, Ctx, Poll};
+use super::{poll_for, refuse_if_blocked, Ctx, Poll};
 use crate::cluster::claimers::fetch_claimers;
 use crate::cluster::fetch::{fetch_namespace_objects, get_daemon_set_opt, NamespaceObjects};
 use crate::engine::adoption::{NameState, Predecessor};
@@ -108,7 +108,13 @@ async fn run_locked(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<Exit> {
                     req.backup_path.display()
                 ))
             })?;
-            from_backup(ctx, req, &manifest, &objects, &backup, &journal, stage).await
+            let fallback = skeleton(ctx, req, stage, empty_plan(&manifest));
+            from_backup(ctx, req, &manifest, &objects, &backup, &journal, stage)
+                .await
+                .map_err(|e| {
+                    let state = deleted_state(ctx, req, &new_name);
+                    ctx.after_delete(e, &state, req.backup_path, &fallback)
+                })
         }
     }
 }
@@ -238,7 +244,39 @@ async fn from_live(
         }
         _ => orphan::ensure_backup(ctx, &old_ds, backup.as_ref(), req.backup_path).await?,
     };
-    let (orphan_result, orphaned) = orphan::wait_orphaned(ctx, &journal, req.backup_path).await?;
+    let fallback = report.clone();
+    after_orphan_delete(ctx, req, manifest, &old_ds, &journal, report)
+        .await
+        .map_err(|e| {
+            ctx.after_delete(
+                e,
+                &deleted_state(ctx, req, &new_name),
+                req.backup_path,
+                &fallback,
+            )
+        })
+}
+
+/// What the cluster looks like once the old DaemonSet is deleted, for a failure's message.
+fn deleted_state(ctx: &Ctx<'_>, req: &Request<'_>, new_name: &str) -> String {
+    let ns = ctx.ns();
+    format!(
+        "daemonset {ns}/{} is deleted (propagationPolicy=Orphan) and its pods keep running, without an owner until {ns}/{new_name} adopts them",
+        req.old_name
+    )
+}
+
+/// The rest of a run that deleted the old DaemonSet: wait for the orphans, then adopt them.
+async fn after_orphan_delete(
+    ctx: &Ctx<'_>,
+    req: &Request<'_>,
+    manifest: &DaemonSet,
+    old_ds: &DaemonSet,
+    journal: &Journal,
+    mut report: MigrateReport,
+) -> Result<Exit> {
+    let ns = ctx.ns().to_string();
+    let (orphan_result, orphaned) = orphan::wait_orphaned(ctx, journal, req.backup_path).await?;
     report.result = Some(MigrateResult {
         orphan: Some(orphan_result),
         adopt: None,
@@ -246,17 +284,17 @@ async fn from_live(
     });
     if !orphaned {
         let e = Error::Unverified(format!(
-            "timed out waiting for the garbage collector to orphan daemonset {ns}/{}'s pods; run the same command again to resume",
+            "timed out waiting for the garbage collector to orphan daemonset {ns}/{}'s pods",
             req.old_name
         ));
         return fail(ctx, &report, e);
     }
     ctx.failpoint("after-orphan").await;
     let backup = Backup {
-        daemon_set: manifest::clean_for_reapply(&old_ds),
+        daemon_set: manifest::clean_for_reapply(old_ds),
         journal: Some(journal.clone()),
     };
-    adopt_orphans(ctx, req, manifest, &backup, &journal, report, false).await
+    adopt_orphans(ctx, req, manifest, &backup, journal, report, false).await
 }
 
 /// Stages Orphaned and Created: the old DaemonSet is gone; its backup says what it was.
@@ -274,15 +312,6 @@ async fn from_backup(
     }
     let placeholder = skeleton(ctx, req, stage, empty_plan(manifest));
     adopt_orphans(ctx, req, manifest, backup, journal, placeholder, true).await
-}
-
-/// Said when the adoption half fails after the old DaemonSet is gone.
-fn orphaned_note(req: &Request<'_>) -> String {
-    format!(
-        "daemonset {} is deleted, its pods keep running without an owner (backup at {}; run the same command again to finish)",
-        req.old_name,
-        req.backup_path.display()
-    )
 }
 
 fn empty_plan(manifest: &DaemonSet) -> AdoptPlan {
@@ -322,8 +351,7 @@ async fn adopt_orphans(
     {
         // Same-name migration: a foreign finalizer keeps the old object, and with it the name.
         let e = Error::Unverified(format!(
-            "{}; daemonset {ns}/{new_name} is deleted but kept by finalizer(s) {} (not kubectl-ds's to remove): the name is free once they are removed",
-            orphaned_note(req),
+            "daemonset {ns}/{new_name} is deleted but kept by finalizer(s) {} (not kubectl-ds's to remove): the name is free once they are removed",
             foreign_finalizers(held).join(", ")
         ));
         return fail(ctx, &report, e);
@@ -349,9 +377,7 @@ async fn adopt_orphans(
     };
     let defaulted = match state {
         NameState::Taken { .. } => manifest.clone(),
-        _ => server_defaults(ctx, manifest, &marker, false)
-            .await
-            .map_err(|e| e.context(&orphaned_note(req)))?,
+        _ => server_defaults(ctx, manifest, &marker, false).await?,
     };
     report.adopt = adopt::plan(&PlanInput {
         manifest,
@@ -369,8 +395,7 @@ async fn adopt_orphans(
     let checks = report.adopt.analysis.checks.clone();
     if !first_plan {
         if let Err(e) = refuse_if_blocked(&checks) {
-            let note = format!("{}; the adoption is now refused", orphaned_note(req));
-            return fail(ctx, &report, e.context(&note));
+            return fail(ctx, &report, e.context("the adoption is now refused"));
         }
     }
     if first_plan {
@@ -396,7 +421,7 @@ async fn adopt_orphans(
                 recreated: None,
             });
             let e = Error::Unverified(format!(
-                "pods of the deleted daemonset {ns}/{} still carry its ownerReference; run the same command again to resume",
+                "pods of the deleted daemonset {ns}/{} still carry its ownerReference",
                 req.old_name
             ));
             return fail(ctx, &report, e);
@@ -497,7 +522,7 @@ async fn watch_recreate(
         req.old_name
     ));
     let ns = created.namespace.clone();
-    let (seen, reappeared) = poll_until(req.watch_recreate, || async {
+    let (seen, reappeared) = poll_for(req.watch_recreate, || async {
         let now = get_daemon_set_opt(&ctx.cluster, &ns, req.old_name)
             .await?
             // The old object itself, kept by a foreign finalizer, is not a recreation.

@@ -12,6 +12,7 @@ pub mod report;
 
 use std::future::Future;
 use std::io::{BufRead, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -59,6 +60,9 @@ pub struct Ctx<'a> {
     pub palette: Palette,
     /// The DaemonSet's lease, held while a run acts (see [`lock`]).
     held: std::sync::Mutex<Option<lock::RunLock>>,
+    /// Set once the report document was printed (`-o json/yaml`): a failure path prints it
+    /// only if nothing did yet.
+    document_written: std::cell::Cell<bool>,
 }
 
 /// Checks the flags before anything else happens (bad input is reported first).
@@ -88,6 +92,7 @@ impl<'a> Ctx<'a> {
             output: flags.output,
             palette: Palette::new(settings.color),
             held: std::sync::Mutex::new(None),
+            document_written: std::cell::Cell::new(false),
         })
     }
 
@@ -111,6 +116,7 @@ impl<'a> Ctx<'a> {
 
     /// Prints the report as one JSON (or YAML) document (no-op for table output).
     pub fn document<T: Serialize>(&self, report: &T) -> Result<()> {
+        self.document_written.set(true);
         let mut out = std::io::stdout().lock();
         match self.output {
             Output::Json => crate::render::json(&mut out, report),
@@ -156,9 +162,32 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A failure after the delete (something is already changed): the error says what state
+    /// the cluster is in, where the backup is and the exact command that resumes, and `-o
+    /// json`/`yaml` still gets its document (`report`, the last known one) if none was printed.
+    pub fn after_delete<T: Serialize>(
+        &self,
+        err: Error,
+        state: &str,
+        backup: &Path,
+        report: &T,
+    ) -> Error {
+        if !self.document_written.get() {
+            let _ = self.document(report);
+        }
+        if matches!(err, Error::OutputClosed) {
+            return err;
+        }
+        err.note(&format!(
+            "{state}; the backup is {}; to resume, run: {}",
+            backup.display(),
+            self.settings.command_line
+        ))
+    }
+
     /// A progress line on stderr (stdout stays the plan, the result or the JSON document).
     pub fn progress(&self, text: &str) {
-        eprintln!("{text}");
+        eprintln!("{}", crate::render::term::escape(text));
     }
 
     /// Asks before mutating: `--yes`, else "Proceed? [y/N]" on a terminal, else refuse.
@@ -187,7 +216,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Test-only: stops the process right after `step` when KUBECTL_DS_FAILPOINT names it.
+    /// Release builds: failpoints do not exist (nothing reads KUBECTL_DS_FAILPOINT).
+    #[cfg(not(any(debug_assertions, feature = "failpoints")))]
+    pub async fn failpoint(&self, _step: &str) {}
+
+    /// Test-only (debug builds, as `cargo test` makes, or `--features failpoints`): stops the
+    /// process right after `step` when KUBECTL_DS_FAILPOINT names it.
+    #[cfg(any(debug_assertions, feature = "failpoints"))]
     pub async fn failpoint(&self, step: &str) {
         let Some(fp) = self.settings.failpoint.as_deref() else {
             return;
@@ -231,15 +266,85 @@ pub enum Poll<T> {
     Pending(T),
 }
 
-/// Polls `probe` until it reports done or `timeout` passes. Connection errors are retried
-/// until the timeout (the apiserver may be briefly unreachable); other errors end the wait.
-/// Returns the last state and whether it was done.
-pub async fn poll_until<T, F, Fut>(timeout: Duration, mut probe: F) -> Result<(T, bool)>
+/// A state a wait polls for, in a few words ("3 of 5000 pods still owned"): a change of these
+/// words is progress.
+pub trait WaitState {
+    fn summary(&self) -> String;
+}
+
+/// How often a long wait says where it stands (on stderr), when that changed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// A wait that keeps making progress goes on up to this many times `--timeout` in all.
+const PROGRESS_LIMIT: u32 = 10;
+
+/// Polls `probe` until it reports done, or until `--timeout` passes without progress (a
+/// change of the state's [`WaitState::summary`]), or [`PROGRESS_LIMIT`] times `--timeout` in
+/// all: the garbage collector and the DaemonSet controller patch pods one by one at their
+/// client's rate (kube-controller-manager's --kube-api-qps, 20 by default), so 5,000 pods take
+/// minutes, and a wait that sees them move keeps waiting. Every [`PROGRESS_EVERY`] the state
+/// is printed on stderr if it changed. Connection errors are retried until the timeout (the
+/// apiserver may be briefly unreachable; 429/503/504 are retried below, by the client); other
+/// errors end the wait. Returns the last state and whether it was done.
+pub async fn poll_until<T, F, Fut>(ctx: &Ctx<'_>, mut probe: F) -> Result<(T, bool)>
+where
+    T: WaitState,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>>>,
+{
+    let start = tokio::time::Instant::now();
+    // A --timeout of centuries is allowed: a deadline past the clock's range is never reached.
+    let window = |from: tokio::time::Instant| from.checked_add(ctx.timeout);
+    let limit = start.checked_add(ctx.timeout.saturating_mul(PROGRESS_LIMIT));
+    let mut deadline = window(start);
+    let mut last: Option<T> = None;
+    let mut last_err: Option<Error> = None;
+    let mut seen = String::new();
+    let mut shown = String::new();
+    let mut shown_at = start;
+    loop {
+        match probe().await {
+            Ok(Poll::Done(t)) => return Ok((t, true)),
+            Ok(Poll::Pending(t)) => {
+                let now = tokio::time::Instant::now();
+                let summary = t.summary();
+                if last.is_some() && summary != seen {
+                    deadline = window(now);
+                }
+                if now.duration_since(shown_at) >= PROGRESS_EVERY && summary != shown {
+                    ctx.progress(&format!("waiting: {summary}"));
+                    shown.clone_from(&summary);
+                    shown_at = now;
+                }
+                seen = summary;
+                last = Some(t);
+            }
+            Err(e @ Error::Connection(_)) => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+        let now = tokio::time::Instant::now();
+        let past = |d: Option<tokio::time::Instant>| d.is_some_and(|d| now >= d);
+        if past(deadline) || past(limit) {
+            return match (last, last_err) {
+                (Some(t), _) => Ok((t, false)),
+                (None, Some(e)) => Err(e),
+                (None, None) => Err(Error::Unverified(
+                    "timed out before the first answer".into(),
+                )),
+            };
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls `probe` for a fixed `window` (no progress rule): for watches that look for something
+/// happening, such as the old DaemonSet reappearing after a migrate. Connection errors are
+/// retried until the window ends. Returns the last state and whether it was done.
+pub async fn poll_for<T, F, Fut>(window: Duration, mut probe: F) -> Result<(T, bool)>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll<T>>>,
 {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now().checked_add(window);
     let mut last: Option<T> = None;
     let mut last_err: Option<Error> = None;
     loop {
@@ -249,7 +354,7 @@ where
             Err(e @ Error::Connection(_)) => last_err = Some(e),
             Err(e) => return Err(e),
         }
-        if tokio::time::Instant::now() >= deadline {
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return match (last, last_err) {
                 (Some(t), _) => Ok((t, false)),
                 (None, Some(e)) => Err(e),

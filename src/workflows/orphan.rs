@@ -6,6 +6,7 @@ use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
+use serde_json::Value;
 
 use super::backup::{self, Backup};
 use super::executor::{gate, Gate, Mutation};
@@ -13,9 +14,11 @@ use super::report::{
     ObjectRef, OrphanPlan, OrphanPod, OrphanReport, OrphanResult, OrphanRevision, ServerDryRun,
     API_VERSION,
 };
-use super::{now_rfc3339, poll_until, refuse_if_blocked, Ctx, Poll};
+use super::{now_rfc3339, poll_until, refuse_if_blocked, Ctx, Poll, WaitState};
 use crate::cluster::claimers::fetch_claimers;
-use crate::cluster::fetch::{self, fetch_pods_and_revisions, get_daemon_set_opt};
+use crate::cluster::fetch::{
+    self, fetch_pods_and_revisions, get_daemon_set_opt, get_daemon_set_raw,
+};
 use crate::cluster::mutate::{orphan_delete, DeleteOutcome};
 use crate::engine::checks::{apply_overrides, orphan_checks, BackupFileState, Check, Overrides};
 use crate::engine::claimers::{check_competing_controllers, Claimer};
@@ -28,9 +31,14 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::render;
 
-/// How often the orphaning delete is retried when the DaemonSet's resourceVersion moved on
-/// (the controller writes its status) but its spec did not.
-const DELETE_ATTEMPTS: usize = 5;
+/// How often the orphaning delete is tried when the DaemonSet's resourceVersion moved on between
+/// the read and the delete (the controller writes its status, a tool its annotations) but its
+/// spec did not. An attempt is one read and the delete right after it (two round trips), so
+/// against a writer patching back to back (tens of writes a second) some attempt gets through;
+/// [`DELETE_PAUSE`] more between attempts each time, up to [`DELETE_PAUSE_MAX`] (about 4 s in all).
+const DELETE_ATTEMPTS: u32 = 50;
+const DELETE_PAUSE: std::time::Duration = std::time::Duration::from_millis(7);
+const DELETE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn controlled_by(
     uid: &str,
@@ -189,10 +197,15 @@ async fn run_locked(
         }
         Some(_) => ensure_backup(ctx, &ds, existing.as_ref(), backup_path).await?,
     };
-    let (result, _) = wait_orphaned(ctx, &journal, backup_path).await?;
+    let state = format!(
+        "daemonset {ns}/{name} is being deleted with propagationPolicy=Orphan and its pods keep running"
+    );
+    let (result, _) = wait_orphaned(ctx, &journal, backup_path)
+        .await
+        .map_err(|e| ctx.after_delete(e, &state, backup_path, &report))?;
     let verified = result.verified;
     report.result = Some(result);
-    finish(ctx, &report, verified)
+    finish(ctx, &report, verified).map_err(|e| ctx.after_delete(e, &state, backup_path, &report))
 }
 
 fn finish(ctx: &Ctx<'_>, report: &OrphanReport, verified: bool) -> Result<Exit> {
@@ -231,7 +244,7 @@ fn unverified(progress: Option<&OrphaningProgress>) -> Error {
         }
     }
     Error::Unverified(format!(
-        "timed out waiting for the garbage collector to orphan the DaemonSet's dependents ({}); run the same command again to resume",
+        "timed out waiting for the garbage collector to orphan the DaemonSet's dependents ({})",
         what.join("; ")
     ))
 }
@@ -337,61 +350,94 @@ pub async fn recheck_before_delete(
     refuse_if_blocked(&checks(&input)).map_err(|e| e.context("re-checked right before the delete"))
 }
 
-/// Writes the backup, then deletes with preconditions. When only the resourceVersion moved
-/// (the controller writes status), the backup is rewritten from the fresh object and the
-/// delete retried; a changed spec (generation) or a replaced object (UID) stops the run.
+/// Writes the backup, then deletes with UID and resourceVersion preconditions taken from a read
+/// made right before the delete (nothing but that read lies between them; the long lists and the
+/// backup's fsync come before), so a namespace where something keeps writing the DaemonSet (its
+/// status, an annotation) does not make every attempt fail with 409: a 409 reads and deletes
+/// again.
+///
+/// Both reads must show the planned UID and generation: the spec that is deleted is the spec
+/// in the backup. If only metadata or status moved between the backup and the delete (the
+/// resourceVersion differs), the backup is rewritten at once from the object the delete was
+/// conditioned on, so it ends up exactly what was deleted. A changed spec (generation) or a
+/// replaced object (UID) stops the run; a 409 from the delete tries again.
 pub async fn backup_and_delete(
     ctx: &Ctx<'_>,
-    mut ds: DaemonSet,
+    planned: DaemonSet,
     backup_path: &Path,
 ) -> Result<Journal> {
-    let ns = ds.metadata.namespace.clone().unwrap_or_default();
-    let name = ds.metadata.name.clone().unwrap_or_default();
-    let planned_generation = ds.metadata.generation;
-    let uid = ds.metadata.uid.clone();
-    for _ in 0..DELETE_ATTEMPTS {
-        let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
-        let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
-        backup::write(backup_path, &ds, &journal)?;
-        ctx.progress(&format!(
-            "backup of daemonset {ns}/{name} written to {}",
-            backup_path.display()
-        ));
-        ctx.failpoint("after-backup").await;
-        match orphan_delete(&ctx.cluster, &ds, false).await? {
+    let ns = planned.metadata.namespace.clone().unwrap_or_default();
+    let name = planned.metadata.name.clone().unwrap_or_default();
+    let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
+    let (raw, ds) = read_as_planned(ctx, &planned).await?;
+    let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
+    backup::write(backup_path, &raw, &journal)?;
+    ctx.progress(&format!(
+        "backup of daemonset {ns}/{name} written to {}",
+        backup_path.display()
+    ));
+    ctx.failpoint("after-backup").await;
+    let mut last_conflict = String::new();
+    for attempt in 0..DELETE_ATTEMPTS {
+        if attempt > 0 {
+            // A short, growing pause: out of step with a writer that keeps patching.
+            let pause = DELETE_PAUSE.saturating_mul(attempt).min(DELETE_PAUSE_MAX);
+            tokio::time::sleep(pause).await;
+        }
+        let (fresh_raw, fresh) = read_as_planned(ctx, &planned).await?;
+        match orphan_delete(&ctx.cluster, &fresh, false).await? {
             DeleteOutcome::Accepted(_) | DeleteOutcome::Deleted => {
+                let journal = if fresh.metadata.resource_version == ds.metadata.resource_version {
+                    journal
+                } else {
+                    // Same spec (generation); metadata or status moved: the backup becomes
+                    // exactly the object that was deleted.
+                    let j = backup::journal_for(&fresh, &pods, &revisions, now_rfc3339());
+                    backup::write(backup_path, &fresh_raw, &j)?;
+                    j
+                };
+                if attempt > 0 {
+                    ctx.progress(&format!(
+                        "daemonset {ns}/{name}: the delete went through at attempt {} ({last_conflict})",
+                        attempt + 1
+                    ));
+                }
                 ctx.progress(&format!(
                     "daemonset {ns}/{name} deleted with propagationPolicy=Orphan; waiting for the garbage collector"
                 ));
                 ctx.failpoint("after-delete").await;
                 return Ok(journal);
             }
-            DeleteOutcome::Conflict(msg) => {
-                let fresh = get_daemon_set_opt(&ctx.cluster, &ns, &name).await?;
-                match fresh {
-                    Some(f) if f.metadata.uid == uid && f.metadata.generation == planned_generation => {
-                        ctx.progress(&format!("daemonset {ns}/{name} changed status meanwhile ({msg}); backing up again"));
-                        ds = f;
-                    }
-                    Some(f) if f.metadata.uid == uid => {
-                        return Err(Error::Refused(format!(
-                            "daemonset {ns}/{name} was changed since the plan (generation {} -> {}); nothing was deleted: run again to see the new plan",
-                            planned_generation.unwrap_or(0),
-                            f.metadata.generation.unwrap_or(0)
-                        )))
-                    }
-                    _ => {
-                        return Err(Error::Refused(format!(
-                            "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
-                        )))
-                    }
-                }
-            }
+            DeleteOutcome::Conflict(msg) => last_conflict = msg,
         }
     }
     Err(Error::Forbidden(format!(
-        "daemonset {ns}/{name} kept changing; the orphaning delete failed its preconditions {DELETE_ATTEMPTS} times"
+        "daemonset {ns}/{name} kept changing; the orphaning delete failed its preconditions {DELETE_ATTEMPTS} times ({last_conflict}); nothing was deleted"
     )))
+}
+
+/// Reads the DaemonSet (raw and typed) and checks it is still the planned one: same UID, same
+/// generation (spec unchanged).
+async fn read_as_planned(ctx: &Ctx<'_>, planned: &DaemonSet) -> Result<(Value, DaemonSet)> {
+    let ns = planned.metadata.namespace.clone().unwrap_or_default();
+    let name = planned.metadata.name.clone().unwrap_or_default();
+    let planned_generation = planned.metadata.generation;
+    match get_daemon_set_raw(&ctx.cluster, &ns, &name).await? {
+        Some((raw, f))
+            if f.metadata.uid == planned.metadata.uid
+                && f.metadata.generation == planned_generation =>
+        {
+            Ok((raw, f))
+        }
+        Some((_, f)) if f.metadata.uid == planned.metadata.uid => Err(Error::Refused(format!(
+            "daemonset {ns}/{name} was changed since the plan (generation {} -> {}); nothing was deleted: run again to see the new plan",
+            planned_generation.unwrap_or(0),
+            f.metadata.generation.unwrap_or(0)
+        ))),
+        _ => Err(Error::Refused(format!(
+            "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
+        ))),
+    }
 }
 
 /// An orphaning delete is already under way (an earlier run): make sure its backup is on disk,
@@ -410,13 +456,36 @@ pub async fn ensure_backup(
         }
     }
     let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
-    let journal = backup::journal_for(ds, &pods, &revisions, now_rfc3339());
-    backup::write(backup_path, ds, &journal)?;
+    let (raw, ds) = match get_daemon_set_raw(&ctx.cluster, &ns, &name).await? {
+        Some((raw, f)) if f.metadata.uid == ds.metadata.uid => (raw, f),
+        _ => {
+            let raw = serde_json::to_value(ds)
+                .map_err(|e| Error::Io(format!("rendering the backup: {e}")))?;
+            (raw, ds.clone())
+        }
+    };
+    let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
+    backup::write(backup_path, &raw, &journal)?;
     ctx.progress(&format!(
         "daemonset {ns}/{name} is already being orphan-deleted; its backup was written to {}",
         backup_path.display()
     ));
     Ok(journal)
+}
+
+impl WaitState for OrphaningProgress {
+    fn summary(&self) -> String {
+        format!(
+            "{} pod(s) and {} ControllerRevision(s) still owned by the deleted DaemonSet{}",
+            self.owned_pods.len(),
+            self.owned_revisions.len(),
+            if self.daemon_set_gone {
+                ""
+            } else {
+                ", which is still there"
+            }
+        )
+    }
 }
 
 /// Waits until the DaemonSet named in the journal is gone (or kept only by foreign
@@ -429,7 +498,7 @@ pub async fn wait_orphaned(
     backup_path: &Path,
 ) -> Result<(OrphanResult, bool)> {
     let planned: Vec<String> = journal.pods.iter().map(|p| p.uid.clone()).collect();
-    let (progress, done) = poll_until(ctx.timeout, || async {
+    let (progress, done) = poll_until(ctx, || async {
         let ds = get_daemon_set_opt(&ctx.cluster, &journal.namespace, &journal.name)
             .await?
             .filter(|d| d.metadata.uid.as_deref() == Some(journal.uid.as_str()));

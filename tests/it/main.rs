@@ -2,8 +2,10 @@
 //! control plane (kube-apiserver, etcd, kube-controller-manager, kube-scheduler; KWOK as the
 //! kubelet) started by `scripts/dev-cluster`, and the release installed by the real krew.
 
+mod bad_input;
 mod cli;
 mod e2e_admission;
+mod e2e_busy;
 mod e2e_complete;
 mod e2e_explain;
 mod e2e_foundation;
