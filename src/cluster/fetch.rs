@@ -225,7 +225,14 @@ pub async fn fetch_pdbs(
     let lists: Vec<Option<Vec<PodDisruptionBudget>>> = stream::iter(namespaces.iter().cloned())
         .map(|ns| {
             let api = Api::<PodDisruptionBudget>::namespaced(cluster.client.clone(), &ns);
-            async move { list_unless_forbidden(api, "poddisruptionbudgets").await }
+            let client = cluster.client.clone();
+            async move {
+                match list_unless_forbidden(api, "poddisruptionbudgets").await {
+                    // policy/v1 is served from Kubernetes 1.21; older servers have v1beta1.
+                    Err(Error::NotFound { .. }) => list_pdbs_v1beta1(client, &ns).await,
+                    other => other,
+                }
+            }
         })
         .buffer_unordered(FIT_CHECK_CONCURRENCY)
         .try_collect()
@@ -235,6 +242,45 @@ pub async fn fetch_pdbs(
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .map(|lists| lists.into_iter().flatten().collect()))
+}
+
+/// The PodDisruptionBudgets of a namespace on a server without policy/v1 (before 1.21), read
+/// as policy/v1beta1: the fields preemption reads (selector, status.disruptionsAllowed) have the
+/// same shape. `None` when forbidden. One difference is kept as upstream has it: in v1beta1 an
+/// empty selector matches no pod (v1: every pod), so such budgets are dropped.
+async fn list_pdbs_v1beta1(
+    client: kube::Client,
+    ns: &str,
+) -> Result<Option<Vec<PodDisruptionBudget>>> {
+    let context = "listing poddisruptionbudgets (policy/v1beta1)";
+    let url = format!("/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets");
+    let req = kube::core::Request::new(url)
+        .list(&ListParams::default())
+        .map_err(|e| Error::kube(context, kube::Error::BuildRequest(e)))?;
+    let list: serde_json::Value = match client.request(req).await {
+        Ok(v) => v,
+        Err(kube::Error::Api(s)) if s.code == 403 => return Ok(None),
+        Err(e) => return Err(Error::kube(context, e)),
+    };
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for mut item in items {
+        let empty_selector = item["spec"]["selector"].as_object().is_none_or(|s| {
+            s.values().all(|v| {
+                v.is_null()
+                    || v.as_object().is_some_and(|o| o.is_empty())
+                    || v.as_array().is_some_and(|a| a.is_empty())
+            })
+        });
+        if empty_selector {
+            continue;
+        }
+        item["apiVersion"] = serde_json::json!("policy/v1");
+        let pdb: PodDisruptionBudget = serde_json::from_value(item)
+            .map_err(|e| Error::Connection(format!("{context}: {e}")))?;
+        out.push(pdb);
+    }
+    Ok(Some(out))
 }
 
 /// What placement and revisions need, concurrently: every node, and the pods and

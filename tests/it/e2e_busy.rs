@@ -367,8 +367,11 @@ async fn a_failure_after_the_delete_names_the_backup_and_the_command_that_resume
     assert_eq!(out.code, 7, "{}", out.stderr);
     let line = one_error_line(&out);
     let backup = format!("{}-agent.daemonset.yaml", env.ns);
+    // Which wait runs out first depends on how fast the garbage collector is: the orphaning
+    // (usually) or, when it was done at the first look, the adoption. Both are after the delete.
+    let orphaned_in_time = line.contains("the adoption is not verified");
     assert!(
-        line.contains("timed out waiting for the garbage collector"),
+        line.contains("timed out waiting for the garbage collector") || orphaned_in_time,
         "{line}"
     );
     assert!(
@@ -389,7 +392,7 @@ async fn a_failure_after_the_delete_names_the_backup_and_the_command_that_resume
     );
     let report: Value = serde_json::from_str(&out.stdout).expect("the JSON document");
     assert_eq!(report["kind"], "MigrateReport");
-    assert_eq!(report["result"]["orphan"]["verified"], false);
+    assert_eq!(report["result"]["orphan"]["verified"], orphaned_in_time);
     // The printed command (with time to wait) finishes the job.
     let again: Vec<String> = resume
         .replace("--timeout=1ms", "--timeout=60s")
