@@ -3,6 +3,7 @@
 //! kubelet) started by `scripts/dev-cluster`, and the release installed by the real krew.
 
 mod cli;
+mod difftest;
 mod e2e_complete;
 mod e2e_explain;
 mod e2e_foundation;
