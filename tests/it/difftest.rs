@@ -783,15 +783,21 @@ fn is_stalled(p: &Value) -> bool {
     if s["type"] == "OnDelete" {
         return false;
     }
+    // With surge only nodes with an old pod hold the budget (a new pod beside it); without,
+    // every desired node without an available pod does.
+    let surge = s["surge"] == true;
     let stuck = p["nodes"]
         .as_array()
         .map(|ns| {
             ns.iter()
-                .filter(|n| n["action"] == "Blocked" && codes(n).iter().any(|c| is_misfit(c)))
+                .filter(|n| n["action"] == "Blocked")
+                .map(codes)
+                .filter(|c| c.iter().any(|c| is_misfit(c)))
+                .filter(|c| !surge || c.iter().any(|c| c == "OutdatedRevision"))
                 .count()
         })
         .unwrap_or(0);
-    let budget = if s["surge"] == true {
+    let budget = if surge {
         s["maxSurge"].as_u64()
     } else {
         s["maxUnavailable"].as_u64()

@@ -955,10 +955,11 @@ async fn dropped_toleration_of_a_no_schedule_taint_deletes_with_surge() {
     .await;
 }
 
-/// Keeps writing the DaemonSet until `stop`: `what(i)` is the i-th merge patch, to the main
-/// resource or (status) the status subresource.
+/// Keeps writing the DaemonSet every `pause` until `stop`: `what(i)` is the i-th merge patch,
+/// to the main resource or (status) the status subresource.
 fn writer(
     env: &TestEnv,
+    pause: Duration,
     status: bool,
     what: fn(u64) -> Value,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -976,7 +977,7 @@ fn writer(
             };
             res.expect("background write");
             i += 1;
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(pause).await;
         }
         i
     })
@@ -1001,14 +1002,19 @@ async fn status_and_metadata_writes_do_not_fail_the_preview() {
     let path = f.path().to_str().unwrap().to_string();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Two writers, each about 25 times a second: far more than a controller's status updates
+    // of one DaemonSet, so the race is provoked in a few runs.
+    let pause = Duration::from_millis(40);
     let annotations = writer(
         &env,
+        pause,
         false,
         |i| json!({"metadata": {"annotations": {"kubectl-ds.dev/tick": i.to_string()}}}),
         stop.clone(),
     );
     let status = writer(
         &env,
+        pause,
         true,
         |i| json!({"status": {"conditions": [{"type": "Tick", "status": "True", "reason": format!("T{i}")}]}}),
         stop.clone(),
@@ -1037,11 +1043,9 @@ async fn status_and_metadata_writes_do_not_fail_the_preview() {
         assert_eq!(out.code, 0, "run {runs}: {}", out.stderr);
         let p: Preview = serde_json::from_str(&out.stdout).unwrap();
         assert!(p.template_changed);
-        assert!(
-            p.nodes.iter().all(|n| n.action == "Restart"),
-            "{:?}",
-            p.nodes
-        );
+        let actions = p.actions(&nodes);
+        assert_eq!(actions.len(), 2);
+        assert!(actions.values().all(|a| a == "Restart"), "{actions:?}");
         if p.notes
             .iter()
             .any(|n| n.contains("recomputed from a fresh read"))
@@ -1075,6 +1079,7 @@ async fn a_spec_change_during_the_preview_is_refused() {
     // minReadySeconds: a spec change that rolls nothing.
     let spec = writer(
         &env,
+        Duration::from_millis(5),
         false,
         |i| json!({"spec": {"minReadySeconds": i % 2}}),
         stop.clone(),
