@@ -591,6 +591,8 @@ struct Tally {
     trials: usize,
     nodes: usize,
     order_dependent: usize,
+    /// Nodes compared per observed outcome (explain: the pod's state; preview: the action).
+    outcomes: BTreeMap<String, usize>,
     disagreements: Vec<String>,
 }
 
@@ -599,6 +601,9 @@ impl Tally {
         self.trials += o.trials;
         self.nodes += o.nodes;
         self.order_dependent += o.order_dependent;
+        for (k, v) in o.outcomes {
+            *self.outcomes.entry(k).or_default() += v;
+        }
         self.disagreements.extend(o.disagreements);
     }
 }
@@ -652,12 +657,13 @@ where
         total.add(h.await.expect("trial panicked"));
     }
     println!(
-        "difftest {mode}: seed {} trials {} nodes compared {} order-dependent {} disagreements {}",
+        "difftest {mode}: seed {} trials {} nodes compared {} order-dependent {} disagreements {} (observed: {:?})",
         cfg.seed,
         total.trials,
         total.nodes,
         total.order_dependent,
-        total.disagreements.len()
+        total.disagreements.len(),
+        total.outcomes
     );
     for d in &total.disagreements {
         println!("{d}");
@@ -736,6 +742,7 @@ async fn explain_trial(seed: u64) -> Tally {
         let should_run = verdict["shouldRun"].as_bool().unwrap_or(false);
         let observed = observed_state(pods.get(name));
         tally.nodes += 1;
+        *tally.outcomes.entry(observed.to_string()).or_default() += 1;
         if !explain_agrees(observed, state, should_run) {
             tally.disagreements.push(format!(
                 "seed {seed}: explain node {} ({}): explain says {state} (shouldRun {should_run}), the controllers did: {observed}\n  reasons {}\n  template {}\n  cluster:\n{}",
@@ -752,19 +759,26 @@ async fn explain_trial(seed: u64) -> Tally {
 
 // ---- preview mode ----
 
-/// What happened on a node between two settled states, in rollout-preview's terms.
+/// What happened on a node between two settled states, in rollout-preview's terms: a new pod
+/// left unscheduled (Blocked), none before or after (Unchanged), a pod created (Create), the
+/// pods gone (Delete), a pod from before still there and no new one running (Keep: a pod that
+/// was Pending and still is counts as kept too; an extra surge pod the controller removed as
+/// well), or a new pod running instead (Restart).
 fn observed_action(before: Option<&Vec<Seen>>, after: Option<&Vec<Seen>>) -> &'static str {
-    let before = before.and_then(|v| v.first());
+    let before: &[Seen] = before.map(Vec::as_slice).unwrap_or(&[]);
     let after: &[Seen] = after.map(Vec::as_slice).unwrap_or(&[]);
-    if after.iter().any(|s| !s.scheduled) {
+    let is_new = |a: &&Seen| !before.iter().any(|b| b.uid == a.uid);
+    let new: Vec<&Seen> = after.iter().filter(is_new).collect();
+    let kept = after.len() > new.len();
+    if new.iter().any(|s| !s.scheduled) {
         return "Blocked";
     }
-    match (before, after.is_empty()) {
-        (None, true) => "Unchanged",
-        (None, false) => "Create",
-        (Some(_), true) => "Delete",
-        (Some(b), false) if after.iter().any(|a| a.uid == b.uid) => "Keep",
-        (Some(_), false) => "Restart",
+    match (before.is_empty(), after.is_empty()) {
+        (true, true) => "Unchanged",
+        (true, false) => "Create",
+        (false, true) => "Delete",
+        _ if new.is_empty() && kept => "Keep",
+        _ => "Restart",
     }
 }
 
@@ -938,6 +952,7 @@ async fn preview_trial(seed: u64) -> Tally {
         let predicted = node["action"].as_str().unwrap_or("(absent)");
         let observed = observed_action(before.get(name), after.get(name));
         tally.nodes += 1;
+        *tally.outcomes.entry(observed.to_string()).or_default() += 1;
         match preview_agrees(predicted, observed, &node, &p, &notes) {
             Some(true) => {}
             Some(false) => tally.order_dependent += 1,
