@@ -328,8 +328,10 @@ fn gen_strategy(rng: &mut Rng) -> Value {
     }
 }
 
-/// A DaemonSet selecting the trial's nodes, with everything random under the template.
-fn gen_daemon_set(rng: &mut Rng, ns: &str) -> Value {
+/// A DaemonSet selecting the trial's nodes, with everything random under the template;
+/// `unready` lets its pods sometimes never turn Ready (the KWOK knob `kubectl-ds.dev/sim:
+/// notready`; explain mode only: in preview mode it would stall most rollouts).
+fn gen_daemon_set(rng: &mut Rng, ns: &str, unready: bool) -> Value {
     let mut node_selector = json!({TEST_LABEL: ns});
     if rng.chance(20) {
         let (k, vs) = *rng.pick(&LABELS);
@@ -358,6 +360,10 @@ fn gen_daemon_set(rng: &mut Rng, ns: &str) -> Value {
         1 => spec["priorityClassName"] = json!("kds-difftest-ds-never"),
         _ => {}
     }
+    let mut metadata = json!({"labels": {"app": "agent"}});
+    if unready && rng.chance(20) {
+        metadata["annotations"] = json!({"kubectl-ds.dev/sim": "notready"});
+    }
     json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -365,7 +371,7 @@ fn gen_daemon_set(rng: &mut Rng, ns: &str) -> Value {
         "spec": {
             "selector": {"matchLabels": {"app": "agent"}},
             "updateStrategy": gen_strategy(rng),
-            "template": {"metadata": {"labels": {"app": "agent"}}, "spec": spec}
+            "template": {"metadata": metadata, "spec": spec}
         }
     })
 }
@@ -708,7 +714,7 @@ async fn explain_trial(seed: u64) -> Tally {
     ensure_priority_classes(&env).await;
     let nodes = gen_nodes(&mut rng);
     let names = build_cluster(&mut env, &nodes).await;
-    let ds = gen_daemon_set(&mut rng, &env.ns);
+    let ds = gen_daemon_set(&mut rng, &env.ns, true);
     apply(&ds).await;
     let pods = settle(&env, seed).await;
     let sel = format!("{TEST_LABEL}={}", env.ns);
@@ -871,7 +877,7 @@ async fn preview_trial(seed: u64) -> Tally {
     ensure_priority_classes(&env).await;
     let nodes = gen_nodes(&mut rng);
     let names = build_cluster(&mut env, &nodes).await;
-    let v0 = gen_daemon_set(&mut rng, &env.ns);
+    let v0 = gen_daemon_set(&mut rng, &env.ns, false);
     apply(&v0).await;
     settle(&env, seed).await;
     let kind = *rng.pick(&CHANGES);
