@@ -278,10 +278,14 @@ impl Ctx<'_> {
     fn restart_fit(&self, old: &Pod) -> Option<FitCheck> {
         let old_spec = old.spec.as_ref()?;
         if self.surge {
-            // Both pods run side by side: anything the new one asks for must fit twice.
+            // Both pods run side by side: anything the new one asks for must fit twice. An old
+            // pod that is not scheduled holds nothing on the node: the new one must fit alone,
+            // a pod slot included (found by tests/it/difftest.rs: a Pending pod on a full node
+            // was predicted Restart, its replacement stayed Pending). Not checked: the extra
+            // pod slot beside a scheduled old pod on a node at its pod capacity.
             let asks = fit::pod_requests(&self.new_spec).values().any(|v| *v > 0)
                 || !fit::host_ports(&self.new_spec).is_empty();
-            return asks.then_some(FitCheck::BesideOld);
+            return (asks || !podstate::is_scheduled(old)).then_some(FitCheck::BesideOld);
         }
         let check = !podstate::is_scheduled(old) || grows(old_spec, &self.new_spec);
         check.then_some(FitCheck::Alone)

@@ -388,9 +388,11 @@ enum ChangeKind {
     Rollback,
 }
 
-const CHANGES: [ChangeKind; 7] = [
+/// Tolerations twice: dropping one is how a node stops being tolerated (class 1 of issue 15).
+const CHANGES: [ChangeKind; 8] = [
     ChangeKind::Image,
     ChangeKind::Placement,
+    ChangeKind::Tolerations,
     ChangeKind::Tolerations,
     ChangeKind::Resources,
     ChangeKind::MetadataOnly,

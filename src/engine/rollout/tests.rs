@@ -507,3 +507,44 @@ fn a_rollout_in_progress_rolls_on_without_a_template_change() {
         p.notes
     );
 }
+
+/// Found by the differential tester (seed 7012): with maxSurge, an outdated pod that is Pending
+/// (the node's only pod slot is taken) is replaced at once, and the replacement does not fit
+/// either: Blocked (TooManyPods), not Restart.
+#[test]
+fn surge_replacement_of_a_pending_pod_is_fit_checked() {
+    let surge = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 2}}";
+    let old = ds(1, V1, surge);
+    let rev = revision_of(&old, "aaa", 1);
+    let mut pending = ds_pod("n1", "aaa", 1, false);
+    let spec = pending.spec.as_mut().unwrap();
+    spec.node_name = None;
+    spec.affinity = Some(
+        serde_json::from_value(json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}))
+        .unwrap(),
+    );
+    pending.status.as_mut().unwrap().phase = Some("Pending".into());
+    let full = node("metadata: {name: n1}\nstatus: {allocatable: {cpu: '32', pods: '1'}}");
+    let mut snap = snapshot(old, vec![full], vec![pending], vec![rev]);
+    let new = ds(2, V2, surge);
+    assert_eq!(classify(&snap, &new).nodes_needing_fit_check(), vec!["n1"]);
+    snap.pods_on_nodes.insert(
+        "n1".into(),
+        vec![pod(
+            "metadata: {name: hog, namespace: x}\nspec: {nodeName: n1, containers: [{name: c}]}",
+        )],
+    );
+    let p = preview(&snap, &new);
+    assert_eq!(action(&p, "n1"), Action::Blocked);
+    assert_eq!(
+        p.nodes[0].pod_revision.as_deref(),
+        Some("aaa"),
+        "its pod is the outdated one"
+    );
+    assert!(
+        codes(&p, "n1").contains(&"TooManyPods"),
+        "{:?}",
+        codes(&p, "n1")
+    );
+}
