@@ -1123,3 +1123,57 @@ async fn a_spec_change_during_the_preview_is_refused() {
         out.stderr
     );
 }
+
+/// Class 3, found by the differential tester (seed 7012): with maxSurge, the outdated pod on a
+/// node whose only pod slot is taken is Pending; the controller replaces it at once and the
+/// replacement stays Pending too: Blocked (TooManyPods), not Restart.
+#[tokio::test]
+async fn surge_replacement_of_a_pending_pod_is_blocked() {
+    let mut env = TestEnv::new("pv-surge-pending").await;
+    let full = NodeSpec {
+        pods: Some("1"),
+        ..Default::default()
+    };
+    let nodes = vec![
+        env.node("a", NodeSpec::default()).await,
+        env.node("full", full).await,
+    ];
+    let hog: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "hog", "namespace": env.ns},
+        "spec": {"nodeName": nodes[1], "terminationGracePeriodSeconds": 0,
+                 "containers": [{"name": "c", "image": "hog"}]}
+    }))
+    .unwrap();
+    env.pod_api()
+        .create(&PostParams::default(), &hog)
+        .await
+        .unwrap();
+    let mut v1 = env.daemon_set("agent", json!({}));
+    v1["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 2}});
+    apply(&env, &v1);
+    wait_settled(&env, 2, 1).await;
+    let mut v2 = v1.clone();
+    image(&mut v2, "registry.example/agent:2");
+
+    let before = pods_by_node(&env).await;
+    assert!(
+        !before[&nodes[1]].scheduled,
+        "the pod on the full node is Pending"
+    );
+    let p = preview_file(&env, &v2);
+    assert!(p.strategy.surge);
+    let blocked = p.node(&nodes[1]);
+    assert_eq!(blocked.action, "Blocked");
+    assert!(
+        blocked.reasons.iter().any(|r| r["code"] == "TooManyPods"),
+        "{:?}",
+        blocked.reasons
+    );
+    assert_eq!(p.node(&nodes[0]).action, "Restart");
+
+    apply(&env, &v2);
+    wait_settled(&env, 2, 1).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+}
