@@ -1002,9 +1002,10 @@ async fn status_and_metadata_writes_do_not_fail_the_preview() {
     let path = f.path().to_str().unwrap().to_string();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Two writers, each about 25 times a second: far more than a controller's status updates
-    // of one DaemonSet, so the race is provoked in a few runs.
-    let pause = Duration::from_millis(40);
+    // Two writers, each about 10 times a second: more than a controller's status updates of
+    // one DaemonSet, so the race is provoked within a few runs. (At 50 writes a second on this
+    // loaded 2-core machine, all 5 attempts of a preview could conflict.)
+    let pause = Duration::from_millis(100);
     let annotations = writer(
         &env,
         pause,
@@ -1021,7 +1022,7 @@ async fn status_and_metadata_writes_do_not_fail_the_preview() {
     );
     let mut recomputed = 0;
     let mut runs = 0;
-    while runs < 40 && recomputed < 3 {
+    while runs < 60 && recomputed < 3 {
         runs += 1;
         let args = [
             "rollout-preview",
