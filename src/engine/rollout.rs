@@ -477,6 +477,27 @@ fn hold_surge_moves(ctx: &Ctx, drafts: &mut [Draft]) {
     }
 }
 
+/// mirrors update.go rollingUpdate (maxSurge 0) with updatedDesiredNodeCounts: a percentage
+/// maxUnavailable of 0 desired nodes is 0, and the "at least 1" default applies only when
+/// desiredNumberScheduled > 0, so no available old pod is ever a deletion candidate: the
+/// outdated pods on nodes that stopped tolerating their taint stay (Keep). Found by
+/// tests/it/difftest.rs (seed 10016).
+fn hold_unbudgeted_moves(ctx: &Ctx, new: &DaemonSet, drafts: &mut [Draft]) {
+    if ctx.surge || ctx.on_delete {
+        return;
+    }
+    let desired = drafts.iter().filter(|d| d.should_run).count();
+    if budget::budgets(new, desired).max_unavailable > 0 {
+        return;
+    }
+    for d in drafts
+        .iter_mut()
+        .filter(|d| d.rolling_delete && d.available)
+    {
+        d.action = Action::Keep;
+    }
+}
+
 /// Every node classified before the fit check: the first phase of a preview. The caller
 /// fetches the pods bound to [`Classified::nodes_needing_fit_check`] only, then calls
 /// [`Classified::finish`].
@@ -541,6 +562,7 @@ impl Classified<'_> {
             apply_fit(&ctx, d, pods_on_nodes);
         }
         hold_surge_moves(&ctx, &mut drafts);
+        hold_unbudgeted_moves(&ctx, new, &mut drafts);
         assemble(&ctx, new, &drafts, desired_before)
     }
 }

@@ -97,6 +97,12 @@ pub(super) fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<Stri
     {
         out.push("Blocked on nodes whose NoSchedule taint the new template does not tolerate: with maxSurge their outdated pod is deleted only while every desired node has an available pod, and the Blocked desired nodes never get one, so it stays".into());
     }
+    if drafts
+        .iter()
+        .any(|d| d.rolling_delete && d.action == Action::Keep)
+    {
+        out.push(format!("Keep on nodes whose NoSchedule taint the new template does not tolerate: maxUnavailable {} resolves to 0 with {} desired node(s), so the rolling update never deletes their outdated pod", s.max_unavailable_spec.as_deref().unwrap_or("?"), s.desired));
+    }
     if drafts.iter().any(|d| d.deleted_at_once()) {
         out.push("Delete: pods on nodes the new template no longer selects (or whose NoExecute taint it does not tolerate) are removed at once, not limited by maxUnavailable".into());
     }

@@ -548,3 +548,34 @@ fn surge_replacement_of_a_pending_pod_is_fit_checked() {
         codes(&p, "n1")
     );
 }
+
+/// Found by the differential tester (seed 10016): when no node should run the pod any more, a
+/// percentage maxUnavailable resolves to 0 (the "at least 1" default needs desired > 0), so the
+/// outdated pod on a node that stopped tolerating its NoSchedule taint is never deleted.
+#[test]
+fn no_desired_node_and_a_percentage_budget_keeps_the_untolerated_pod() {
+    let pct = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: '34%', maxSurge: 0}}";
+    let snap = tolerating_v1_on_a_tainted_node(pct);
+    let away = "{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: DoesNotExist}]}]}}}, containers: [{name: agent, image: 'agent:1'}]}";
+    let p = preview(&snap, &ds(2, away, pct));
+    assert_eq!(p.strategy.desired, 0);
+    assert_eq!(p.strategy.max_unavailable, 0);
+    assert_eq!(
+        action(&p, "n2"),
+        Action::Delete,
+        "no longer selected: at once"
+    );
+    assert_eq!(action(&p, "n1"), Action::Keep);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("resolves to 0 with 0 desired")),
+        "{:?}",
+        p.notes
+    );
+    // An integer budget is not scaled: 1 of 0 desired still deletes.
+    let one = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 1, maxSurge: 0}}";
+    let snap = tolerating_v1_on_a_tainted_node(one);
+    let p = preview(&snap, &ds(2, away, one));
+    assert_eq!(action(&p, "n1"), Action::Delete);
+}
