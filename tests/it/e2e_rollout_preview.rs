@@ -1178,3 +1178,40 @@ async fn surge_replacement_of_a_pending_pod_is_blocked() {
     let after = pods_by_node(&env).await;
     assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
 }
+
+/// Class 4, found by the differential tester (seed 10016): once no node should run the pod, a
+/// percentage maxUnavailable resolves to 0 (the controller's "at least 1" needs desired > 0), so
+/// the outdated pod on a node that stopped tolerating its NoSchedule taint is never deleted.
+#[tokio::test]
+async fn untolerated_pod_stays_when_a_percentage_budget_resolves_to_zero() {
+    let mut env = TestEnv::new("pv-zero-budget").await;
+    let tainted = NodeSpec {
+        taints: vec![json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"})],
+        ..Default::default()
+    };
+    let nodes = vec![env.node("t", tainted).await];
+    let mut v1 = env.daemon_set(
+        "agent",
+        json!({"tolerations": [{"key": "dedicated", "operator": "Exists"}]}),
+    );
+    v1["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "50%"}});
+    apply(&env, &v1);
+    env.wait_rolled_out("agent", 1).await;
+    let mut v2 = v1.clone();
+    v2["spec"]["template"]["spec"]["tolerations"] = json!([]);
+
+    let before = pods_by_node(&env).await;
+    let p = preview_file(&env, &v2);
+    assert_eq!((p.strategy.desired, p.strategy.max_unavailable), (0, 0));
+    assert_eq!(p.node(&nodes[0]).action, "Keep", "{:?}", p.notes);
+    apply(&env, &v2);
+    wait_for(Duration::from_secs(30), "generation observed", || async {
+        let ds = env.ds_api().get("agent").await.unwrap();
+        ds.metadata.generation == ds.status.and_then(|s| s.observed_generation)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+}
