@@ -1,6 +1,7 @@
 //! Server-side dry runs (`dryRun=All`): the admitted, defaulted DaemonSet the apiserver would
 //! store for a change, without storing anything. Every request is conditioned on the
-//! resourceVersion the preview was computed from.
+//! resourceVersion the preview was computed from; a conflict (409: the object moved since it was
+//! read) is returned as [`Conflict`] so the caller can re-read and decide.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -50,6 +51,22 @@ pub fn apply_body(manifest: &Value, live: &DaemonSet) -> Value {
     body
 }
 
+/// The apiserver answered 409: the DaemonSet's resourceVersion moved since it was read (any
+/// write: the controller's status updates too).
+#[derive(Debug)]
+pub struct Conflict(pub String);
+
+/// The dry-run result, or the conflict that kept the apiserver from computing it.
+pub type Pinned = std::result::Result<DaemonSet, Conflict>;
+
+fn pinned(live: &DaemonSet, res: kube::Result<DaemonSet>) -> Result<Pinned> {
+    match res {
+        Ok(ds) => Ok(Ok(ds)),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Err(Conflict(status.message))),
+        Err(e) => Err(refusal(live, e)),
+    }
+}
+
 fn api(cluster: &Cluster, live: &DaemonSet) -> Api<DaemonSet> {
     let ns = live.metadata.namespace.as_deref().unwrap_or("default");
     Api::namespaced(cluster.client.clone(), ns)
@@ -66,21 +83,17 @@ pub async fn dry_run_apply(
     live: &DaemonSet,
     manifest: &Value,
     manager: &str,
-) -> Result<DaemonSet> {
+) -> Result<Pinned> {
     let body = apply_body(manifest, live);
     let pp = PatchParams::apply(manager).dry_run().force();
-    api(cluster, live)
+    let res = api(cluster, live)
         .patch(name(live), &pp, &Patch::Apply(&body))
-        .await
-        .map_err(|e| refusal(live, e))
+        .await;
+    pinned(live, res)
 }
 
 /// A strategic-merge patch (as `kubectl set image`) with dryRun=All.
-pub async fn dry_run_patch(
-    cluster: &Cluster,
-    live: &DaemonSet,
-    patch: &Value,
-) -> Result<DaemonSet> {
+pub async fn dry_run_patch(cluster: &Cluster, live: &DaemonSet, patch: &Value) -> Result<Pinned> {
     let mut patch = patch.clone();
     patch["metadata"]["resourceVersion"] = json!(live.metadata.resource_version);
     let pp = PatchParams {
@@ -88,10 +101,10 @@ pub async fn dry_run_patch(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    api(cluster, live)
+    let res = api(cluster, live)
         .patch(name(live), &pp, &Patch::Strategic(&patch))
-        .await
-        .map_err(|e| refusal(live, e))
+        .await;
+    pinned(live, res)
 }
 
 /// A replace of the whole object (what a client-side apply computed) with dryRun=All; the
@@ -100,17 +113,15 @@ pub async fn dry_run_replace(
     cluster: &Cluster,
     live: &DaemonSet,
     object: &Value,
-) -> Result<DaemonSet> {
+) -> Result<Pinned> {
     let ds: DaemonSet = serde_json::from_value(object.clone())
         .map_err(|e| Error::Input(format!("the merged manifest is not a valid DaemonSet: {e}")))?;
     let pp = PostParams {
         dry_run: true,
         field_manager: Some(CLIENT_SIDE_APPLY_MANAGER.into()),
     };
-    api(cluster, live)
-        .replace(name(live), &pp, &ds)
-        .await
-        .map_err(|e| refusal(live, e))
+    let res = api(cluster, live).replace(name(live), &pp, &ds).await;
+    pinned(live, res)
 }
 
 /// The apiserver's refusals, in the user's terms.
@@ -129,10 +140,6 @@ fn refusal(live: &DaemonSet, err: kube::Error) -> Error {
             message: format!("{what}: the apiserver rejects it: {}", status.message),
             hint: None,
         },
-        409 => Error::Forbidden(format!(
-            "{what}: the DaemonSet changed while the preview was computed ({}); run it again",
-            status.message
-        )),
         _ => Error::kube(&what, err),
     }
 }

@@ -23,12 +23,13 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
     let change = Change::complete(&args)?;
     let cluster = client::connect(settings).await?;
     change.check_namespace(&cluster.namespace)?;
-    let live = fetch::fetch_daemon_set(&cluster, &cluster.namespace, &args.name).await?;
-    let request = change.request(&live)?;
-    let (new, snap) = futures::try_join!(
-        request.send(&cluster, &live),
-        fetch::fetch_workload(&cluster, live.clone())
-    )?;
+    let Computed {
+        live,
+        request,
+        new,
+        snap,
+        attempts,
+    } = dry_run_pinned(&change, &cluster, &args.name).await?;
     let mut classified = rollout::classify(&snap, &new);
     // The pod the scheduler sees is the admitted one: asked for once, only when a fit check
     // may be needed.
@@ -56,7 +57,12 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
     };
     let namespaces = classified.preemption_namespaces(&pods_on_nodes, &priorities);
     priorities.pdbs = fetch::fetch_pdbs(&cluster, &namespaces).await?;
-    let preview = classified.finish_with(&pods_on_nodes, &priorities);
+    let mut preview = classified.finish_with(&pods_on_nodes, &priorities);
+    if attempts > 1 {
+        preview.notes.push(format!(
+            "the DaemonSet was written (status or metadata, not its spec) while the preview was computed: recomputed from a fresh read ({attempts} attempts)"
+        ));
+    }
     let doc = Document {
         preview: &preview,
         admission,
@@ -70,6 +76,81 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
     } else {
         Exit::Ok
     })
+}
+
+/// Dry runs before giving up when the DaemonSet keeps moving without a spec change.
+const ATTEMPTS: usize = 5;
+
+/// A dry run that went through, with the live object it was pinned to.
+struct Computed {
+    live: DaemonSet,
+    request: Request,
+    new: DaemonSet,
+    snap: crate::engine::snapshot::Snapshot,
+    /// Dry runs it took (1 when nothing wrote the DaemonSet in between).
+    attempts: usize,
+}
+
+/// Reads the DaemonSet, dry-runs the change pinned to that resourceVersion and fetches the live
+/// state. A conflict means something wrote the DaemonSet in between: the controller's status
+/// updates (constant during a rollout) or metadata. If the spec is what was first read, the
+/// preview is recomputed from a fresh read (at most [`ATTEMPTS`] times); if the spec changed,
+/// the preview refuses rather than describe a DaemonSet that no longer exists.
+async fn dry_run_pinned(change: &Change, cluster: &Cluster, name: &str) -> Result<Computed> {
+    let ns = &cluster.namespace;
+    let first = fetch::fetch_daemon_set(cluster, ns, name).await?;
+    let mut live = first.clone();
+    let mut last = String::new();
+    for attempt in 1..=ATTEMPTS {
+        let request = change.request(&live)?;
+        let (sent, snap) = futures::try_join!(
+            request.send(cluster, &live),
+            fetch::fetch_workload(cluster, live.clone())
+        )?;
+        match sent {
+            Ok(new) => {
+                return Ok(Computed {
+                    live,
+                    request,
+                    new,
+                    snap,
+                    attempts: attempt,
+                })
+            }
+            Err(dry_run::Conflict(message)) => last = message,
+        }
+        live = fetch::fetch_daemon_set(cluster, ns, name).await?;
+        if let Some(moved) = spec_moved(&first, &live) {
+            return Err(Error::Forbidden(format!(
+                "daemonset {ns}/{name}: {moved} while the preview was computed; run it again to preview against the new spec"
+            )));
+        }
+    }
+    Err(Error::Forbidden(format!(
+        "daemonset {ns}/{name} kept changing while the preview was computed ({ATTEMPTS} attempts, its spec unchanged; last conflict: {last}); run it again"
+    )))
+}
+
+/// What makes a fresh read of the DaemonSet a different object to preview: another object
+/// under the same name, or another spec. Status, labels, annotations and managedFields are not.
+fn spec_moved(first: &DaemonSet, now: &DaemonSet) -> Option<String> {
+    if first.metadata.uid != now.metadata.uid {
+        return Some("the DaemonSet was deleted and created again".into());
+    }
+    if first.spec == now.spec {
+        return None;
+    }
+    let gen = |d: &DaemonSet| {
+        d.metadata
+            .generation
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    Some(format!(
+        "its spec changed (generation {} -> {})",
+        gen(first),
+        gen(now)
+    ))
 }
 
 fn emit<W: Write>(out: &mut W, doc: &Document, output: Output, palette: &Palette) -> Result<()> {
@@ -200,7 +281,7 @@ impl Change {
 }
 
 impl Request {
-    async fn send(&self, cluster: &Cluster, live: &DaemonSet) -> Result<DaemonSet> {
+    async fn send(&self, cluster: &Cluster, live: &DaemonSet) -> Result<dry_run::Pinned> {
         match self {
             Request::Apply { manifest, manager } => {
                 dry_run::dry_run_apply(cluster, live, manifest, manager).await
@@ -463,6 +544,29 @@ spec:
             ok.replace("name: agent}", "name: other}")
         );
         assert_eq!(read(&list, "other").unwrap()["metadata"]["name"], "other");
+    }
+
+    #[test]
+    fn only_a_spec_change_or_a_new_object_stops_a_recompute() {
+        let first = daemon_set(LIVE);
+        let mut status_only = first.clone();
+        status_only.metadata.resource_version = Some("99".into());
+        status_only.metadata.annotations = Some([("note".to_string(), "x".to_string())].into());
+        status_only.status = Some(Default::default());
+        assert_eq!(spec_moved(&first, &status_only), None);
+        let mut spec = first.clone();
+        spec.metadata.generation = Some(3);
+        spec.spec.as_mut().unwrap().min_ready_seconds = Some(5);
+        let why = spec_moved(&first, &spec).unwrap();
+        assert!(
+            why.contains("its spec changed (generation ? -> 3)"),
+            "{why}"
+        );
+        let mut other = first.clone();
+        other.metadata.uid = Some("another".into());
+        assert!(spec_moved(&first, &other)
+            .unwrap()
+            .contains("deleted and created again"));
     }
 
     #[test]

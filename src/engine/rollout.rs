@@ -26,10 +26,13 @@ pub const KIND: &str = "RolloutPreview";
 /// What the change does to one node. The order is the table's: what needs a look first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Action {
-    /// The new pod would not run: it does not fit (resources, host port, pod count), or an
-    /// untolerated taint keeps it off while the rolling update removes the outdated pod.
+    /// The new pod would not run: it does not fit (resources, host port, pod count); or, with
+    /// maxSurge, an outdated pod on a node that should no longer run one stays because Blocked
+    /// desired nodes never become available.
     Blocked,
-    /// The node is no longer eligible: its pod is deleted at once, not limited by maxUnavailable.
+    /// The node no longer runs the pod: deleted at once when the node is no longer eligible
+    /// (selector, affinity, NoExecute taint); deleted by the rolling update, within its budget,
+    /// when the new template stops tolerating a NoSchedule taint (nothing replaces it).
     Delete,
     /// The node becomes eligible (or has no pod): a pod is created at once.
     Create,
@@ -338,6 +341,9 @@ struct Draft<'a> {
     /// Every pod of the DaemonSet on the node (excluded from "other pods" in the fit check).
     own: Vec<&'a Pod>,
     outdated: bool,
+    /// Delete through the rolling update (an outdated pod on a node that should no longer
+    /// run one but may keep it): limited by the budget, unlike an ineligible node's Delete.
+    rolling_delete: bool,
     available: bool,
     reasons: Vec<Reason>,
     fit: Option<FitCheck>,
@@ -388,6 +394,7 @@ fn draft<'a>(ctx: &Ctx<'a>, node: &'a Node, elig: Eligibility) -> Draft<'a> {
         pod,
         own,
         outdated: false,
+        rolling_delete: false,
         available: pod.is_some_and(|p| ctx.is_available(p)),
         reasons: Vec::new(),
         fit: None,
@@ -436,8 +443,13 @@ fn draft<'a>(ctx: &Ctx<'a>, node: &'a Node, elig: Eligibility) -> Draft<'a> {
                 d.fit = ctx.restart_fit(p);
                 Action::Restart
             } else {
-                // Misscheduled and outdated: the update deletes it; nothing replaces it.
-                Action::Blocked
+                // Misscheduled (an untolerated NoSchedule taint: shouldRun false,
+                // shouldContinueRunning true) and outdated: mirrors update.go rollingUpdate,
+                // which deletes the old pod like any update candidate (maxSurge 0: within
+                // maxUnavailable; surge: once the desired nodes are available, "scheduling
+                // constraint" moves), and manage() never recreates it since shouldRun is false.
+                d.rolling_delete = true;
+                Action::Delete
             };
         }
     }
@@ -501,6 +513,63 @@ fn others_on_node(
         }
     }
     Some(others)
+}
+
+impl Draft<'_> {
+    /// Deleted by manage() at once (shouldContinueRunning false), outside the budget.
+    fn deleted_at_once(&self) -> bool {
+        self.action == Action::Delete && !self.rolling_delete
+    }
+}
+
+/// mirrors update.go rollingUpdate (maxSurge > 0, "scheduling constraint" moves): an available
+/// old pod on a node that should no longer run one is deleted only while
+/// `numAvailable - desiredNumberScheduled > 0`, so as many of them stay as desired nodes end
+/// without an available pod. When the Blocked desired nodes are at least as many as those pods,
+/// every one of them stays (Blocked: the rollout cannot finish); fewer, and the controller's map
+/// order picks which stay (they remain Delete; a note says how many).
+fn hold_surge_moves(ctx: &Ctx, drafts: &mut [Draft]) {
+    if !ctx.surge {
+        return;
+    }
+    let stuck = drafts
+        .iter()
+        .filter(|d| d.should_run && d.action == Action::Blocked)
+        .count();
+    let moves = drafts
+        .iter()
+        .filter(|d| d.rolling_delete && d.available)
+        .count();
+    if stuck == 0 || stuck < moves {
+        return;
+    }
+    for d in drafts
+        .iter_mut()
+        .filter(|d| d.rolling_delete && d.available)
+    {
+        d.action = Action::Blocked;
+    }
+}
+
+/// mirrors update.go rollingUpdate (maxSurge 0) with updatedDesiredNodeCounts: a percentage
+/// maxUnavailable of 0 desired nodes is 0, and the "at least 1" default applies only when
+/// desiredNumberScheduled > 0, so no available old pod is ever a deletion candidate: the
+/// outdated pods on nodes that stopped tolerating their taint stay (Keep). Found by
+/// tests/it/difftest.rs (seed 10016).
+fn hold_unbudgeted_moves(ctx: &Ctx, new: &DaemonSet, drafts: &mut [Draft]) {
+    if ctx.surge || ctx.on_delete {
+        return;
+    }
+    let desired = drafts.iter().filter(|d| d.should_run).count();
+    if budget::budgets(new, desired).max_unavailable > 0 {
+        return;
+    }
+    for d in drafts
+        .iter_mut()
+        .filter(|d| d.rolling_delete && d.available)
+    {
+        d.action = Action::Keep;
+    }
 }
 
 /// Every node classified before the fit check: the first phase of a preview. The caller
@@ -648,6 +717,8 @@ impl Classified<'_> {
         for d in &mut drafts {
             apply_fit(&ctx, d, pods_on_nodes, priorities);
         }
+        hold_surge_moves(&ctx, &mut drafts);
+        hold_unbudgeted_moves(&ctx, new, &mut drafts);
         let mut preview = assemble(&ctx, new, &drafts, desired_before);
         preview.notes.extend(preemption_notes(&drafts));
         let computed = drafts.iter().flat_map(|d| d.reasons.iter());
@@ -759,7 +830,7 @@ fn plan(
     } else {
         drafts
             .iter()
-            .filter(|d| d.action != Action::Delete && (d.should_run || d.pod.is_some()))
+            .filter(|d| !d.deleted_at_once() && (d.should_run || d.pod.is_some()))
             .filter(|d| !d.available)
             .count()
     };

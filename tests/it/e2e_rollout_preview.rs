@@ -1095,6 +1095,303 @@ async fn duplicate_revisions_relabel_every_pod_instead_of_restarting() {
     );
 }
 
+// ---- issue 15: classes found by the differential tester (tests/it/difftest.rs) ----
+
+/// Class 1: the new template stops tolerating a node's NoSchedule taint. The controller's
+/// rolling update deletes the outdated pod there (within the budget) and manage() never
+/// creates a new one (shouldRun false): Delete, not Blocked.
+async fn untolerated_no_schedule(test: &str, strategy: Value, surge: bool) {
+    let mut env = TestEnv::new(test).await;
+    let tainted = NodeSpec {
+        taints: vec![json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"})],
+        ..Default::default()
+    };
+    let nodes = vec![
+        env.node("a", NodeSpec::default()).await,
+        env.node("b", NodeSpec::default()).await,
+        env.node("t", tainted).await,
+    ];
+    let mut v1 = env.daemon_set(
+        "agent",
+        json!({"tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]}),
+    );
+    v1["spec"]["updateStrategy"] = strategy;
+    apply(&env, &v1);
+    env.wait_rolled_out("agent", 3).await;
+    let mut v2 = v1.clone();
+    v2["spec"]["template"]["spec"]["tolerations"] = json!([]);
+
+    let before = pods_by_node(&env).await;
+    let p = preview_file(&env, &v2);
+    assert_eq!(p.strategy.surge, surge);
+    let t = p.node(&nodes[2]);
+    assert_eq!(t.action, "Delete", "{:?}", p.notes);
+    let codes: Vec<&str> = t
+        .reasons
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert_eq!(codes, vec!["UntoleratedTaint", "OutdatedRevision"]);
+    assert_eq!((p.strategy.desired_before, p.strategy.desired), (3, 2));
+    assert!(
+        p.notes.iter().any(|n| n.contains("nothing replaces it")),
+        "{:?}",
+        p.notes
+    );
+    let code = preview_exit_code(&env, &v2);
+    assert_eq!(code.code, 1, "a deletion rolls: {}", code.stderr);
+
+    apply(&env, &v2);
+    wait_settled(&env, 2, 2).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    assert!(!after.contains_key(&nodes[2]), "no pod on the tainted node");
+}
+
+#[tokio::test]
+async fn dropped_toleration_of_a_no_schedule_taint_deletes() {
+    untolerated_no_schedule(
+        "pv-untol",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}),
+        false,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dropped_toleration_of_a_no_schedule_taint_deletes_with_surge() {
+    untolerated_no_schedule(
+        "pv-untol-surge",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}),
+        true,
+    )
+    .await;
+}
+
+/// Keeps writing the DaemonSet every `pause` until `stop`: `what(i)` is the i-th merge patch,
+/// to the main resource or (status) the status subresource.
+fn writer(
+    env: &TestEnv,
+    pause: Duration,
+    status: bool,
+    what: fn(u64) -> Value,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    let api = env.ds_api();
+    tokio::spawn(async move {
+        let mut i = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let pp = kube::api::PatchParams::default();
+            let patch = kube::api::Patch::Merge(what(i));
+            let res = if status {
+                api.patch_status("agent", &pp, &patch).await
+            } else {
+                api.patch("agent", &pp, &patch).await
+            };
+            res.expect("background write");
+            i += 1;
+            tokio::time::sleep(pause).await;
+        }
+        i
+    })
+}
+
+/// Class 2: the controller (here a writer standing in for it, faster) writes the DaemonSet's
+/// status and metadata while previews run. Each preview must succeed (recomputing from a fresh
+/// read) and still be right.
+#[tokio::test]
+async fn status_and_metadata_writes_do_not_fail_the_preview() {
+    let mut env = TestEnv::new("pv-churn").await;
+    let mut nodes = Vec::new();
+    for n in ["a", "b"] {
+        nodes.push(env.node(n, NodeSpec::default()).await);
+    }
+    let v1 = env.daemon_set("agent", json!({}));
+    apply(&env, &v1);
+    env.wait_rolled_out("agent", 2).await;
+    let mut v2 = v1.clone();
+    image(&mut v2, "registry.example/agent:2");
+    let f = manifest_file(&v2);
+    let path = f.path().to_str().unwrap().to_string();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Two writers, each about 10 times a second: more than a controller's status updates of
+    // one DaemonSet, so the race is provoked within a few runs. (At 50 writes a second on this
+    // loaded 2-core machine, all 5 attempts of a preview could conflict.)
+    let pause = Duration::from_millis(100);
+    let annotations = writer(
+        &env,
+        pause,
+        false,
+        |i| json!({"metadata": {"annotations": {"kubectl-ds.dev/tick": i.to_string()}}}),
+        stop.clone(),
+    );
+    let status = writer(
+        &env,
+        pause,
+        true,
+        |i| json!({"status": {"conditions": [{"type": "Tick", "status": "True", "reason": format!("T{i}")}]}}),
+        stop.clone(),
+    );
+    let mut recomputed = 0;
+    let mut runs = 0;
+    while runs < 60 && recomputed < 3 {
+        runs += 1;
+        let args = [
+            "rollout-preview",
+            "agent",
+            "-f",
+            path.as_str(),
+            "-o",
+            "json",
+        ];
+        let all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let ns = env.ns.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut a: Vec<&str> = all.iter().map(String::as_str).collect();
+            a.extend(["-n", &ns]);
+            crate::harness::run_cli(&a)
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.code, 0, "run {runs}: {}", out.stderr);
+        let p: Preview = serde_json::from_str(&out.stdout).unwrap();
+        assert!(p.template_changed);
+        let actions = p.actions(&nodes);
+        assert_eq!(actions.len(), 2);
+        assert!(actions.values().all(|a| a == "Restart"), "{actions:?}");
+        if p.notes
+            .iter()
+            .any(|n| n.contains("recomputed from a fresh read"))
+        {
+            recomputed += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = annotations.await.unwrap() + status.await.unwrap();
+    assert!(writes > 20, "the writers kept writing ({writes})");
+    assert!(
+        recomputed > 0,
+        "in {runs} previews under {writes} writes, none had to recompute: the test did not provoke the race"
+    );
+}
+
+/// ... but a change to the spec itself in between is refused, and says so.
+#[tokio::test]
+async fn a_spec_change_during_the_preview_is_refused() {
+    let mut env = TestEnv::new("pv-spec-race").await;
+    env.node("a", NodeSpec::default()).await;
+    let v1 = env.daemon_set("agent", json!({}));
+    apply(&env, &v1);
+    env.wait_rolled_out("agent", 1).await;
+    let mut v2 = v1.clone();
+    image(&mut v2, "registry.example/agent:2");
+    let f = manifest_file(&v2);
+    let path = f.path().to_str().unwrap().to_string();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // minReadySeconds: a spec change that rolls nothing.
+    let spec = writer(
+        &env,
+        Duration::from_millis(5),
+        false,
+        |i| json!({"spec": {"minReadySeconds": i % 2}}),
+        stop.clone(),
+    );
+    let mut refused = None;
+    let mut runs = 0;
+    while runs < 40 && refused.is_none() {
+        runs += 1;
+        let all = [
+            "rollout-preview".to_string(),
+            "agent".into(),
+            "-f".into(),
+            path.clone(),
+        ];
+        let ns = env.ns.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut a: Vec<&str> = all.iter().map(String::as_str).collect();
+            a.extend(["-n", &ns]);
+            crate::harness::run_cli(&a)
+        })
+        .await
+        .unwrap();
+        match out.code {
+            0 => {}
+            5 => refused = Some(out),
+            c => panic!("run {runs}: exit {c}: {}", out.stderr),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spec.await.unwrap();
+    let out = refused
+        .unwrap_or_else(|| panic!("{runs} previews while the spec kept changing, none refused"));
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("error: daemonset ")
+            && lines[0].contains("its spec changed (generation ")
+            && lines[0].contains("while the preview was computed; run it again"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Class 3, found by the differential tester (seed 7012): with maxSurge, the outdated pod on a
+/// node whose only pod slot is taken is Pending; the controller replaces it at once and the
+/// replacement stays Pending too: Blocked (TooManyPods), not Restart.
+#[tokio::test]
+async fn surge_replacement_of_a_pending_pod_is_blocked() {
+    let mut env = TestEnv::new("pv-surge-pending").await;
+    let full = NodeSpec {
+        pods: Some("1"),
+        ..Default::default()
+    };
+    let nodes = vec![
+        env.node("a", NodeSpec::default()).await,
+        env.node("full", full).await,
+    ];
+    let hog: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "hog", "namespace": env.ns},
+        "spec": {"nodeName": nodes[1], "terminationGracePeriodSeconds": 0,
+                 "containers": [{"name": "c", "image": "hog"}]}
+    }))
+    .unwrap();
+    env.pod_api()
+        .create(&PostParams::default(), &hog)
+        .await
+        .unwrap();
+    let mut v1 = env.daemon_set("agent", json!({}));
+    v1["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 2}});
+    apply(&env, &v1);
+    wait_settled(&env, 2, 1).await;
+    let mut v2 = v1.clone();
+    image(&mut v2, "registry.example/agent:2");
+
+    let before = pods_by_node(&env).await;
+    assert!(
+        !before[&nodes[1]].scheduled,
+        "the pod on the full node is Pending"
+    );
+    let p = preview_file(&env, &v2);
+    assert!(p.strategy.surge);
+    let blocked = p.node(&nodes[1]);
+    assert_eq!(blocked.action, "Blocked");
+    assert!(
+        blocked.reasons.iter().any(|r| r["code"] == "TooManyPods"),
+        "{:?}",
+        blocked.reasons
+    );
+    assert_eq!(p.node(&nodes[0]).action, "Restart");
+
+    apply(&env, &v2);
+    wait_settled(&env, 2, 1).await;
+    let after = pods_by_node(&env).await;
+    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+}
+
 /// Class 4, found by the differential tester (seed 10016): once no node should run the pod, a
 /// percentage maxUnavailable resolves to 0 (the controller's "at least 1" needs desired > 0), so
 /// the outdated pod on a node that stopped tolerating its NoSchedule taint is never deleted.

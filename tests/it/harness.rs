@@ -110,10 +110,25 @@ impl TestEnv {
 
     /// Creates a simulated node `<ns>-<suffix>` labelled for this test.
     pub async fn node(&mut self, suffix: &str, spec: NodeSpec) -> String {
+        let labels: Vec<(String, String)> = spec
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.node_with_labels(suffix, &labels, spec).await
+    }
+
+    /// [`TestEnv::node`] with labels known only at run time (the differential tester's).
+    pub async fn node_with_labels(
+        &mut self,
+        suffix: &str,
+        extra_labels: &[(String, String)],
+        spec: NodeSpec,
+    ) -> String {
         let name = format!("{}-{suffix}", self.ns);
         let mut labels = json!({TEST_LABEL: self.ns, "kubernetes.io/hostname": name});
-        for (k, v) in &spec.labels {
-            labels[*k] = json!(v);
+        for (k, v) in extra_labels {
+            labels[k.as_str()] = json!(v);
         }
         let mut annotations = json!({"kwok.x-k8s.io/node": "fake"});
         if spec.not_ready {

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cli;
+mod difftest;
 mod e2e_admission;
 mod e2e_busy;
 mod e2e_complete;

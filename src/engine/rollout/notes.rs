@@ -93,14 +93,35 @@ pub(super) fn notes(ctx: &Ctx, drafts: &[Draft], p: &RolloutPreview) -> Vec<Stri
         };
         out.push(format!("{stuck} node(s) Blocked: their new pod would stay Pending; each one holds a unit of the budget until it runs, so a rolling update stalls once {budget} are stuck"));
     }
+    let rolling_deletes = drafts
+        .iter()
+        .filter(|d| d.rolling_delete && d.action == Action::Delete)
+        .count();
+    if rolling_deletes > 0 {
+        let how = if s.surge {
+            "once the desired nodes have an available pod (maxSurge keeps full availability)"
+        } else {
+            "within maxUnavailable, like any update"
+        };
+        out.push(format!("Delete on {rolling_deletes} node(s) whose NoSchedule taint the new template does not tolerate: the rolling update deletes the outdated pod {how}, and nothing replaces it"));
+        if s.surge && stuck > 0 {
+            out.push(format!("{} of those pods stay while {stuck} desired node(s) are Blocked; which ones is the controller's random choice", stuck.min(rolling_deletes)));
+        }
+    }
     if drafts
         .iter()
-        .any(|d| d.action == Action::Blocked && !d.should_run)
+        .any(|d| d.rolling_delete && d.action == Action::Blocked)
     {
-        out.push("Blocked by a taint the new template does not tolerate: the rolling update deletes the outdated pod there and nothing replaces it".into());
+        out.push("Blocked on nodes whose NoSchedule taint the new template does not tolerate: with maxSurge their outdated pod is deleted only while every desired node has an available pod, and the Blocked desired nodes never get one, so it stays".into());
     }
-    if p.counts.delete > 0 {
-        out.push("Delete: pods on nodes the new template no longer selects are removed at once, not limited by maxUnavailable".into());
+    if drafts
+        .iter()
+        .any(|d| d.rolling_delete && d.action == Action::Keep)
+    {
+        out.push(format!("Keep on nodes whose NoSchedule taint the new template does not tolerate: maxUnavailable {} resolves to 0 with {} desired node(s), so the rolling update never deletes their outdated pod", s.max_unavailable_spec.as_deref().unwrap_or("?"), s.desired));
+    }
+    if drafts.iter().any(|d| d.deleted_at_once()) {
+        out.push("Delete: pods on nodes the new template no longer selects (or whose NoExecute taint it does not tolerate) are removed at once, not limited by maxUnavailable".into());
     }
     if p.counts.create > 0 {
         out.push(

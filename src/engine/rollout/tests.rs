@@ -361,21 +361,93 @@ fn surge_with_a_host_port_cannot_progress() {
     assert!(codes(&p, "n1").contains(&"HostPortConflict"));
 }
 
-#[test]
-fn outdated_pod_on_a_newly_untolerated_taint_is_blocked() {
+/// Three nodes running V1 with a toleration for `dedicated`; n1 carries `dedicated:NoSchedule`.
+fn tolerating_v1_on_a_tainted_node(strategy: &str) -> Snapshot {
     let mut snap = running_v1();
-    snap.daemon_set = ds(1, "{tolerations: [{key: dedicated, operator: Exists}], containers: [{name: agent, image: 'agent:1'}]}", ROLLING);
+    snap.daemon_set = ds(
+        1,
+        "{tolerations: [{key: dedicated, operator: Exists}], containers: [{name: agent, image: 'agent:1'}]}",
+        strategy,
+    );
     snap.revisions = vec![revision_of(&snap.daemon_set, "aaa", 1)];
-    snap.nodes[0] =
-        node("metadata: {name: n1}\nspec: {taints: [{key: dedicated, effect: NoSchedule}]}");
+    snap.nodes[0] = node(
+        "metadata: {name: n1}\nspec: {taints: [{key: dedicated, value: db, effect: NoSchedule}]}\nstatus: {allocatable: {cpu: '2', pods: '10'}}",
+    );
+    snap
+}
+
+/// Class 1 of issue 15: upstream rollingUpdate deletes the outdated pod on a node that no
+/// longer tolerates its NoSchedule taint (a candidate like any other, within maxUnavailable),
+/// and manage() never recreates it (shouldRun false).
+#[test]
+fn outdated_pod_on_a_newly_untolerated_no_schedule_taint_is_deleted() {
+    let snap = tolerating_v1_on_a_tainted_node(ROLLING);
     let p = preview(&snap, &ds(2, V1, ROLLING));
-    assert_eq!(action(&p, "n1"), Action::Blocked);
+    assert_eq!(action(&p, "n1"), Action::Delete);
     assert_eq!(
         codes(&p, "n1"),
         vec!["UntoleratedTaint", "OutdatedRevision"]
     );
     assert_eq!(p.strategy.desired, 2);
-    assert!(p.notes.iter().any(|n| n.contains("nothing replaces it")));
+    assert_eq!(
+        p.strategy.wave_sizes,
+        vec![1, 1, 1],
+        "the deletion takes a unit of maxUnavailable like the two restarts"
+    );
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("within maxUnavailable") && n.contains("nothing replaces it")),
+        "{:?}",
+        p.notes
+    );
+    assert!(!p.notes.iter().any(|n| n.contains("removed at once")));
+    // A pod already at the new revision there just keeps running (shouldContinueRunning).
+    let mut same = snap.clone();
+    same.daemon_set = ds(2, V1, ROLLING);
+    same.revisions = vec![revision_of(&same.daemon_set, "bbb", 2)];
+    for pod in &mut same.pods {
+        *pod = ds_pod(
+            pod.spec.as_ref().unwrap().node_name.as_deref().unwrap(),
+            "bbb",
+            2,
+            true,
+        );
+    }
+    let p = preview(&same, &ds(2, V1, ROLLING));
+    assert_eq!(action(&p, "n1"), Action::Keep);
+    // OnDelete leaves the outdated pod alone.
+    let on_delete = "{type: OnDelete}";
+    let snap = tolerating_v1_on_a_tainted_node(on_delete);
+    let p = preview(&snap, &ds(2, V1, on_delete));
+    assert_eq!(action(&p, "n1"), Action::Keep);
+}
+
+/// With maxSurge the move waits for availability: deleted once every desired node has an
+/// available pod; kept while Blocked desired nodes are at least as many as such pods.
+#[test]
+fn surge_deletes_the_untolerated_pod_unless_desired_nodes_are_blocked() {
+    let surge = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}";
+    let snap = tolerating_v1_on_a_tainted_node(surge);
+    let p = preview(&snap, &ds(2, V1, surge));
+    assert_eq!(action(&p, "n1"), Action::Delete);
+    assert!(p.notes.iter().any(|n| n.contains("once the desired nodes")));
+
+    let big = "{containers: [{name: agent, image: 'agent:1', resources: {requests: {cpu: '3'}}}]}";
+    let mut snap = snap;
+    snap.pods_on_nodes.insert("n2".into(), vec![]);
+    let p = preview(&snap, &ds(2, big, surge));
+    assert_eq!(action(&p, "n2"), Action::Blocked, "3 cpu on a 2-cpu node");
+    assert_eq!(
+        action(&p, "n1"),
+        Action::Blocked,
+        "held: n2 never becomes available"
+    );
+    assert!(
+        p.notes.iter().any(|n| n.contains("so it stays")),
+        "{:?}",
+        p.notes
+    );
 }
 
 #[test]
@@ -691,4 +763,76 @@ fn revisions_of_another_owner_do_not_count() {
     let p = preview(&snap, &ds(1, V1, ROLLING));
     assert!(p.new_revision, "{:?}", p.notes);
     assert_eq!(p.daemon_set.current_revision, None);
+}
+
+/// Found by the differential tester (seed 7012): with maxSurge, an outdated pod that is Pending
+/// (the node's only pod slot is taken) is replaced at once, and the replacement does not fit
+/// either: Blocked (TooManyPods), not Restart.
+#[test]
+fn surge_replacement_of_a_pending_pod_is_fit_checked() {
+    let surge = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 2}}";
+    let old = ds(1, V1, surge);
+    let rev = revision_of(&old, "aaa", 1);
+    let mut pending = ds_pod("n1", "aaa", 1, false);
+    let spec = pending.spec.as_mut().unwrap();
+    spec.node_name = None;
+    spec.affinity = Some(
+        serde_json::from_value(json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}))
+        .unwrap(),
+    );
+    pending.status.as_mut().unwrap().phase = Some("Pending".into());
+    let full = node("metadata: {name: n1}\nstatus: {allocatable: {cpu: '32', pods: '1'}}");
+    let mut snap = snapshot(old, vec![full], vec![pending], vec![rev]);
+    let new = ds(2, V2, surge);
+    assert_eq!(classify(&snap, &new).nodes_needing_fit_check(), vec!["n1"]);
+    snap.pods_on_nodes.insert(
+        "n1".into(),
+        vec![pod(
+            "metadata: {name: hog, namespace: x}\nspec: {nodeName: n1, containers: [{name: c}]}",
+        )],
+    );
+    let p = preview(&snap, &new);
+    assert_eq!(action(&p, "n1"), Action::Blocked);
+    assert_eq!(
+        p.nodes[0].pod_revision.as_deref(),
+        Some("aaa"),
+        "its pod is the outdated one"
+    );
+    assert!(
+        codes(&p, "n1").contains(&"TooManyPods"),
+        "{:?}",
+        codes(&p, "n1")
+    );
+}
+
+/// Found by the differential tester (seed 10016): when no node should run the pod any more, a
+/// percentage maxUnavailable resolves to 0 (the "at least 1" default needs desired > 0), so the
+/// outdated pod on a node that stopped tolerating its NoSchedule taint is never deleted.
+#[test]
+fn no_desired_node_and_a_percentage_budget_keeps_the_untolerated_pod() {
+    let pct = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: '34%', maxSurge: 0}}";
+    let snap = tolerating_v1_on_a_tainted_node(pct);
+    let away = "{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: DoesNotExist}]}]}}}, containers: [{name: agent, image: 'agent:1'}]}";
+    let p = preview(&snap, &ds(2, away, pct));
+    assert_eq!(p.strategy.desired, 0);
+    assert_eq!(p.strategy.max_unavailable, 0);
+    assert_eq!(
+        action(&p, "n2"),
+        Action::Delete,
+        "no longer selected: at once"
+    );
+    assert_eq!(action(&p, "n1"), Action::Keep);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("resolves to 0 with 0 desired")),
+        "{:?}",
+        p.notes
+    );
+    // An integer budget is not scaled: 1 of 0 desired still deletes.
+    let one = "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 1, maxSurge: 0}}";
+    let snap = tolerating_v1_on_a_tainted_node(one);
+    let p = preview(&snap, &ds(2, away, one));
+    assert_eq!(action(&p, "n1"), Action::Delete);
 }
