@@ -312,14 +312,34 @@ fn gen_requests(rng: &mut Rng) -> Value {
     }
 }
 
+/// Whether the server has DaemonSet `maxSurge` (alpha in 1.21, on by default from 1.22, GA
+/// 1.25): read once per run from `/version` by [`run_trials`]. Without it the surge branch of
+/// [`gen_strategy`] draws a maxUnavailable strategy instead (an older apiserver drops the
+/// field and refuses `maxUnavailable: 0`).
+static SURGE_SERVED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn surge_served() -> bool {
+    *SURGE_SERVED.get().unwrap_or(&true)
+}
+
 fn gen_strategy(rng: &mut Rng) -> Value {
-    match rng.below(5) {
+    let draw = rng.below(5);
+    let draw = if draw >= 3 && !surge_served() {
+        1
+    } else {
+        draw
+    };
+    match draw {
         0 => json!({"type": "OnDelete"}),
         1 | 2 => {
             let mu = rng
                 .pick(&[json!(1), json!(2), json!("50%"), json!("34%")])
                 .clone();
-            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": mu, "maxSurge": 0}})
+            if surge_served() {
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": mu, "maxSurge": 0}})
+            } else {
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": mu}})
+            }
         }
         _ => {
             let ms = rng.pick(&[json!(1), json!(2), json!("50%")]).clone();
@@ -651,6 +671,26 @@ where
     Fut: std::future::Future<Output = Tally> + Send + 'static,
 {
     let cfg = config();
+    let version = crate::harness::client()
+        .await
+        .apiserver_version()
+        .await
+        .expect("read /version");
+    let minor: u32 = version
+        .minor
+        .trim_end_matches('+')
+        .parse()
+        .expect("server minor version");
+    let _ = SURGE_SERVED.set(minor >= 22);
+    println!(
+        "difftest {mode}: server {} (maxSurge {})",
+        version.git_version,
+        if minor >= 22 {
+            "generated"
+        } else {
+            "not served: not generated"
+        }
+    );
     let trial = Arc::new(trial);
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.parallel));
     let mut handles = Vec::new();
