@@ -285,37 +285,67 @@ const PROGRESS_LIMIT: u32 = 10;
 /// is printed on stderr if it changed. Connection errors are retried until the timeout (the
 /// apiserver may be briefly unreachable; 429/503/504 are retried below, by the client); other
 /// errors end the wait. Returns the last state and whether it was done.
-pub async fn poll_until<T, F, Fut>(ctx: &Ctx<'_>, mut probe: F) -> Result<(T, bool)>
+pub async fn poll_until<T, F, Fut>(ctx: &Ctx<'_>, probe: F) -> Result<(T, bool)>
 where
     T: WaitState,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll<T>>>,
 {
+    let mut seen: Option<String> = None;
+    let mut shown = String::new();
+    let mut shown_at = tokio::time::Instant::now();
+    let progressed = |t: &T| {
+        let now = tokio::time::Instant::now();
+        let summary = t.summary();
+        if now.duration_since(shown_at) >= PROGRESS_EVERY && summary != shown {
+            ctx.progress(&format!("waiting: {summary}"));
+            shown.clone_from(&summary);
+            shown_at = now;
+        }
+        let moved = seen.as_ref().is_some_and(|s| *s != summary);
+        seen = Some(summary);
+        moved
+    };
+    let limit = ctx.timeout.saturating_mul(PROGRESS_LIMIT);
+    poll_loop(ctx.timeout, limit, progressed, probe).await
+}
+
+/// Polls `probe` for a fixed `window` (no progress rule): for watches that look for something
+/// happening, such as the old DaemonSet reappearing after a migrate.
+pub async fn poll_for<T, F, Fut>(window: Duration, probe: F) -> Result<(T, bool)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>>>,
+{
+    poll_loop(window, window, |_: &T| false, probe).await
+}
+
+/// The loop under both: polls until done, or until `window` passes without `progressed`
+/// saying the state moved, or `limit` in all. Connection errors are retried until then; other
+/// errors end the wait. A window past the clock's range (a --timeout of centuries) is never
+/// reached. Returns the last state and whether it was done.
+async fn poll_loop<T, F, Fut>(
+    window: Duration,
+    limit: Duration,
+    mut progressed: impl FnMut(&T) -> bool,
+    mut probe: F,
+) -> Result<(T, bool)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>>>,
+{
     let start = tokio::time::Instant::now();
-    // A --timeout of centuries is allowed: a deadline past the clock's range is never reached.
-    let window = |from: tokio::time::Instant| from.checked_add(ctx.timeout);
-    let limit = start.checked_add(ctx.timeout.saturating_mul(PROGRESS_LIMIT));
-    let mut deadline = window(start);
+    let limit = start.checked_add(limit);
+    let mut deadline = start.checked_add(window);
     let mut last: Option<T> = None;
     let mut last_err: Option<Error> = None;
-    let mut seen = String::new();
-    let mut shown = String::new();
-    let mut shown_at = start;
     loop {
         match probe().await {
             Ok(Poll::Done(t)) => return Ok((t, true)),
             Ok(Poll::Pending(t)) => {
-                let now = tokio::time::Instant::now();
-                let summary = t.summary();
-                if last.is_some() && summary != seen {
-                    deadline = window(now);
+                if progressed(&t) {
+                    deadline = tokio::time::Instant::now().checked_add(window);
                 }
-                if now.duration_since(shown_at) >= PROGRESS_EVERY && summary != shown {
-                    ctx.progress(&format!("waiting: {summary}"));
-                    shown.clone_from(&summary);
-                    shown_at = now;
-                }
-                seen = summary;
                 last = Some(t);
             }
             Err(e @ Error::Connection(_)) => last_err = Some(e),
@@ -324,37 +354,6 @@ where
         let now = tokio::time::Instant::now();
         let past = |d: Option<tokio::time::Instant>| d.is_some_and(|d| now >= d);
         if past(deadline) || past(limit) {
-            return match (last, last_err) {
-                (Some(t), _) => Ok((t, false)),
-                (None, Some(e)) => Err(e),
-                (None, None) => Err(Error::Unverified(
-                    "timed out before the first answer".into(),
-                )),
-            };
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Polls `probe` for a fixed `window` (no progress rule): for watches that look for something
-/// happening, such as the old DaemonSet reappearing after a migrate. Connection errors are
-/// retried until the window ends. Returns the last state and whether it was done.
-pub async fn poll_for<T, F, Fut>(window: Duration, mut probe: F) -> Result<(T, bool)>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Poll<T>>>,
-{
-    let deadline = tokio::time::Instant::now().checked_add(window);
-    let mut last: Option<T> = None;
-    let mut last_err: Option<Error> = None;
-    loop {
-        match probe().await {
-            Ok(Poll::Done(t)) => return Ok((t, true)),
-            Ok(Poll::Pending(t)) => last = Some(t),
-            Err(e @ Error::Connection(_)) => last_err = Some(e),
-            Err(e) => return Err(e),
-        }
-        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return match (last, last_err) {
                 (Some(t), _) => Ok((t, false)),
                 (None, Some(e)) => Err(e),
