@@ -15,7 +15,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
 use crate::e2e_workflows::{
-    assert_migrated, cli, new_manifest, nodes, one_error_line, pods_of, start_old, write,
+    assert_migrated, cli, new_manifest_file, nodes, one_error_line, pods_of, start_old, write,
 };
 use crate::harness::{kubeconfig, run_cli, wait_for, NodeSpec, TestEnv, TEST_LABEL};
 
@@ -28,11 +28,7 @@ async fn migrate_succeeds_during_a_409_storm() {
     nodes(&mut env, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let before = start_old(&env, "agent", "agent", 2).await;
-    let new = write(
-        dir.path(),
-        "new.yaml",
-        &new_manifest(&env, "node-agent", "agent"),
-    );
+    let new = new_manifest_file(&env, dir.path(), "node-agent", "agent");
 
     let stop = Arc::new(AtomicBool::new(false));
     let patched = Arc::new(AtomicUsize::new(0));
@@ -347,11 +343,7 @@ async fn a_failure_after_the_delete_names_the_backup_and_the_command_that_resume
     nodes(&mut env, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let before = start_old(&env, "agent", "agent", 2).await;
-    let new = write(
-        dir.path(),
-        "new.yaml",
-        &new_manifest(&env, "node-agent", "agent"),
-    );
+    let new = new_manifest_file(&env, dir.path(), "node-agent", "agent");
     let new = new.to_str().unwrap();
     let args = [
         "migrate",

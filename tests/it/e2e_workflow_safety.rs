@@ -15,9 +15,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
 use crate::e2e_workflows::{
-    assert_migrated, assert_untouched, cli, command, get_ds, new_manifest, nodes, old_manifest,
-    one_error_line, parse, pods_of, start_old, write, CheckJson, MigrateReportJson,
-    OrphanReportJson, FAILPOINT_EXIT,
+    assert_migrated, assert_untouched, cli, command, get_ds, new_manifest, new_manifest_file,
+    nodes, old_manifest, one_error_line, parse, pods_of, start_old, write, CheckJson,
+    MigrateReportJson, OrphanReportJson, FAILPOINT_EXIT,
 };
 use crate::harness::{wait_for, Output, TestEnv, TEST_LABEL};
 
@@ -88,11 +88,7 @@ async fn a_replica_set_that_would_take_the_orphans_blocks_orphan_and_migrate() {
     )
     .await;
 
-    let new = write(
-        dir.path(),
-        "new.yaml",
-        &new_manifest(&env, "agent-v2", "agent"),
-    );
+    let new = new_manifest_file(&env, dir.path(), "agent-v2", "agent");
     let new = new.to_str().unwrap();
     let plan = cli(
         &env,
@@ -335,11 +331,7 @@ async fn a_reconciler_recreating_the_old_daemon_set_is_reported_not_success() {
     let uids: BTreeSet<String> = before.keys().cloned().collect();
     let (stop, task) = spawn_reconciler(&env, old, "agent-v2", "agent", uids.clone());
 
-    let new = write(
-        dir.path(),
-        "new.yaml",
-        &new_manifest(&env, "agent-v2", "agent"),
-    );
+    let new = new_manifest_file(&env, dir.path(), "agent-v2", "agent");
     let out = cli(
         &env,
         dir.path(),
@@ -410,11 +402,7 @@ async fn a_foreign_finalizer_on_the_old_daemon_set_does_not_stall_the_migration(
     let before = pods_of(&env, "agent").await;
     let old_uid = old_uid(&env, "agent").await;
 
-    let new = write(
-        dir.path(),
-        "new.yaml",
-        &new_manifest(&env, "agent-v2", "agent"),
-    );
+    let new = new_manifest_file(&env, dir.path(), "agent-v2", "agent");
     let args = [
         "migrate",
         "agent",
@@ -477,11 +465,7 @@ async fn a_planned_pod_lost_mid_run_is_not_success_whatever_the_allow_flags() {
     nodes(&mut env, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let before = start_old(&env, "agent", "agent", 2).await;
-    let new = write(
-        dir.path(),
-        "new.yaml",
-        &new_manifest(&env, "agent-v2", "agent"),
-    );
+    let new = new_manifest_file(&env, dir.path(), "agent-v2", "agent");
     let args = [
         "migrate",
         "agent",
@@ -721,11 +705,7 @@ async fn a_daemon_set_recreated_while_its_pods_are_orphaned_stops_before_the_cre
         recreated
     });
 
-    let new = write(
-        dir.path(),
-        "new.yaml",
-        &new_manifest(&env, "agent-v2", "agent"),
-    );
+    let new = new_manifest_file(&env, dir.path(), "agent-v2", "agent");
     let out = cli(
         &env,
         dir.path(),

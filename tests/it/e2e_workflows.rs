@@ -333,6 +333,11 @@ pub(crate) fn new_manifest(env: &TestEnv, name: &str, app: &str) -> Value {
     m
 }
 
+/// The new DaemonSet's manifest (see [`new_manifest`]) written to `dir/new.yaml`.
+pub(crate) fn new_manifest_file(env: &TestEnv, dir: &Path, name: &str, app: &str) -> PathBuf {
+    write(dir, "new.yaml", &new_manifest(env, name, app))
+}
+
 pub(crate) fn write(dir: &Path, file: &str, v: &Value) -> PathBuf {
     let p = dir.join(file);
     std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
@@ -492,11 +497,7 @@ async fn migrate_to_a_new_name_and_selector_keeps_every_pod() {
     nodes(&mut env, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let before = start_old(&env, "agent", "agent", 3).await;
-    let new = write(
-        dir.path(),
-        "new.yaml",
-        &new_manifest(&env, "node-agent", "agent"),
-    );
+    let new = new_manifest_file(&env, dir.path(), "node-agent", "agent");
     let new = new.to_str().unwrap();
 
     // Plan only: every check passes, nothing changes, no backup yet.
@@ -997,11 +998,7 @@ async fn orphan_alone_then_adopt_alone() {
     assert_eq!(again.code, 0, "{}", again.stderr);
 
     // adopt, plan only, without the backup: the orphans matching the new selector.
-    let new = write(
-        dir.path(),
-        "new.yaml",
-        &new_manifest(&env, "node-agent", "agent"),
-    );
+    let new = new_manifest_file(&env, dir.path(), "node-agent", "agent");
     let new = new.to_str().unwrap();
     let plan = cli(
         &env,
