@@ -257,28 +257,27 @@ async fn list_pdbs_v1beta1(
     let req = kube::core::Request::new(url)
         .list(&ListParams::default())
         .map_err(|e| Error::kube(context, kube::Error::BuildRequest(e)))?;
-    let list: serde_json::Value = match client.request(req).await {
+    let mut list: serde_json::Value = match client.request(req).await {
         Ok(v) => v,
         Err(kube::Error::Api(s)) if s.code == 403 => return Ok(None),
         Err(e) => return Err(Error::kube(context, e)),
     };
-    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let serde_json::Value::Array(items) = list["items"].take() else {
+        return Ok(Some(Vec::new()));
+    };
     let mut out = Vec::new();
     for mut item in items {
-        let empty_selector = item["spec"]["selector"].as_object().is_none_or(|s| {
-            s.values().all(|v| {
-                v.is_null()
-                    || v.as_object().is_some_and(|o| o.is_empty())
-                    || v.as_array().is_some_and(|a| a.is_empty())
-            })
-        });
-        if empty_selector {
-            continue;
-        }
         item["apiVersion"] = serde_json::json!("policy/v1");
         let pdb: PodDisruptionBudget = serde_json::from_value(item)
             .map_err(|e| Error::Connection(format!("{context}: {e}")))?;
-        out.push(pdb);
+        let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
+        let selects_something = selector.is_some_and(|s| {
+            s.match_labels.as_ref().is_some_and(|l| !l.is_empty())
+                || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+        });
+        if selects_something {
+            out.push(pdb);
+        }
     }
     Ok(Some(out))
 }
