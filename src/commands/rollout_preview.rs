@@ -133,11 +133,18 @@ async fn dry_run_pinned(change: &Change, cluster: &Cluster, name: &str) -> Resul
 
 /// What makes a fresh read of the DaemonSet a different object to preview: another object
 /// under the same name, or another spec. Status, labels, annotations and managedFields are not.
+/// The apiserver bumps `metadata.generation` on every spec write that changes the spec (and
+/// never on a no-op write), so a new generation means the spec moved even when it has come back
+/// to what was first read (a spec flipped and flipped back is still a spec someone is changing).
 fn spec_moved(first: &DaemonSet, now: &DaemonSet) -> Option<String> {
     if first.metadata.uid != now.metadata.uid {
         return Some("the DaemonSet was deleted and created again".into());
     }
-    if first.spec == now.spec {
+    let same_generation = match (first.metadata.generation, now.metadata.generation) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    if same_generation && first.spec == now.spec {
         return None;
     }
     let gen = |d: &DaemonSet| {
@@ -567,6 +574,17 @@ spec:
         assert!(spec_moved(&first, &other)
             .unwrap()
             .contains("deleted and created again"));
+        // Flipped and flipped back: the same spec under a newer generation still moved.
+        let mut gen1 = first.clone();
+        gen1.metadata.generation = Some(1);
+        let mut back = gen1.clone();
+        back.metadata.generation = Some(3);
+        let why = spec_moved(&gen1, &back).unwrap();
+        assert!(
+            why.contains("its spec changed (generation 1 -> 3)"),
+            "{why}"
+        );
+        assert_eq!(spec_moved(&gen1, &gen1.clone()), None);
     }
 
     #[test]
