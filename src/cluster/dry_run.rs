@@ -28,7 +28,8 @@ const SERVER_SET: [&str; 8] = [
 ];
 
 /// The server-side apply body for `manifest` over `live`: server-set metadata and status
-/// dropped; the live resourceVersion as precondition.
+/// dropped; the live resourceVersion as precondition (none when `live` carries none: an
+/// unpinned dry run, see `commands::rollout_preview::dry_run_pinned`).
 pub fn apply_body(manifest: &Value, live: &DaemonSet) -> Value {
     let mut body = manifest.clone();
     if let Some(obj) = body.as_object_mut() {
@@ -42,10 +43,9 @@ pub fn apply_body(manifest: &Value, live: &DaemonSet) -> Value {
             }
             meta.insert("name".into(), json!(live.metadata.name));
             meta.insert("namespace".into(), json!(live.metadata.namespace));
-            meta.insert(
-                "resourceVersion".into(),
-                json!(live.metadata.resource_version),
-            );
+            if let Some(rv) = &live.metadata.resource_version {
+                meta.insert("resourceVersion".into(), json!(rv));
+            }
         }
     }
     body
@@ -95,7 +95,9 @@ pub async fn dry_run_apply(
 /// A strategic-merge patch (as `kubectl set image`) with dryRun=All.
 pub async fn dry_run_patch(cluster: &Cluster, live: &DaemonSet, patch: &Value) -> Result<Pinned> {
     let mut patch = patch.clone();
-    patch["metadata"]["resourceVersion"] = json!(live.metadata.resource_version);
+    if let Some(rv) = &live.metadata.resource_version {
+        patch["metadata"]["resourceVersion"] = json!(rv);
+    }
     let pp = PatchParams {
         dry_run: true,
         field_manager: Some(FIELD_MANAGER.into()),
@@ -186,6 +188,12 @@ mod tests {
             assert!(body["metadata"].get(gone).is_none(), "{gone}");
         }
         assert!(body.get("status").is_none());
+        // Unpinned (a recompute bracketed by generation): no precondition at all, not even
+        // the manifest's own stale resourceVersion.
+        let mut unpinned = live.clone();
+        unpinned.metadata.resource_version = None;
+        let body = apply_body(&manifest, &unpinned);
+        assert!(body["metadata"].get("resourceVersion").is_none(), "{body}");
     }
 
     #[test]

@@ -96,30 +96,43 @@ struct Computed {
 /// updates (constant during a rollout) or metadata. If the spec is what was first read, the
 /// preview is recomputed from a fresh read (at most [`ATTEMPTS`] times); if the spec changed,
 /// the preview refuses rather than describe a DaemonSet that no longer exists.
+///
+/// After a first conflict the recomputes are not pinned to a resourceVersion (a DaemonSet whose
+/// status is written several times a second would conflict every time) but bracketed by
+/// generation: the apiserver bumps `metadata.generation` on every change of the spec, so when
+/// the same object has the same generation after the dry run as the read before it, the dry run
+/// saw exactly the spec that was read.
 async fn dry_run_pinned(change: &Change, cluster: &Cluster, name: &str) -> Result<Computed> {
     let ns = &cluster.namespace;
     let first = fetch::fetch_daemon_set(cluster, ns, name).await?;
     let mut live = first.clone();
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
-        let request = change.request(&live)?;
+        let pinned = attempt == 1;
+        let mut sent_against = live.clone();
+        if !pinned {
+            sent_against.metadata.resource_version = None;
+        }
+        let request = change.request(&sent_against)?;
         let (sent, snap) = futures::try_join!(
-            request.send(cluster, &live),
+            request.send(cluster, &sent_against),
             fetch::fetch_workload(cluster, live.clone())
         )?;
         match sent {
+            Ok(new) if pinned => return Ok(computed(live, request, new, snap, attempt)),
             Ok(new) => {
-                return Ok(Computed {
-                    live,
-                    request,
-                    new,
-                    snap,
-                    attempts: attempt,
-                })
+                let after = fetch::fetch_daemon_set(cluster, ns, name).await?;
+                if spec_moved(&live, &after).is_none() {
+                    return Ok(computed(live, request, new, snap, attempt));
+                }
+                last = "the spec moved during an unpinned dry run".into();
+                live = after;
             }
-            Err(dry_run::Conflict(message)) => last = message,
+            Err(dry_run::Conflict(message)) => {
+                last = message;
+                live = fetch::fetch_daemon_set(cluster, ns, name).await?;
+            }
         }
-        live = fetch::fetch_daemon_set(cluster, ns, name).await?;
         if let Some(moved) = spec_moved(&first, &live) {
             return Err(Error::Forbidden(format!(
                 "daemonset {ns}/{name}: {moved} while the preview was computed; run it again to preview against the new spec"
@@ -129,6 +142,22 @@ async fn dry_run_pinned(change: &Change, cluster: &Cluster, name: &str) -> Resul
     Err(Error::Forbidden(format!(
         "daemonset {ns}/{name} kept changing while the preview was computed ({ATTEMPTS} attempts, its spec unchanged; last conflict: {last}); run it again"
     )))
+}
+
+fn computed(
+    live: DaemonSet,
+    request: Request,
+    new: DaemonSet,
+    snap: crate::engine::snapshot::Snapshot,
+    attempts: usize,
+) -> Computed {
+    Computed {
+        live,
+        request,
+        new,
+        snap,
+        attempts,
+    }
 }
 
 /// What makes a fresh read of the DaemonSet a different object to preview: another object
