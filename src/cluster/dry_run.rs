@@ -142,8 +142,24 @@ fn refusal(live: &DaemonSet, err: kube::Error) -> Error {
             message: format!("{what}: the apiserver rejects it: {}", status.message),
             hint: None,
         },
+        500 if is_unknown_field(&status.message) => Error::Manifest {
+            message: format!("{what}: the apiserver rejects it: {}", status.message),
+            hint: Some(
+                "a field of the manifest is not in this server's schema (written for a newer Kubernetes release?)"
+                    .into(),
+            ),
+        },
         _ => Error::kube(&what, err),
     }
+}
+
+/// A server-side apply whose manifest has a field the server's schema lacks (e.g.
+/// `rollingUpdate.maxSurge` sent to 1.20): the apiserver answers 500 with this message
+/// (apiserver fieldmanager structuredmerge.go Apply: a plain error from ObjectToTyped on the
+/// patch, which the handler reports as an internal error). A bad manifest, not a server fault.
+fn is_unknown_field(message: &str) -> bool {
+    message.starts_with("failed to create typed patch object")
+        && message.contains("field not declared in schema")
 }
 
 fn is_selector_immutable(message: &str) -> bool {
@@ -165,6 +181,33 @@ pub fn selector_change(name: &str, file: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_unknown_to_the_server_is_a_manifest_error() {
+        let live: DaemonSet = crate::yaml::from_str(
+            "metadata: {name: agent, namespace: ns}\nspec: {selector: {}, template: {}}",
+        )
+        .unwrap();
+        // As v1.20.2 answers a server-side apply carrying maxSurge.
+        let status = |code: u16, message: &str| {
+            kube::Error::Api(
+                serde_json::from_value(
+                    json!({"status": "Failure", "code": code, "message": message}),
+                )
+                .unwrap(),
+            )
+        };
+        let msg = "failed to create typed patch object: .spec.updateStrategy.rollingUpdate.maxSurge: field not declared in schema";
+        let e = refusal(&live, status(500, msg));
+        assert_eq!(e.exit_code(), crate::exit::Exit::Usage);
+        assert!(e
+            .to_string()
+            .contains("the apiserver rejects it: failed to create typed patch object"));
+        assert!(e.hint().unwrap().contains("not in this server's schema"));
+        // Any other internal error stays one.
+        let e = refusal(&live, status(500, "etcdserver: request timed out"));
+        assert_ne!(e.exit_code(), crate::exit::Exit::Usage);
+    }
 
     #[test]
     fn apply_body_drops_server_fields_and_pins_the_live_version() {

@@ -58,6 +58,9 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
     let namespaces = classified.preemption_namespaces(&pods_on_nodes, &priorities);
     priorities.pdbs = fetch::fetch_pdbs(&cluster, &namespaces).await?;
     let mut preview = classified.finish_with(&pods_on_nodes, &priorities);
+    if let Some(note) = change.dropped_surge(&new, preview.rules.server_version.as_deref()) {
+        preview.notes.push(note);
+    }
     if attempts > 1 {
         preview.notes.push(format!(
             "the DaemonSet was written (status or metadata, not its spec) while the preview was computed: recomputed from a fresh read ({attempts} attempts)"
@@ -266,6 +269,35 @@ impl Change {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Change::Images(images))
+    }
+
+    /// The manifest asks for `rollingUpdate.maxSurge` and the dry-run DaemonSet has none: the
+    /// apiserver does not know the field (DaemonSet maxSurge: alpha behind DaemonSetUpdateSurge
+    /// in 1.21, on by default from 1.22, apps/v1 RollingUpdateDaemonSet) and dropped it, so the
+    /// controller rolls with maxUnavailable alone. Said, with the server version, because the
+    /// preview then differs from what the manifest reads like.
+    fn dropped_surge(&self, new: &DaemonSet, server: Option<&str>) -> Option<String> {
+        let Change::Manifest { manifest, .. } = self else {
+            return None;
+        };
+        let asked = &manifest["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"];
+        if asked.is_null() {
+            return None;
+        }
+        let kept = new
+            .spec
+            .as_ref()
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.rolling_update.as_ref())
+            .and_then(|r| r.max_surge.as_ref())
+            .is_some();
+        if kept {
+            return None;
+        }
+        let server = server.map_or("this apiserver".to_string(), |v| format!("Kubernetes {v}"));
+        Some(format!(
+            "{server} dropped rollingUpdate.maxSurge ({asked}) from the manifest: DaemonSet surge exists from 1.22 (1.21 behind the DaemonSetUpdateSurge gate), so each old pod is deleted before its replacement is created"
+        ))
     }
 
     /// A manifest that names a namespace must name the one previewed (as kubectl apply -n).
@@ -487,6 +519,42 @@ fn image_patch(live: &DaemonSet, images: &[(String, String)]) -> Result<Value> {
 mod tests {
     use super::*;
     use crate::engine::testutil::daemon_set;
+
+    #[test]
+    fn a_dropped_max_surge_is_said_with_the_server_version() {
+        let manifest: Value = crate::yaml::from_str(
+            "spec: {updateStrategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}}",
+        )
+        .unwrap();
+        let change = Change::Manifest {
+            path: PathBuf::from("ds.yaml"),
+            manifest,
+        };
+        // As v1.20.2 returns it: maxSurge gone, maxUnavailable kept.
+        let dropped: DaemonSet = crate::yaml::from_str(
+            "metadata: {name: agent}\nspec: {selector: {}, template: {}, updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 1}}}",
+        )
+        .unwrap();
+        let note = change.dropped_surge(&dropped, Some("v1.20.2")).unwrap();
+        assert!(
+            note.starts_with("Kubernetes v1.20.2 dropped rollingUpdate.maxSurge (1)"),
+            "{note}"
+        );
+        assert!(note.contains("deleted before its replacement"), "{note}");
+        // Kept by the server, or not asked for, or an --image change: nothing to say.
+        let kept: DaemonSet = crate::yaml::from_str(
+            "metadata: {name: agent}\nspec: {selector: {}, template: {}, updateStrategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}}",
+        )
+        .unwrap();
+        assert_eq!(change.dropped_surge(&kept, Some("v1.35.4")), None);
+        let plain = Change::Manifest {
+            path: PathBuf::from("ds.yaml"),
+            manifest: json!({"spec": {}}),
+        };
+        assert_eq!(plain.dropped_surge(&dropped, None), None);
+        let images = Change::Images(vec![("*".into(), "x:2".into())]);
+        assert_eq!(images.dropped_surge(&dropped, None), None);
+    }
 
     const LIVE: &str = "
 metadata: {name: agent, namespace: ns}

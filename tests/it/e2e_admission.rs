@@ -127,9 +127,14 @@ fn cpu_blocked(p: &Preview, node: &str) -> String {
 /// Applies `v2` for real and waits until every node's pod is a new one that the scheduler
 /// has either bound or found unschedulable; then compares with the prediction.
 async fn apply_and_compare(env: &TestEnv, nodes: &[String], v2: &Value, p: &Preview) {
+    apply_then_compare(env, nodes, p, || apply(env, v2)).await
+}
+
+/// apply_and_compare with the operator's own way of applying.
+async fn apply_then_compare(env: &TestEnv, nodes: &[String], p: &Preview, apply: impl FnOnce()) {
     let before = pods_by_node(env).await;
     let old: BTreeSet<String> = before.values().map(|s| s.uid.clone()).collect();
-    apply(env, v2);
+    apply();
     wait_for(
         Duration::from_secs(90),
         "new pods bound or found unschedulable",
@@ -282,6 +287,20 @@ async fn webhook_sidecar_blocks_the_restart() {
     let mut objects = ClusterObjects(Vec::new());
     let viewer = viewer_without_create_pods(&env, &mut objects);
     let hook = Webhook::start().await;
+    // The webhook selects the test's namespace by a label the test sets. Not by
+    // `kubernetes.io/metadata.name`: the apiserver writes that label only from 1.21
+    // (NamespaceDefaultLabelName); on 1.20 a selector on it matches no namespace, and the
+    // webhook is called neither for the dry run nor for the controller's pods.
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone())
+        .patch(
+            &env.ns,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"labels": {"kubectl-ds.test/sidecar": "inject"}}}),
+            ),
+        )
+        .await
+        .expect("label the namespace");
     let name = format!("{}-sidecar", env.ns);
     create(&json!({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
@@ -290,7 +309,7 @@ async fn webhook_sidecar_blocks_the_restart() {
             "name": "sidecar.kubectl-ds.test",
             "clientConfig": {"url": format!("https://127.0.0.1:{}/mutate", hook.port), "caBundle": hook.ca_bundle},
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": env.ns}},
+            "namespaceSelector": {"matchLabels": {"kubectl-ds.test/sidecar": "inject"}},
             "objectSelector": {"matchLabels": {"app": "agent"}},
             "sideEffects": "None", "admissionReviewVersions": ["v1"],
             "failurePolicy": "Fail", "timeoutSeconds": 10
@@ -348,8 +367,13 @@ async fn surge_checks_the_pod_count_when_nothing_is_requested() {
         env.node("a", NodeSpec::default()).await,
         env.node("full", full).await,
     ];
+    let surge = json!({"rollingUpdate": {"maxSurge": 2, "maxUnavailable": 0}});
+    let (minor, version) = crate::harness::server_version(&env.client).await;
+    if minor < 22 {
+        return no_surge_before_1_22(env, &nodes, surge, &version).await;
+    }
     let mut v1 = env.daemon_set("agent", json!({}));
-    v1["spec"]["updateStrategy"] = json!({"rollingUpdate": {"maxSurge": 2, "maxUnavailable": 0}});
+    v1["spec"]["updateStrategy"] = surge;
     env.create_ds(v1.clone()).await;
     env.wait_rolled_out("agent", 2).await;
     let mut v2 = v1.clone();
@@ -394,6 +418,70 @@ async fn surge_checks_the_pod_count_when_nothing_is_requested() {
         a_replaced && full_blocked
     })
     .await;
+}
+
+/// Before 1.22 a DaemonSet has no maxSurge (alpha behind DaemonSetUpdateSurge in 1.21, on
+/// by default from 1.22): the apiserver drops the field, so `maxSurge: 2, maxUnavailable: 0`
+/// is refused (by server-side apply as an unknown field, by an update because maxUnavailable
+/// cannot be 0), and rollout-preview reports that refusal. The
+/// same nodes rolled with maxUnavailable: the old pod goes first, so the full node's pod
+/// count never blocks: preview and controller both restart every node.
+async fn no_surge_before_1_22(env: TestEnv, nodes: &[String; 2], surge: Value, version: &str) {
+    let mut v1 = env.daemon_set("agent", json!({}));
+    v1["spec"]["updateStrategy"] = json!({"rollingUpdate": {"maxUnavailable": 2}});
+    env.create_ds(v1.clone()).await;
+    env.wait_rolled_out("agent", 2).await;
+    let mut v2 = v1.clone();
+    v2["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example/agent:2");
+
+    let mut surging = v2.clone();
+    surging["spec"]["updateStrategy"] = surge;
+    let f = manifest_file(&surging);
+    let out = env.run(&["rollout-preview", "agent", "-f", f.path().to_str().unwrap()]);
+    // Refused by the dry run: server-side apply does not know the field, an update drops
+    // it and then finds maxUnavailable 0. Exit code 2: the manifest is bad for this server.
+    assert_eq!(out.code, 2, "{version}: {}{}", out.stdout, out.stderr);
+    let first = out.stderr.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("error: ")
+            && first.contains("the apiserver rejects it")
+            && (first.contains(".maxSurge: field not declared in schema")
+                || first.contains("maxUnavailable: Invalid value")),
+        "{version}: {}",
+        out.stderr
+    );
+
+    // Applied client-side (a replace), the server drops maxSurge silently: the preview says
+    // so, and predicts the maxUnavailable roll the controller then does. (kubectl itself
+    // validates against the server's OpenAPI and stops at the unknown field; tools that do
+    // not validate, and `--validate=false`, reach the server.)
+    let client_side_apply = |m: &Value| {
+        let f = manifest_file(m);
+        let path = f.path().to_str().unwrap();
+        let out = kubectl(&["apply", "--validate=false", "-n", &env.ns, "-f", path]);
+        assert_eq!(out.code, 0, "kubectl apply: {}", out.stderr);
+    };
+    client_side_apply(&v1);
+    v2["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"] = json!(1);
+    let p = preview_as(&env, &v2, None);
+    assert!(
+        p.notes.iter().any(|n| n.starts_with(&format!(
+            "Kubernetes {version} dropped rollingUpdate.maxSurge (1)"
+        ))),
+        "{:?}",
+        p.notes
+    );
+    for node in nodes {
+        let n = p.node(node);
+        assert_eq!(n.action, "Restart", "{version} {node}: {:?}", n.reasons);
+        assert!(
+            n.reasons.iter().all(|r| r["code"] != "TooManyPods"),
+            "{version} {node}: {:?}",
+            n.reasons
+        );
+    }
+    apply_then_compare(&env, nodes, &p, || client_side_apply(&v2)).await;
+    assert!(env.pods("agent").await.iter().all(is_bound), "{version}");
 }
 
 fn scheduler_message(p: &Pod) -> String {
@@ -739,6 +827,13 @@ async fn a_node_whose_only_pod_is_terminating() {
     let surging = env.node("surging", NodeSpec::default()).await;
     let on = |node: &str| json!({"nodeSelector": {"kubernetes.io/hostname": node}});
     env.create_ds(env.daemon_set("agent", on(&plain))).await;
+    // maxSurge exists from 1.22 (see no_surge_before_1_22); before, only the plain half.
+    let (minor, version) = crate::harness::server_version(&env.client).await;
+    if minor < 22 {
+        env.wait_rolled_out("agent", 1).await;
+        let old_agent = hold_terminating(&env, "agent").await;
+        return without_surge_nothing_until_gone(&env, &plain, &old_agent, &version).await;
+    }
     let mut surger = env.daemon_set(
         "surger",
         json!({"nodeSelector": {"kubernetes.io/hostname": surging},
@@ -753,20 +848,6 @@ async fn a_node_whose_only_pod_is_terminating() {
     let old_agent = hold_terminating(&env, "agent").await;
     let old_surger = hold_terminating(&env, "surger").await;
 
-    // Without surge: explain says nothing is created until the pod is gone, and the
-    // controller indeed creates nothing.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let e = env.explain_json("agent");
-    let v = node_verdict(&e, &plain);
-    assert_eq!(v["state"], "Terminating", "{v:#}");
-    let r = reason(v, "AfterTerminating").unwrap_or_else(|| panic!("{v:#}"));
-    assert_eq!(r["surge"], false);
-    assert_eq!(
-        env.pods("agent").await.len(),
-        1,
-        "nothing created beside it"
-    );
-
     // With surge: a new pod at once, which cannot bind: the terminating pod holds the port.
     wait_for(
         Duration::from_secs(60),
@@ -779,8 +860,25 @@ async fn a_node_whose_only_pod_is_terminating() {
     assert_eq!(v["state"], "Pending", "{v:#}");
     let r = reason(v, "HostPortConflict").unwrap_or_else(|| panic!("{v:#}"));
     assert_eq!(r["heldBy"], format!("{}/{old_surger}", env.ns));
-    // Once it is gone, the controller creates the plain node's pod.
-    set_sim_delete(&env, &old_agent, Value::Null).await;
+    without_surge_nothing_until_gone(&env, &plain, &old_agent, &version).await;
+}
+
+/// Without surge: explain says nothing is created until the pod is gone, and the controller
+/// indeed creates nothing (podsShouldBeOnNode counts the terminating pod, 1.20 as today);
+/// once it is gone, the controller creates the node's pod.
+async fn without_surge_nothing_until_gone(env: &TestEnv, plain: &str, old: &str, version: &str) {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let e = env.explain_json("agent");
+    let v = node_verdict(&e, plain);
+    assert_eq!(v["state"], "Terminating", "{version}: {v:#}");
+    let r = reason(v, "AfterTerminating").unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(r["surge"], false);
+    assert_eq!(
+        env.pods("agent").await.len(),
+        1,
+        "{version}: nothing created beside it"
+    );
+    set_sim_delete(env, old, Value::Null).await;
     wait_for(Duration::from_secs(60), "agent pod recreated", || async {
         let pods = env.pods("agent").await;
         pods.len() == 1 && pods[0].metadata.deletion_timestamp.is_none()

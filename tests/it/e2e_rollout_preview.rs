@@ -36,7 +36,7 @@ pub(crate) struct Preview {
     waves: usize,
     would_roll: bool,
     counts: Counts,
-    notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     nodes: Vec<NodeItem>,
     dry_run: DryRun,
     /// How the pod checked for fit was obtained (see e2e_admission).
