@@ -11,6 +11,7 @@ use kube::api::{Api, ListParams};
 
 use super::client::Cluster;
 use super::fetch::{self, list_all, list_fast};
+use crate::engine::endpoints::SERVICE_NAME_LABEL;
 use crate::engine::preemption::ClusterPriorities;
 use crate::engine::snapshot::Snapshot;
 use crate::engine::why::NodeObjects;
@@ -156,10 +157,42 @@ pub async fn fetch_endpoint_objects(
             ListParams::default(),
             "services",
         ),
-        list_all(
-            Api::<EndpointSlice>::namespaced(client.clone(), &ns),
-            ListParams::default().labels("kubernetes.io/service-name"),
-            "endpointslices",
-        ),
+        list_endpoint_slices(client.clone(), &ns),
     )
+}
+
+/// The namespace's EndpointSlices that belong to a Service. discovery.k8s.io/v1 is served from
+/// Kubernetes 1.21; older servers have v1beta1, whose fields read here (addresses,
+/// conditions.ready, targetRef) have the same shape, so it is read as v1.
+async fn list_endpoint_slices(client: kube::Client, ns: &str) -> Result<Vec<EndpointSlice>> {
+    let lp = ListParams::default().labels(SERVICE_NAME_LABEL);
+    let v1 = list_all(
+        Api::<EndpointSlice>::namespaced(client.clone(), ns),
+        lp.clone(),
+        "endpointslices",
+    )
+    .await;
+    if !matches!(v1, Err(Error::NotFound { .. })) {
+        return v1;
+    }
+    let context = "listing endpointslices (discovery.k8s.io/v1beta1)";
+    let url = format!("/apis/discovery.k8s.io/v1beta1/namespaces/{ns}/endpointslices");
+    let req = kube::core::Request::new(url)
+        .list(&lp)
+        .map_err(|e| Error::kube(context, kube::Error::BuildRequest(e)))?;
+    let mut list: serde_json::Value = client
+        .request(req)
+        .await
+        .map_err(|e| Error::kube(context, e))?;
+    let serde_json::Value::Array(items) = list["items"].take() else {
+        return Ok(Vec::new());
+    };
+    items
+        .into_iter()
+        .map(|mut item| {
+            item["apiVersion"] = serde_json::json!("discovery.k8s.io/v1");
+            item["kind"] = serde_json::json!("EndpointSlice");
+            serde_json::from_value(item).map_err(|e| Error::Api(format!("{context}: {e}")))
+        })
+        .collect()
 }

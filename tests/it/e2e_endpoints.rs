@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
 
 use crate::harness::{wait_for, NodeSpec, TestEnv};
@@ -33,20 +32,33 @@ async fn service(env: &TestEnv, name: &str, spec: Value) {
         .expect("create service");
 }
 
-/// The real slices of a Service: pod name -> ready.
+/// The real slices of a Service (discovery.k8s.io/v1, or v1beta1 before 1.21), as
+/// (pod, slice, conditions.ready).
 async fn slice_members(env: &TestEnv, svc: &str) -> Vec<(String, String, Option<bool>)> {
-    let api = Api::<EndpointSlice>::namespaced(env.client.clone(), &env.ns);
-    let slices = api
-        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={svc}")))
-        .await
-        .expect("list endpointslices")
-        .items;
+    let mut list = Value::Null;
+    for version in ["v1", "v1beta1"] {
+        let url = format!(
+            "/apis/discovery.k8s.io/{version}/namespaces/{}/endpointslices?labelSelector=kubernetes.io/service-name%3D{svc}",
+            env.ns
+        );
+        let req = http::Request::get(url).body(Vec::new()).unwrap();
+        match env.client.request::<Value>(req).await {
+            Ok(v) => {
+                list = v;
+                break;
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => panic!("list endpointslices: {e}"),
+        }
+    }
     let mut out = Vec::new();
-    for s in slices {
-        for ep in s.endpoints {
-            let pod = ep.target_ref.and_then(|r| r.name).unwrap_or_default();
-            let ready = ep.conditions.and_then(|c| c.ready);
-            out.push((pod, s.metadata.name.clone().unwrap_or_default(), ready));
+    for s in list["items"].as_array().expect("a slice list") {
+        for ep in s["endpoints"].as_array().into_iter().flatten() {
+            out.push((
+                ep["targetRef"]["name"].as_str().unwrap_or("").to_string(),
+                s["metadata"]["name"].as_str().unwrap().to_string(),
+                ep["conditions"]["ready"].as_bool(),
+            ));
         }
     }
     out.sort();

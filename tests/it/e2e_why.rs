@@ -78,13 +78,22 @@ async fn one_node_every_daemon_set_and_an_assumed_node() {
         }]}),
     ))
     .await;
+    // Admission refuses its pods (no such PriorityClass): Missing, FailedCreate from the
+    // DaemonSet's events, which why reads only for such rows.
+    env.create_ds(env.daemon_set(
+        "no-class",
+        json!({"tolerations": tolerate, "priorityClassName": "kds-no-such-class"}),
+    ))
+    .await;
     env.wait_rolled_out("tolerant", 1).await;
 
     // The real scheduler leaves too-big's pod pending: wait until why sees it.
     let mut doc = Value::Null;
     for _ in 0..120 {
         doc = why_json(&env, &[&node]);
-        if row(&doc, "too-big")["state"] == "Pending" {
+        if row(&doc, "too-big")["state"] == "Pending"
+            && codes(row(&doc, "no-class")).contains(&"FailedCreate".to_string())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -93,10 +102,16 @@ async fn one_node_every_daemon_set_and_an_assumed_node() {
     let names: Vec<&str> = got.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(
         names,
-        ["too-big", "tolerant", "selected-out", "tainted"],
+        ["no-class", "too-big", "tolerant", "selected-out", "tainted"],
         "problems first, NotEligible last: {doc:#}"
     );
-    assert_eq!(got[0].1, "Pending");
+    assert_eq!(got[0].1, "Missing");
+    assert_eq!(got[0].2, ["FailedCreate"]);
+    assert!(row(&doc, "no-class")["reasons"][0]["eventMessage"]
+        .as_str()
+        .unwrap()
+        .contains("kds-no-such-class"));
+    let got = &got[1..];
     assert!(
         got[0].2.contains(&"InsufficientResources".to_string()),
         "{got:?}"
@@ -115,8 +130,8 @@ async fn one_node_every_daemon_set_and_an_assumed_node() {
     );
     assert_eq!(doc["node"]["name"], node);
     assert_eq!(doc["node"]["assumed"], false);
-    assert_eq!(doc["summary"]["problems"], 1);
-    assert_eq!(doc["summary"]["shouldRun"], 2);
+    assert_eq!(doc["summary"]["problems"], 2);
+    assert_eq!(doc["summary"]["shouldRun"], 3);
     // The same verdict as explain gives that node.
     let explained = env.explain_json("too-big");
     assert_eq!(
@@ -147,7 +162,7 @@ async fn one_node_every_daemon_set_and_an_assumed_node() {
     assert_eq!(got[0].0, "too-big");
     assert_eq!(got[0].1, "WouldBePending");
     assert_eq!(got[0].2, ["InsufficientResources"]);
-    for name in ["selected-out", "tainted", "tolerant"] {
+    for name in ["no-class", "selected-out", "tainted", "tolerant"] {
         let r = row(&assumed, name);
         assert_eq!(r["state"], "WouldRun", "{r:#}");
         assert!(r["pod"].is_null());
