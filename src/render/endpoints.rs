@@ -173,3 +173,73 @@ pub fn table<W: Write>(out: &mut W, doc: &Endpoints, wide: bool, p: &Palette) ->
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::endpoints::{Finding, HostPortInfo, Membership};
+
+    #[test]
+    fn one_row_per_node_with_ports_membership_and_reason_codes() {
+        let doc = Endpoints {
+            api_version: "kubectl-ds/v1",
+            kind: "Endpoints",
+            namespace: "mon".into(),
+            name: "agent".into(),
+            cluster_domain: "cluster.local",
+            notes: vec![],
+            services: vec![],
+            nodes: vec![PodEndpoint {
+                node: "node-a".into(),
+                pod: "agent-x".into(),
+                pod_ip: Some("10.0.0.1".into()),
+                host_ip: None,
+                host_network: false,
+                ready: false,
+                host_ports: vec![HostPortInfo {
+                    container: "c".into(),
+                    name: None,
+                    container_port: 9100,
+                    host_port: 9100,
+                    protocol: "TCP".into(),
+                    host_ip: None,
+                }],
+                services: vec![Membership {
+                    service: "agent".into(),
+                    selected: true,
+                    endpoint_slice: Some("agent-1".into()),
+                    ready_in_slice: Some(false),
+                    expected_listed: true,
+                    expected_ready: false,
+                    serving: false,
+                }],
+                reasons: vec![Finding {
+                    code: "PodNotReady",
+                    message: "the pod is not Ready".into(),
+                    service: None,
+                    keys: vec![],
+                    ports: vec![],
+                }],
+            }],
+        };
+        let mut out = Vec::new();
+        table(&mut out, &doc, false, &Palette::new(false)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("No Service selects the pods."), "{text}");
+        let row = text.lines().last().unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "node-a",
+                "agent-x",
+                "10.0.0.1",
+                "-",
+                "9100/TCP",
+                "no",
+                "agent(not-ready)",
+                "PodNotReady"
+            ]
+        );
+    }
+}

@@ -126,3 +126,65 @@ pub fn table<W: Write>(out: &mut W, doc: &NodeExplanation, wide: bool, p: &Palet
         table::write(out, &["NAMESPACE", "DAEMONSET", "STATE", "REASON"], rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::reason::{PodFate, Reason};
+    use crate::engine::why::{document, NodeObjects};
+
+    fn row(name: &str, state: &str, reasons: Vec<Reason>) -> DaemonSetRow {
+        DaemonSetRow {
+            namespace: "mon".into(),
+            name: name.into(),
+            state: state.into(),
+            should_run: state != "NotEligible",
+            should_continue_running: state != "NotEligible",
+            pod: None,
+            reasons,
+        }
+    }
+
+    #[test]
+    fn table_problems_first_with_explains_reason_and_escaped_names() {
+        let taint = Reason::UntoleratedTaint {
+            key: "dedicated".into(),
+            value: Some("gpu".into()),
+            effect: "NoSchedule".into(),
+            existing_pod: PodFate::Kept,
+        };
+        let objects = NodeObjects {
+            node: crate::engine::testutil::node("metadata: {name: worker-1}"),
+            ..Default::default()
+        };
+        let doc = document(
+            vec![
+                row("agent", "Missing", vec![Reason::NotYetCreated {}]),
+                row("evil\x1b[2J", "NotEligible", vec![taint]),
+            ],
+            &objects,
+        );
+        let mut out = Vec::new();
+        table(&mut out, &doc, false, &Palette::new(false)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Node worker-1");
+        assert_eq!(
+            lines[1],
+            "DaemonSets: 2 (1 should run here, 0 running, 1 with a problem)"
+        );
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("NAMESPACE"))
+            .unwrap();
+        let cells: Vec<&str> = lines[header + 1].split_whitespace().take(4).collect();
+        assert_eq!(
+            cells,
+            ["mon", "agent", "Missing", "NotYetCreated:"],
+            "{text}"
+        );
+        assert!(lines[header + 2].contains("evil^[[2J"), "{text}");
+        assert!(lines[header + 2].contains("UntoleratedTaint: "), "{text}");
+        assert!(!text.contains('\x1b'));
+    }
+}
