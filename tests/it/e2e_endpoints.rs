@@ -6,9 +6,87 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, PostParams};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::harness::{wait_for, NodeSpec, TestEnv};
+
+/// The documented `Endpoints` schema, strictly: a renamed or added field fails here.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct Endpoints {
+    api_version: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    cluster_domain: String,
+    notes: Vec<String>,
+    services: Vec<ServiceInfo>,
+    nodes: Vec<PodEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct ServiceInfo {
+    name: String,
+    #[serde(rename = "type")]
+    type_: String,
+    headless: bool,
+    #[serde(rename = "clusterIP")]
+    cluster_ip: Option<String>,
+    selector: std::collections::BTreeMap<String, String>,
+    selects_pods: bool,
+    publish_not_ready_addresses: bool,
+    dns_name: String,
+    ports: Vec<Value>,
+    endpoint_slices: Vec<String>,
+    reasons: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct PodEndpoint {
+    node: String,
+    pod: String,
+    #[serde(rename = "podIP")]
+    pod_ip: Option<String>,
+    #[serde(rename = "hostIP")]
+    host_ip: Option<String>,
+    host_network: bool,
+    ready: bool,
+    host_ports: Vec<HostPort>,
+    services: Vec<Membership>,
+    reasons: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct HostPort {
+    container: String,
+    name: Option<String>,
+    container_port: i32,
+    host_port: i32,
+    protocol: String,
+    #[serde(rename = "hostIP")]
+    host_ip: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct Membership {
+    service: String,
+    selected: bool,
+    endpoint_slice: Option<String>,
+    ready_in_slice: Option<bool>,
+    expected_listed: bool,
+    expected_ready: bool,
+    serving: bool,
+}
 
 fn container() -> Value {
     json!({
@@ -129,6 +207,9 @@ async fn services_host_ports_and_a_not_ready_pod() {
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["apiVersion"], "kubectl-ds/v1");
     assert_eq!(doc["kind"], "Endpoints");
+    let strict: Endpoints = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("not the documented schema: {e}\n{doc:#}"));
+    assert_eq!(strict.nodes.len(), 3);
     assert!(doc["notes"][0].as_str().unwrap().contains("cluster.local"));
 
     let services = doc["services"].as_array().unwrap();

@@ -4,9 +4,57 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::harness::{codes, NodeSpec, TestEnv, TEST_LABEL};
+
+/// The documented `NodeExplanation` schema, strictly: a renamed or added field fails here.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct NodeExplanation {
+    api_version: String,
+    kind: String,
+    node: NodeInfo,
+    rules: Value,
+    summary: Summary,
+    notes: Vec<String>,
+    daemon_sets: Vec<Row>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct NodeInfo {
+    name: String,
+    assumed: bool,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct Summary {
+    daemon_sets: usize,
+    should_run: usize,
+    running: usize,
+    problems: usize,
+    states: std::collections::BTreeMap<String, usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct Row {
+    namespace: String,
+    name: String,
+    state: String,
+    should_run: bool,
+    should_continue_running: bool,
+    pod: Option<Value>,
+    reasons: Vec<Value>,
+}
 
 /// `why NODE -o json -n <test ns>` (or `--assume-node FILE`), parsed.
 fn why_json(env: &TestEnv, args: &[&str]) -> Value {
@@ -19,6 +67,9 @@ fn why_json(env: &TestEnv, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("why JSON: {e}\n{}", out.stdout));
     assert_eq!(doc["apiVersion"], "kubectl-ds/v1");
     assert_eq!(doc["kind"], "NodeExplanation");
+    let strict: NodeExplanation = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("not the documented schema: {e}\n{doc:#}"));
+    assert_eq!(strict.summary.daemon_sets, strict.daemon_sets.len());
     doc
 }
 
