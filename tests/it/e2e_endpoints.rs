@@ -299,6 +299,23 @@ async fn services_host_ports_and_a_not_ready_pod() {
     // The not-Ready row comes first (problems first).
     assert_eq!(rows[0]["pod"], "agent-unready");
 
+    // The table: the not-Ready pod first, its membership marked not-ready.
+    let table = env.run(&["endpoints", "agent"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let row = table
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("NODE"))
+        .nth(1)
+        .expect("a pod row");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[0], c);
+    assert_eq!(cells[1], "agent-unready");
+    assert_eq!(cells[4], "9100/TCP");
+    assert_eq!(cells[5], "no");
+    assert_eq!(cells[6], "agent(not-ready),agent-headless(not-ready)");
+    assert_eq!(cells[7], "HostPortWithoutHostNetwork,PodNotReady");
+
     let missing = env.run(&["endpoints", "nosuch"]);
     assert_eq!(missing.code, 4, "{}", missing.stderr);
 }

@@ -190,6 +190,27 @@ async fn one_node_every_daemon_set_and_an_assumed_node() {
         got[0].2
     );
 
+    // The table and the wide table say the same, problems first.
+    let table = env.run(&["why", &node]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(lines[0], format!("Node {node}"));
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("NAMESPACE"))
+        .expect("a table");
+    let cells: Vec<&str> = lines[first + 1].split_whitespace().take(4).collect();
+    assert_eq!(
+        cells,
+        [env.ns.as_str(), "no-class", "Missing", "FailedCreate:"]
+    );
+    let wide = env.run(&["why", &node, "-o", "wide"]);
+    assert!(wide.stdout.contains("SHOULD-RUN"), "{}", wide.stdout);
+    let yaml = env.run(&["why", &node, "-o", "yaml"]);
+    let yaml: Value = serde_saphyr::from_str(&yaml.stdout).expect("YAML");
+    assert_eq!(yaml["kind"], "NodeExplanation");
+    assert_eq!(yaml["daemonSets"].as_array().unwrap().len(), 5);
+
     // A node of another shape, not in the cluster: untainted, pool=gpu, 4 CPUs.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("node.yaml");
