@@ -163,6 +163,16 @@ async fn services_host_ports_and_a_not_ready_pod() {
         .create(&PostParams::default(), &unready)
         .await
         .unwrap();
+    // Running with an IP first, so the controller's informer has it before the DaemonSet.
+    wait_for(
+        Duration::from_secs(30),
+        "the unready pod running",
+        || async {
+            let p = env.pod_api().get("agent-unready").await.unwrap();
+            p.status.and_then(|s| s.pod_ip).is_some()
+        },
+    )
+    .await;
     let mut ds = env.daemon_set("agent", json!({"containers": [container()]}));
     ds["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
     env.create_ds(ds).await;
