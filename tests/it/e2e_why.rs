@@ -183,12 +183,13 @@ async fn one_node_every_daemon_set_and_an_assumed_node() {
     assert_eq!(doc["node"]["assumed"], false);
     assert_eq!(doc["summary"]["problems"], 2);
     assert_eq!(doc["summary"]["shouldRun"], 3);
-    // The same verdict as explain gives that node.
-    let explained = env.explain_json("too-big");
-    assert_eq!(
-        codes(crate::harness::node_verdict(&explained, &node)),
-        got[0].2
-    );
+    // Every row is the verdict explain gives that node for that DaemonSet.
+    for r in doc["daemonSets"].as_array().unwrap() {
+        let explained = env.explain_json(r["name"].as_str().unwrap());
+        let verdict = crate::harness::node_verdict(&explained, &node);
+        assert_eq!(verdict["state"], r["state"], "{r:#}\n{verdict:#}");
+        assert_eq!(codes(verdict), codes(r), "{r:#}\n{verdict:#}");
+    }
 
     // The table and the wide table say the same, problems first.
     let table = env.run(&["why", &node]);
