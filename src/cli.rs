@@ -181,6 +181,31 @@ locked by another run (nothing changed), 7 could not verify the end state, 8 don
 DaemonSet reappeared (recreated by its owner), 10 other.")]
     Migrate(MigrateArgs),
 
+    /// For one node, every DaemonSet: should it run here, does it, and why not.
+    #[command(after_help = "Examples:
+  # Why does this new node have no log shipper?
+  kubectl ds why worker-17
+
+  # Only the DaemonSets of one namespace, every reason
+  kubectl ds why worker-17 -n monitoring -o wide
+
+  # What would run on a node of this shape (the node does not exist yet)?
+  kubectl ds why --assume-node gpu-node.yaml -o json
+
+Exit codes: 0 ok, 2 bad input, 3 connection, 4 node not found, 5 forbidden, 10 other.")]
+    Why(WhyArgs),
+
+    /// For each node: a DaemonSet's pod, pod IP, host IP, host ports, readiness and Services.
+    #[command(after_help = "Examples:
+  # How do clients reach node-exporter on each node?
+  kubectl ds endpoints node-exporter -n monitoring
+
+  # Every Service membership as JSON
+  kubectl ds endpoints node-exporter -n monitoring -o json
+
+Exit codes: 0 ok, 2 bad input, 3 connection, 4 not found, 5 forbidden, 10 other.")]
+    Endpoints(EndpointsArgs),
+
     /// Print a shell completion script for kubectl-ds run directly (bash, zsh or fish).
     #[command(
         after_help = "`kubectl ds <TAB>` is completed by kubectl itself (1.26+, with kubectl's completion
@@ -340,6 +365,31 @@ pub struct MigrateArgs {
     pub watch_recreate: String,
     #[command(flatten)]
     pub mutation: MutationFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// The node.
+    #[arg(
+        required_unless_present = "assume_node",
+        conflicts_with = "assume_node"
+    )]
+    pub node: Option<String>,
+    /// A Node manifest (labels, taints, allocatable): what would run on a node of this shape.
+    #[arg(long, value_name = "FILE")]
+    pub assume_node: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointsArgs {
+    /// The DaemonSet.
+    pub name: String,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

@@ -164,6 +164,8 @@ pub const LOOKUPS: &[(&str, Lookup)] = &[
     ("name", Lookup::DaemonSets),
     ("namespace", Lookup::Namespaces),
     ("nodes", Lookup::Nodes),
+    // `why NODE`
+    ("node", Lookup::Nodes),
     ("context", Lookup::Contexts),
     ("cluster", Lookup::Clusters),
     ("user", Lookup::Users),
@@ -505,6 +507,8 @@ mod tests {
             "adopt",
             "migrate",
             "completion",
+            "why",
+            "endpoints",
         ] {
             assert!(all.contains(&sub.to_string()), "{sub} missing: {all:?}");
         }
@@ -607,6 +611,24 @@ mod tests {
     #[test]
     fn after_double_dash_only_positionals() {
         assert_eq!(lookup(&["explain", "--", "-x"]).1, "-x");
+    }
+
+    #[test]
+    fn why_completes_node_names_and_endpoints_daemon_sets() {
+        assert_eq!(
+            lookup(&["why", "wor"]),
+            (Lookup::Nodes, "wor".into(), vec![])
+        );
+        assert_eq!(
+            lookup(&["endpoints", "-n", "mon", ""]),
+            (
+                Lookup::DaemonSets,
+                String::new(),
+                vec!["--namespace=mon".into()]
+            )
+        );
+        // --assume-node takes a file: the shell completes file names.
+        assert_eq!(values(&["why", "--assume-node", ""]), (vec![], 0));
     }
 
     #[test]

@@ -333,7 +333,7 @@ pub async fn fetch_server_version(cluster: &Cluster) -> Option<ServerVersion> {
 }
 
 /// Events about the DaemonSet, and the scheduler's FailedScheduling events of the namespace.
-async fn fetch_events(cluster: &Cluster, ns: &str, name: &str) -> Result<Vec<Event>> {
+pub async fn fetch_events(cluster: &Cluster, ns: &str, name: &str) -> Result<Vec<Event>> {
     let events_api = Api::<Event>::namespaced(cluster.client.clone(), ns);
     let ds_events = list_all(
         events_api.clone(),

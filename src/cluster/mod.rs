@@ -12,5 +12,6 @@ pub mod list;
 pub mod mock;
 pub mod mutate;
 pub mod names;
+pub mod node_view;
 pub mod proto;
 pub mod retry;

@@ -3,10 +3,12 @@
 pub mod adopt;
 pub mod complete;
 pub mod completion;
+pub mod endpoints;
 pub mod explain;
 pub mod migrate;
 pub mod orphan;
 pub mod rollout_preview;
+pub mod why;
 
 use crate::cli::Command;
 use crate::error::Result;
@@ -22,5 +24,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<Exit> {
         Command::Adopt(args) => adopt::run(args, settings).await,
         Command::Migrate(args) => migrate::run(args, settings).await,
         Command::Completion(args) => completion::run(args),
+        Command::Why(args) => why::run(args, settings).await,
+        Command::Endpoints(args) => endpoints::run(args, settings).await,
     }
 }

@@ -9,6 +9,7 @@ pub mod affinity;
 pub mod budget;
 pub mod checks;
 pub mod claimers;
+pub mod endpoints;
 pub mod explain;
 pub mod fit;
 pub mod labels;
@@ -28,6 +29,7 @@ pub mod snapshot;
 pub mod taints;
 pub mod threeway;
 pub mod version;
+pub mod why;
 
 #[cfg(test)]
 pub mod testutil;

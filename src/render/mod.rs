@@ -2,11 +2,13 @@
 //! engine types; colour decided once by the caller.
 
 pub mod diff;
+pub mod endpoints;
 pub mod explain;
 pub mod palette;
 pub mod rollout;
 pub mod table;
 pub mod term;
+pub mod why;
 pub mod workflow;
 
 use std::io::Write;

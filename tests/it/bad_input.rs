@@ -242,6 +242,18 @@ const ROWS: &[Row] = &[
         "stream did not contain valid UTF-8",
         2,
     ),
+    row("why --assume-node @missing-node.yaml", "reading", 2),
+    row(
+        "why --assume-node @deploy.yaml",
+        "--assume-node wants a Node manifest, found kind Deployment",
+        2,
+    ),
+    row(
+        "why",
+        "the following required arguments were not provided",
+        2,
+    ),
+    row("why n --assume-node @ok.yaml", "cannot be used with", 2),
     // Kubeconfig, connection, credentials.
     row("explain x", "no kubeconfig found", 3),
     row(

@@ -71,6 +71,8 @@ fn help_reads_like_kubectl() {
         "adopt",
         "migrate",
         "completion",
+        "why",
+        "endpoints",
     ] {
         assert!(o.stdout.contains(sub), "{sub} missing from help");
         let h = run(&[sub, "--help"], &[]);
