@@ -14,6 +14,7 @@ Exit codes:
   5  refused by the apiserver (RBAC, admission, precondition conflict)
   6  refused by a safety check or declined at the prompt: nothing changed
   7  a mutation ran but its end state could not be verified
+  9  explain --exit-code: a node has a problem
   10 any other error";
 
 /// Explain DaemonSets node by node, preview their rollouts, and replace them without restarts.
@@ -126,7 +127,14 @@ pub enum Command {
   kubectl get ds,nodes,pods,controllerrevisions,events -A -o yaml > bundle.yaml
   kubectl ds explain fluent-bit -n logging -f bundle.yaml -o json
 
-", "Exit codes: 0 ok, 2 bad input, 3 connection, 4 not found, 5 forbidden, 10 other."))]
+  # Gate a pipeline: exit 9 and list the nodes when any node has a problem
+  kubectl ds explain agent --problems --exit-code -L topology.kubernetes.io/zone
+
+  # The pending nodes' names, as kubectl jsonpath
+  kubectl ds explain agent -o jsonpath='{.nodes[?(@.state==\"Pending\")].name}'
+
+", "Exit codes: 0 ok, 2 bad input, 3 connection, 4 not found, 5 forbidden, 9 a node has a problem
+(with --exit-code), 10 other."))]
     Explain(ExplainArgs),
 
     /// Preview what a template change would roll out, node by node, before it is applied.
@@ -215,12 +223,77 @@ pub struct ExplainArgs {
     /// Only nodes matching this label selector (e.g. pool=gpu,zone!=a).
     #[arg(short = 'l', long = "node-selector", value_name = "SELECTOR")]
     pub node_selector: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format: table, wide, json, yaml, name, jsonpath=TEMPLATE, jsonpath-file=FILE,
+    /// jsonpath-as-json=TEMPLATE, custom-columns=SPEC, custom-columns-file=FILE (as kubectl get).
+    #[arg(short = 'o', long, default_value = "table", value_name = "FORMAT", value_parser = OutputFormatParser)]
+    pub output: String,
     /// Explain from a saved List (kubectl get ds,nodes,pods,controllerrevisions,events -o yaml).
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub print: PrintFlags,
+    /// Exit 9 when a node that should run a pod lacks an available current one (or runs one
+    /// it should not): a pipeline or cron gate.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Show only the nodes with a problem (not Running and not NotEligible).
+    #[arg(long)]
+    pub problems: bool,
+}
+
+/// `-o` for the list printers: any text (resolved by `render::printer::Format::parse`, which
+/// reads the `-file` forms), with kubectl's format names offered to completion and help.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputFormatParser;
+
+impl clap::builder::TypedValueParser for OutputFormatParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let names = [
+            "table",
+            "wide",
+            "json",
+            "yaml",
+            "name",
+            "jsonpath=",
+            "jsonpath-file=",
+            "jsonpath-as-json=",
+            "custom-columns=",
+            "custom-columns-file=",
+        ];
+        Some(Box::new(
+            names.into_iter().map(clap::builder::PossibleValue::new),
+        ))
+    }
+}
+
+/// kubectl get's printing flags, for the commands that print lists.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PrintFlags {
+    /// Print no header lines (table, wide and custom-columns).
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Sort the rows by this JSONPath over each row's JSON (e.g. .name, '{.pod.restarts}').
+    #[arg(long, value_name = "JSONPATH")]
+    pub sort_by: Option<String>,
+    /// Node labels to show as columns (e.g. -L topology.kubernetes.io/zone,pool); repeatable.
+    #[arg(short = 'L', long = "label-columns", value_name = "KEY,...")]
+    pub label_columns: Vec<String>,
+    /// Show each node's labels as the last column.
+    #[arg(long)]
+    pub show_labels: bool,
 }
 
 #[derive(Debug, Args)]
@@ -383,7 +456,7 @@ mod tests {
         assert_eq!(cli.global.namespace.as_deref(), Some("kube-system"));
         assert_eq!(cli.global.context.as_deref(), Some("c"));
         match cli.command {
-            Command::Explain(a) => assert_eq!(a.output, Output::Json),
+            Command::Explain(a) => assert_eq!(a.output, "json"),
             other => panic!("{other:?}"),
         }
     }

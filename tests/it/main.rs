@@ -16,3 +16,4 @@ mod e2e_workflow_safety;
 mod e2e_workflows;
 mod harness;
 mod krew;
+mod output;
