@@ -10,6 +10,7 @@ mod e2e_busy;
 mod e2e_complete;
 mod e2e_explain;
 mod e2e_foundation;
+mod e2e_output;
 mod e2e_preemption;
 mod e2e_rollout_preview;
 mod e2e_workflow_safety;
