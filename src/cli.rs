@@ -239,6 +239,10 @@ pub struct ExplainArgs {
     /// Show only the nodes with a problem (not Running and not NotEligible).
     #[arg(long)]
     pub problems: bool,
+    /// With one --node: print the DaemonSet manifest with the suggested template fixes for that
+    /// node applied (feed it to rollout-preview -f, then kubectl apply -f).
+    #[arg(long, requires = "nodes")]
+    pub fix: bool,
 }
 
 /// `-o` for the list printers: any text (resolved by `render::printer::Format::parse`, which

@@ -12,6 +12,7 @@ use crate::cli::ExplainArgs;
 use crate::cluster::client::{self, Cluster};
 use crate::cluster::fetch::{self, list_all};
 use crate::engine::explain::{self, nodes_needing_fit_check, Explanation, NodeFilter};
+use crate::engine::fix;
 use crate::engine::preemption::ClusterPriorities;
 use crate::engine::snapshot::{is_claimed_by, Snapshot};
 use crate::error::{Error, Result};
@@ -44,7 +45,11 @@ async fn explain_to<W: Write>(out: &mut W, args: ExplainArgs, settings: &Setting
         sort_by: args.print.sort_by.clone(),
         problems: args.problems,
         exit_code: args.exit_code,
+        fix: args.fix,
     };
+    if args.fix && args.nodes.len() != 1 {
+        return Err(Error::Usage("--fix needs exactly one --node".into()));
+    }
     if let Some(file) = &args.file {
         let name = args
             .name
@@ -52,7 +57,7 @@ async fn explain_to<W: Write>(out: &mut W, args: ExplainArgs, settings: &Setting
             .ok_or_else(|| Error::Usage("explain -f needs the DaemonSet NAME".into()))?;
         let snap = snapshot_from_file(file, name, settings.global.namespace.as_deref())?;
         let e = explain::explain(&snap, &filter);
-        return emit(out, e, &node_labels(&snap), &print, &palette);
+        return emit(out, e, &snap, &print, &palette);
     }
     if args.name.is_none() && (!print.opts.label_columns.is_empty() || print.opts.show_labels) {
         return Err(Error::Usage(
@@ -64,7 +69,7 @@ async fn explain_to<W: Write>(out: &mut W, args: ExplainArgs, settings: &Setting
         Some(name) => {
             let snap = fetch::fetch_snapshot(&cluster, &cluster.namespace, name).await?;
             let e = explain::explain(&snap, &filter);
-            emit(out, e, &node_labels(&snap), &print, &palette)
+            emit(out, e, &snap, &print, &palette)
         }
         None => {
             let all = settings.global.all_namespaces;
@@ -81,6 +86,7 @@ struct Print {
     sort_by: Option<String>,
     problems: bool,
     exit_code: bool,
+    fix: bool,
 }
 
 fn node_labels(snap: &Snapshot) -> NodeLabels {
@@ -100,10 +106,15 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
 fn emit<W: Write>(
     out: &mut W,
     mut e: Explanation,
-    labels: &NodeLabels,
+    snap: &Snapshot,
     print: &Print,
     palette: &Palette,
 ) -> Result<Exit> {
+    let ds = &snap.daemon_set;
+    if print.fix {
+        return emit_fixed_manifest(out, &e, ds);
+    }
+    let labels = &node_labels(snap);
     // The gate looks at every node explained (after --node and -l), not only those shown.
     let exit = if print.exit_code && render::explain::problem_count(&e) > 0 {
         Exit::Problems
@@ -120,27 +131,114 @@ fn emit<W: Write>(
         e.nodes = printer::reorder(std::mem::take(&mut e.nodes), &order);
     }
     match &print.format {
-        Format::Json => render::json(out, &e)?,
-        Format::Yaml => render::yaml(out, &e)?,
-        Format::Table => {
-            render::explain::explanation_table_with(out, &e, false, palette, &print.opts, labels)?
-        }
-        Format::Wide => {
-            render::explain::explanation_table_with(out, &e, true, palette, &print.opts, labels)?
+        Format::Json => render::json(out, &with_fixes(&e, ds)?)?,
+        Format::Yaml => render::yaml(out, &with_fixes(&e, ds)?)?,
+        Format::Table | Format::Wide => {
+            let wide = print.format == Format::Wide;
+            render::explain::explanation_table_with(out, &e, wide, palette, &print.opts, labels)?;
+            if !print.opts.no_headers {
+                fix_lines(out, &e, ds)?;
+            }
         }
         Format::Name => {
             for v in &e.nodes {
                 writeln!(out, "node/{}", v.name).map_err(render::io_err)?;
             }
         }
-        Format::JsonPath(t) => printer::jsonpath(out, t, &to_value(&e)?, false)?,
-        Format::JsonPathAsJson(t) => printer::jsonpath(out, t, &to_value(&e)?, true)?,
+        Format::JsonPath(t) => printer::jsonpath(out, t, &with_fixes(&e, ds)?, false)?,
+        Format::JsonPathAsJson(t) => printer::jsonpath(out, t, &with_fixes(&e, ds)?, true)?,
         Format::CustomColumns(cols) => {
-            let values = e.nodes.iter().map(to_value).collect::<Result<Vec<_>>>()?;
+            let doc = with_fixes(&e, ds)?;
+            let values = doc["nodes"].as_array().cloned().unwrap_or_default();
             printer::custom_columns(out, cols, &values, print.opts.no_headers)?
         }
     }
     Ok(exit)
+}
+
+/// The explanation's JSON with each reason's suggested `fix` (engine::fix) beside its facts.
+fn with_fixes(e: &Explanation, ds: &DaemonSet) -> Result<Value> {
+    let spec = fix::template_spec(ds);
+    let mut doc = to_value(e)?;
+    for (v, node) in e
+        .nodes
+        .iter()
+        .zip(doc["nodes"].as_array_mut().into_iter().flatten())
+    {
+        for (r, reason) in v
+            .reasons
+            .iter()
+            .zip(node["reasons"].as_array_mut().into_iter().flatten())
+        {
+            if let Some(f) = fix::fix_for(r, &spec, &v.name) {
+                reason["fix"] = to_value(&f)?;
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// One line per suggested fix under the table.
+fn fix_lines<W: Write>(out: &mut W, e: &Explanation, ds: &DaemonSet) -> Result<()> {
+    let spec = fix::template_spec(ds);
+    let mut first = true;
+    for v in &e.nodes {
+        for r in &v.reasons {
+            let Some(f) = fix::fix_for(r, &spec, &v.name) else {
+                continue;
+            };
+            if first {
+                writeln!(out).map_err(render::io_err)?;
+                first = false;
+            }
+            let how = match f.target {
+                fix::FixTarget::Manifest => format!(" (explain --node {} --fix)", v.name),
+                fix::FixTarget::Node => " (node change: not applied)".into(),
+            };
+            writeln!(
+                out,
+                "Fix {} {}: {}{how}",
+                v.name,
+                r.code(),
+                render::term::escape(&f.description)
+            )
+            .map_err(render::io_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// `--fix`: the DaemonSet's manifest with every template fix for the node applied, as YAML.
+fn emit_fixed_manifest<W: Write>(out: &mut W, e: &Explanation, ds: &DaemonSet) -> Result<Exit> {
+    let spec = fix::template_spec(ds);
+    let mut manifest = fix::manifest_of(ds);
+    let mut applied = 0;
+    let mut described = Vec::new();
+    for v in &e.nodes {
+        for r in &v.reasons {
+            match fix::fix_for(r, &spec, &v.name) {
+                Some(fix::Fix { patch: Some(p), .. }) => {
+                    fix::apply_patch(&mut manifest, &p);
+                    applied += 1;
+                }
+                Some(f) => described.push(format!("{}: {}", r.code(), f.description)),
+                None => {}
+            }
+        }
+    }
+    if applied == 0 {
+        let node = e.nodes.first().map(|v| v.name.as_str()).unwrap_or("?");
+        let why = if described.is_empty() {
+            String::new()
+        } else {
+            format!(" (node changes: {})", described.join("; "))
+        };
+        return Err(Error::Usage(format!(
+            "node {node} has nothing a template change fixes{why}"
+        )));
+    }
+    render::yaml(out, &manifest)?;
+    Ok(Exit::Ok)
 }
 
 fn emit_overview<W: Write>(

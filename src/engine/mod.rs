@@ -11,6 +11,7 @@ pub mod checks;
 pub mod claimers;
 pub mod explain;
 pub mod fit;
+pub mod fix;
 pub mod labels;
 pub mod lease;
 pub mod managed;

@@ -116,3 +116,104 @@ async fn exit_code_problems_and_overview() {
     let names = env.run(&["explain", "--problems", "-o", "name"]);
     assert_eq!(names.stdout, "daemonset.apps/broken\n");
 }
+
+/// explain -> --fix -> rollout-preview -f -> kubectl apply -> the node runs the pod.
+#[tokio::test]
+async fn fix_round_trip_tolerates_the_taint() {
+    let mut env = TestEnv::new("fix").await;
+    let plain = env.node("plain", NodeSpec::default()).await;
+    let tainted = env
+        .node(
+            "tainted",
+            NodeSpec {
+                taints: vec![
+                    json!({"key": "kds.dev/gpu", "value": "true", "effect": "NoSchedule"}),
+                ],
+                ..NodeSpec::default()
+            },
+        )
+        .await;
+    env.create_ds(env.daemon_set("agent", json!({}))).await;
+    env.wait_rolled_out("agent", 1).await;
+    let sel = format!("{TEST_LABEL}={}", env.ns);
+
+    // The JSON carries the fix on the reason; the table, one line.
+    let e = env.explain_json("agent");
+    let v = e["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == tainted.as_str())
+        .unwrap();
+    assert_eq!(v["state"], "NotEligible");
+    let r = &v["reasons"][0];
+    assert_eq!(r["code"], "UntoleratedTaint");
+    assert_eq!(r["fix"]["target"], "manifest");
+    assert_eq!(
+        r["fix"]["patch"]["spec"]["template"]["spec"]["tolerations"],
+        json!([{"key": "kds.dev/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}])
+    );
+    let table = env.run(&["explain", "agent", "-l", &sel]);
+    let line = format!("Fix {tainted} UntoleratedTaint: add a toleration for the taint kds.dev/gpu=true:NoSchedule");
+    assert!(table.stdout.contains(&line), "{}", table.stdout);
+
+    // --fix on a node with nothing to fix: one error line, exit 2.
+    let none = env.run(&["explain", "agent", "--node", &plain, "--fix"]);
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    assert!(none.stderr.starts_with("error: node "), "{}", none.stderr);
+
+    let fixed = env.run(&["explain", "agent", "--node", &tainted, "--fix"]);
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let patched = dir.path().join("patched.yaml");
+    std::fs::write(&patched, &fixed.stdout).unwrap();
+    let p = patched.to_str().unwrap();
+
+    let preview = env.run(&["rollout-preview", "agent", "-f", p, "-o", "json"]);
+    assert_eq!(preview.code, 0, "{}{}", preview.stdout, preview.stderr);
+    let doc: Value = serde_json::from_str(&preview.stdout).unwrap();
+    assert_eq!(
+        action_of(&doc, &tainted).as_deref(),
+        Some("Create"),
+        "the preview creates the pod on the tainted node: {doc:#}"
+    );
+
+    let kc = crate::harness::kubeconfig();
+    let apply = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args(["apply", "-f", p])
+        .output()
+        .unwrap();
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    env.wait_rolled_out("agent", 2).await;
+    let mut last = Value::Null;
+    for _ in 0..240 {
+        last = env.explain_json("agent");
+        if crate::harness::node_verdict(&last, &tainted)["state"] == "Running" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{tainted} never Running: {last:#}");
+}
+
+/// The rollout-preview action of `node`, wherever the document lists it.
+fn action_of(doc: &Value, node: &str) -> Option<String> {
+    match doc {
+        Value::Object(m) => {
+            if m.get("name").and_then(Value::as_str) == Some(node) {
+                if let Some(a) = m.get("action").and_then(Value::as_str) {
+                    return Some(a.to_string());
+                }
+            }
+            m.values().find_map(|v| action_of(v, node))
+        }
+        Value::Array(a) => a.iter().find_map(|v| action_of(v, node)),
+        _ => None,
+    }
+}
