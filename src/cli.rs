@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -32,6 +32,28 @@ pub struct Cli {
     pub global: GlobalFlags,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The name usage lines print: `kubectl ds` when run as the plugin (an executable named
+/// `kubectl-ds`, as kubectl's plugin lookup and krew name it: kubectl execs it with its path as
+/// argv[0]), else the binary's own name from argv[0] (a renamed copy or a symlink).
+pub fn display_name(argv0: Option<&std::ffi::OsStr>) -> String {
+    let stem = argv0
+        .and_then(|a| std::path::Path::new(a).file_stem())
+        .map(|s| s.to_string_lossy().into_owned());
+    match stem.as_deref() {
+        None | Some("") | Some("kubectl-ds") => "kubectl ds".into(),
+        Some(other) => other.into(),
+    }
+}
+
+/// Parses the process's arguments, usage lines named by [`display_name`].
+pub fn try_parse() -> Result<Cli, clap::Error> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = display_name(args.first().map(|a| a.as_os_str()));
+    let mut cmd = Cli::command().bin_name(name);
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
 
 /// kubectl's global flags (`kubectl options`), accepted after any subcommand.
@@ -463,6 +485,19 @@ mod tests {
             Command::Explain(a) => assert_eq!(a.output, "json"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn usage_names_the_plugin_or_the_binary() {
+        use std::ffi::OsStr;
+        for (argv0, name) in [
+            ("/home/u/.krew/bin/kubectl-ds", "kubectl ds"),
+            ("kubectl-ds.exe", "kubectl ds"),
+            ("/usr/local/bin/kds", "kds"),
+        ] {
+            assert_eq!(display_name(Some(OsStr::new(argv0))), name);
+        }
+        assert_eq!(display_name(None), "kubectl ds");
     }
 
     #[test]
