@@ -16,5 +16,6 @@ mod e2e_rollout_preview;
 mod e2e_workflow_safety;
 mod e2e_workflows;
 mod harness;
+mod k9s;
 mod krew;
 mod output;
