@@ -337,9 +337,16 @@ pub struct RolloutPreviewArgs {
     /// Set a container's image: CONTAINER=IMAGE (repeatable), as kubectl set image.
     #[arg(long = "image", value_name = "CONTAINER=IMAGE")]
     pub images: Vec<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format: table, wide, json, yaml, name (the nodes that would change),
+    /// jsonpath=TEMPLATE, jsonpath-file=FILE, custom-columns=SPEC, custom-columns-file=FILE.
+    #[arg(short = 'o', long, default_value = "table", value_name = "FORMAT", value_parser = OutputFormatParser)]
+    pub output: String,
+    /// Sort the nodes by this JSONPath over each node's JSON (e.g. .name, .action).
+    #[arg(long, value_name = "JSONPATH")]
+    pub sort_by: Option<String>,
+    /// Print no header line (custom-columns).
+    #[arg(long)]
+    pub no_headers: bool,
     /// Exit 1 when anything would roll, 0 when nothing would (as kubectl diff).
     #[arg(long)]
     pub exit_code: bool,

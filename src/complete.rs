@@ -563,7 +563,8 @@ mod tests {
             values(&["explain", "-o", ""]).0[..5],
             ["table", "wide", "json", "yaml", "name"]
         );
-        assert_eq!(values(&["rollout-preview", "x", "-o", ""]).0.len(), 4);
+        assert_eq!(values(&["rollout-preview", "x", "-o", ""]).0.len(), 10);
+        assert_eq!(values(&["orphan", "x", "-o", ""]).0.len(), 4);
         assert_eq!(
             values(&["explain", "-o", "j"]).0,
             vec!["json", "jsonpath=", "jsonpath-file=", "jsonpath-as-json="]

@@ -178,6 +178,46 @@ async fn fix_round_trip_tolerates_the_taint() {
         "the preview creates the pod on the tainted node: {doc:#}"
     );
 
+    // The same preview through kubectl's output flags.
+    let name = env.run(&["rollout-preview", "agent", "-f", p, "-o", "name"]);
+    // The toleration changes the template: the plain node's pod restarts too.
+    assert_eq!(
+        name.stdout,
+        format!("node/{tainted}\nnode/{plain}\n"),
+        "{}",
+        name.stderr
+    );
+    let jp = env.run(&[
+        "rollout-preview",
+        "agent",
+        "-f",
+        p,
+        "-o",
+        r#"jsonpath={.nodes[?(@.action=="Create")].name}"#,
+    ]);
+    assert_eq!(jp.stdout, tainted, "{}", jp.stderr);
+    let cc = env.run(&[
+        "rollout-preview",
+        "agent",
+        "-f",
+        p,
+        "-o",
+        "custom-columns=NODE:.name,ACTION:.action",
+        "--no-headers",
+        "--sort-by",
+        ".name",
+    ]);
+    let mut want = [format!("{plain} Restart"), format!("{tainted} Create")];
+    want.sort();
+    // Other tests' nodes are listed too (Unchanged): keep this test's.
+    let got: Vec<String> = cc
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(env.ns.as_str()))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(got, want, "{}", cc.stderr);
+
     let kc = crate::harness::kubeconfig();
     let apply = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
