@@ -71,11 +71,12 @@ fn jsonpath_matches_kubectl_on_the_same_document() {
         "{.nodes[*].pod.name}",
         "{.nodes[?(@.pod)].name}",
         "{.nodes[*].nosuchkey}{.no.such.path}",
-        "{..code}",
         "{.daemonSet['name','namespace']}",
         "{.nodes[*].shouldRun}",
         "{.rules}",
     ];
+    // Not compared: `{..key}` over maps, which kubectl walks in Go's random map order
+    // (jsonpath.go evalRecursive ranges over MapKeys), so its own output varies run to run.
     for t in templates {
         let ours = explain(&["-o", &format!("jsonpath={t}")]);
         assert_eq!(ours.code, 0, "{t}: {}", ours.stderr);
