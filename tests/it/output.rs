@@ -220,3 +220,33 @@ fn label_columns_problems_and_exit_code() {
         );
     }
 }
+
+/// Snapshots (insta) of the rendered tables: explain's table and wide table, with label
+/// columns, custom-columns, and the problems-only bare rows. A change to any of them shows as
+/// a diff to review (`cargo insta review`, or INSTA_UPDATE=always to rewrite).
+#[test]
+fn rendered_tables_snapshots() {
+    let cases: [(&str, &[&str]); 5] = [
+        ("explain_table", &[]),
+        ("explain_wide", &["-o", "wide"]),
+        (
+            "explain_label_columns",
+            &["-L", "kubernetes.io/hostname", "--show-labels"],
+        ),
+        (
+            "explain_custom_columns",
+            &[
+                "-o",
+                "custom-columns=NODE:.name,STATE:.state,POD:.pod.name,CODES:.reasons[*].code",
+                "--sort-by",
+                ".state",
+            ],
+        ),
+        ("explain_problems_bare", &["--problems", "--no-headers"]),
+    ];
+    for (name, args) in cases {
+        let o = explain(args);
+        assert_eq!(o.code, 0, "{name}: {}", o.stderr);
+        insta::assert_snapshot!(name, o.stdout);
+    }
+}
