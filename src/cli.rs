@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -14,6 +14,7 @@ Exit codes:
   5  refused by the apiserver (RBAC, admission, precondition conflict)
   6  refused by a safety check or declined at the prompt: nothing changed
   7  a mutation ran but its end state could not be verified
+  9  explain --exit-code: a node has a problem
   10 any other error";
 
 /// Explain DaemonSets node by node, preview their rollouts, and replace them without restarts.
@@ -31,6 +32,28 @@ pub struct Cli {
     pub global: GlobalFlags,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The name usage lines print: `kubectl ds` when run as the plugin (an executable named
+/// `kubectl-ds`, as kubectl's plugin lookup and krew name it: kubectl execs it with its path as
+/// argv[0]), else the binary's own name from argv[0] (a renamed copy or a symlink).
+pub fn display_name(argv0: Option<&std::ffi::OsStr>) -> String {
+    let stem = argv0
+        .and_then(|a| std::path::Path::new(a).file_stem())
+        .map(|s| s.to_string_lossy().into_owned());
+    match stem.as_deref() {
+        None | Some("") | Some("kubectl-ds") => "kubectl ds".into(),
+        Some(other) => other.into(),
+    }
+}
+
+/// Parses the process's arguments, usage lines named by [`display_name`].
+pub fn try_parse() -> Result<Cli, clap::Error> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = display_name(args.first().map(|a| a.as_os_str()));
+    let mut cmd = Cli::command().bin_name(name);
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
 
 /// kubectl's global flags (`kubectl options`), accepted after any subcommand.
@@ -126,7 +149,14 @@ pub enum Command {
   kubectl get ds,nodes,pods,controllerrevisions,events -A -o yaml > bundle.yaml
   kubectl ds explain fluent-bit -n logging -f bundle.yaml -o json
 
-", "Exit codes: 0 ok, 2 bad input, 3 connection, 4 not found, 5 forbidden, 10 other."))]
+  # Gate a pipeline: exit 9 and list the nodes when any node has a problem
+  kubectl ds explain agent --problems --exit-code -L topology.kubernetes.io/zone
+
+  # The pending nodes' names, as kubectl jsonpath
+  kubectl ds explain agent -o jsonpath='{.nodes[?(@.state==\"Pending\")].name}'
+
+", "Exit codes: 0 ok, 2 bad input, 3 connection, 4 not found, 5 forbidden, 9 a node has a problem
+(with --exit-code), 10 other."))]
     Explain(ExplainArgs),
 
     /// Preview what a template change would roll out, node by node, before it is applied.
@@ -240,12 +270,81 @@ pub struct ExplainArgs {
     /// Only nodes matching this label selector (e.g. pool=gpu,zone!=a).
     #[arg(short = 'l', long = "node-selector", value_name = "SELECTOR")]
     pub node_selector: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format: table, wide, json, yaml, name, jsonpath=TEMPLATE, jsonpath-file=FILE,
+    /// jsonpath-as-json=TEMPLATE, custom-columns=SPEC, custom-columns-file=FILE (as kubectl get).
+    #[arg(short = 'o', long, default_value = "table", value_name = "FORMAT", value_parser = OutputFormatParser)]
+    pub output: String,
     /// Explain from a saved List (kubectl get ds,nodes,pods,controllerrevisions,events -o yaml).
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub print: PrintFlags,
+    /// Exit 9 when a node that should run a pod lacks an available current one (or runs one
+    /// it should not): a pipeline or cron gate.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Show only the nodes with a problem (not Running and not NotEligible).
+    #[arg(long)]
+    pub problems: bool,
+    /// With one --node: print the DaemonSet manifest with the suggested template fixes for that
+    /// node applied (feed it to rollout-preview -f, then kubectl apply -f).
+    #[arg(long, requires = "nodes")]
+    pub fix: bool,
+}
+
+/// `-o` for the list printers: any text (resolved by `render::printer::Format::parse`, which
+/// reads the `-file` forms), with kubectl's format names offered to completion and help.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputFormatParser;
+
+impl clap::builder::TypedValueParser for OutputFormatParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let names = [
+            "table",
+            "wide",
+            "json",
+            "yaml",
+            "name",
+            "jsonpath=",
+            "jsonpath-file=",
+            "jsonpath-as-json=",
+            "custom-columns=",
+            "custom-columns-file=",
+        ];
+        Some(Box::new(
+            names.into_iter().map(clap::builder::PossibleValue::new),
+        ))
+    }
+}
+
+/// kubectl get's printing flags, for the commands that print lists.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PrintFlags {
+    /// Print no header lines (table, wide and custom-columns).
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Sort the rows by this JSONPath over each row's JSON (e.g. .name, '{.pod.restarts}').
+    #[arg(long, value_name = "JSONPATH")]
+    pub sort_by: Option<String>,
+    /// Node labels to show as columns (e.g. -L topology.kubernetes.io/zone,pool); repeatable.
+    #[arg(short = 'L', long = "label-columns", value_name = "KEY,...")]
+    pub label_columns: Vec<String>,
+    /// Show each node's labels as the last column.
+    #[arg(long)]
+    pub show_labels: bool,
 }
 
 #[derive(Debug, Args)]
@@ -263,9 +362,16 @@ pub struct RolloutPreviewArgs {
     /// Set a container's image: CONTAINER=IMAGE (repeatable), as kubectl set image.
     #[arg(long = "image", value_name = "CONTAINER=IMAGE")]
     pub images: Vec<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format: table, wide, json, yaml, name (the nodes that would change),
+    /// jsonpath=TEMPLATE, jsonpath-file=FILE, custom-columns=SPEC, custom-columns-file=FILE.
+    #[arg(short = 'o', long, default_value = "table", value_name = "FORMAT", value_parser = OutputFormatParser)]
+    pub output: String,
+    /// Sort the nodes by this JSONPath over each node's JSON (e.g. .name, .action).
+    #[arg(long, value_name = "JSONPATH")]
+    pub sort_by: Option<String>,
+    /// Print no header line (custom-columns).
+    #[arg(long)]
+    pub no_headers: bool,
     /// Exit 1 when anything would roll, 0 when nothing would (as kubectl diff).
     #[arg(long)]
     pub exit_code: bool,
@@ -433,9 +539,22 @@ mod tests {
         assert_eq!(cli.global.namespace.as_deref(), Some("kube-system"));
         assert_eq!(cli.global.context.as_deref(), Some("c"));
         match cli.command {
-            Command::Explain(a) => assert_eq!(a.output, Output::Json),
+            Command::Explain(a) => assert_eq!(a.output, "json"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn usage_names_the_plugin_or_the_binary() {
+        use std::ffi::OsStr;
+        for (argv0, name) in [
+            ("/home/u/.krew/bin/kubectl-ds", "kubectl ds"),
+            ("kubectl-ds.exe", "kubectl ds"),
+            ("/usr/local/bin/kds", "kds"),
+        ] {
+            assert_eq!(display_name(Some(OsStr::new(argv0))), name);
+        }
+        assert_eq!(display_name(None), "kubectl ds");
     }
 
     #[test]

@@ -564,10 +564,15 @@ mod tests {
         assert_eq!((what, prefix.as_str()), (Lookup::Nodes, "wor"));
         assert_eq!(lookup(&["explain", "-n=kube"]).1, "kube");
         assert_eq!(
-            values(&["explain", "-o", ""]).0,
-            vec!["table", "wide", "json", "yaml"]
+            values(&["explain", "-o", ""]).0[..5],
+            ["table", "wide", "json", "yaml", "name"]
         );
-        assert_eq!(values(&["explain", "-o", "j"]).0, vec!["json"]);
+        assert_eq!(values(&["rollout-preview", "x", "-o", ""]).0.len(), 10);
+        assert_eq!(values(&["orphan", "x", "-o", ""]).0.len(), 4);
+        assert_eq!(
+            values(&["explain", "-o", "j"]).0,
+            vec!["json", "jsonpath=", "jsonpath-file=", "jsonpath-as-json="]
+        );
         assert_eq!(values(&["orphan", "x", "--dry-run=s"]).0, vec!["server"]);
         assert_eq!(values(&["completion", "z"]).0, vec!["zsh"]);
         // Files: let the shell complete file names.
@@ -580,7 +585,7 @@ mod tests {
     #[test]
     fn flag_names_from_the_definition() {
         let (flags, directive) = values(&["explain", "--no"]);
-        assert_eq!(flags, vec!["--node", "--node-selector"]);
+        assert_eq!(flags, vec!["--node", "--node-selector", "--no-headers"]);
         assert_eq!(directive, 4);
         let (flags, _) = values(&["explain", "-"]);
         for f in ["--namespace", "-n", "--context", "-o", "--help"] {

@@ -24,6 +24,9 @@ pub enum Exit {
     /// `migrate` finished, but the old DaemonSet reappeared (its owner of record recreated
     /// it): two DaemonSets now select the same pods' nodes.
     Recreated = 8,
+    /// `explain --exit-code`: a node lacks the available current pod it should run, or runs
+    /// one it should not (a state other than Running or NotEligible).
+    Problems = 9,
     /// Any other failure (I/O, unexpected server response).
     Internal = 10,
     /// Standard output was closed by its reader (`| head`): no message, 128 + SIGPIPE, the
@@ -45,7 +48,7 @@ mod tests {
     use super::*;
 
     /// Every code with its number (the contract).
-    const ALL: [(Exit, u8); 12] = [
+    const ALL: [(Exit, u8); 13] = [
         (Exit::Ok, 0),
         (Exit::Differs, 1),
         (Exit::Usage, 2),
@@ -55,6 +58,7 @@ mod tests {
         (Exit::Refused, 6),
         (Exit::Unverified, 7),
         (Exit::Recreated, 8),
+        (Exit::Problems, 9),
         (Exit::Internal, 10),
         (Exit::Failpoint, 99),
         (Exit::OutputClosed, 141),

@@ -8,14 +8,17 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use crate::cli::{ExplainArgs, Output};
+use crate::cli::ExplainArgs;
 use crate::cluster::client::{self, Cluster};
 use crate::cluster::fetch::{self, list_all};
 use crate::engine::explain::{self, nodes_needing_fit_check, Explanation, NodeFilter};
+use crate::engine::fix;
 use crate::engine::preemption::ClusterPriorities;
 use crate::engine::snapshot::{is_claimed_by, Snapshot};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::render::explain::NodeLabels;
+use crate::render::printer::{self, split_label_columns, Format, TableOptions};
 use crate::render::{self, palette::Palette};
 use crate::settings::Settings;
 
@@ -30,7 +33,23 @@ pub async fn run(args: ExplainArgs, settings: &Settings) -> Result<Exit> {
 async fn explain_to<W: Write>(out: &mut W, args: ExplainArgs, settings: &Settings) -> Result<Exit> {
     let filter = NodeFilter::parse(&args.nodes, args.node_selector.as_deref())
         .map_err(|e| Error::Usage(format!("invalid --node-selector: {e}")))?;
+    let format = Format::parse(&args.output)?;
     let palette = Palette::new(settings.color);
+    let print = Print {
+        format,
+        opts: TableOptions {
+            no_headers: args.print.no_headers,
+            label_columns: split_label_columns(&args.print.label_columns),
+            show_labels: args.print.show_labels,
+        },
+        sort_by: args.print.sort_by.clone(),
+        problems: args.problems,
+        exit_code: args.exit_code,
+        fix: args.fix,
+    };
+    if args.fix && args.nodes.len() != 1 {
+        return Err(Error::Usage("--fix needs exactly one --node".into()));
+    }
     if let Some(file) = &args.file {
         let name = args
             .name
@@ -38,44 +57,236 @@ async fn explain_to<W: Write>(out: &mut W, args: ExplainArgs, settings: &Setting
             .ok_or_else(|| Error::Usage("explain -f needs the DaemonSet NAME".into()))?;
         let snap = snapshot_from_file(file, name, settings.global.namespace.as_deref())?;
         let e = explain::explain(&snap, &filter);
-        return emit(out, &e, args.output, &palette);
+        return emit(out, e, &snap, &print, &palette);
+    }
+    if args.name.is_none() && (!print.opts.label_columns.is_empty() || print.opts.show_labels) {
+        return Err(Error::Usage(
+            "-L and --show-labels add node label columns: they need the DaemonSet NAME".into(),
+        ));
     }
     let cluster = client::connect(settings).await?;
     match &args.name {
         Some(name) => {
             let snap = fetch::fetch_snapshot(&cluster, &cluster.namespace, name).await?;
             let e = explain::explain(&snap, &filter);
-            emit(out, &e, args.output, &palette)
+            emit(out, e, &snap, &print, &palette)
         }
         None => {
             let all = settings.global.all_namespaces;
             let items = overview(&cluster, all).await?;
-            match args.output {
-                Output::Json => render::json(out, &list_value(&items))?,
-                Output::Yaml => render::yaml(out, &list_value(&items))?,
-                Output::Table | Output::Wide => {
-                    render::explain::overview_table(out, &items, all, &palette)?
-                }
-            }
-            Ok(Exit::Ok)
+            emit_overview(out, items, all, &print, &palette)
         }
     }
 }
 
-fn emit<W: Write>(out: &mut W, e: &Explanation, output: Output, palette: &Palette) -> Result<Exit> {
-    match output {
-        Output::Json => render::json(out, e)?,
-        Output::Yaml => render::yaml(out, e)?,
-        Output::Table => render::explain::explanation_table(out, e, false, palette)?,
-        Output::Wide => render::explain::explanation_table(out, e, true, palette)?,
+/// How to print: the resolved `-o` and kubectl get's list flags.
+struct Print {
+    format: Format,
+    opts: TableOptions,
+    sort_by: Option<String>,
+    problems: bool,
+    exit_code: bool,
+    fix: bool,
+}
+
+fn node_labels(snap: &Snapshot) -> NodeLabels {
+    snap.nodes
+        .iter()
+        .map(|n| {
+            let labels = n.metadata.labels.clone().unwrap_or_default();
+            (n.metadata.name.clone().unwrap_or_default(), labels)
+        })
+        .collect()
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::Io(format!("rendering JSON: {e}")))
+}
+
+fn emit<W: Write>(
+    out: &mut W,
+    mut e: Explanation,
+    snap: &Snapshot,
+    print: &Print,
+    palette: &Palette,
+) -> Result<Exit> {
+    let ds = &snap.daemon_set;
+    if print.fix {
+        return emit_fixed_manifest(out, &e, ds);
     }
+    let labels = &node_labels(snap);
+    // The gate looks at every node explained (after --node and -l), not only those shown.
+    let exit = if print.exit_code && render::explain::problem_count(&e) > 0 {
+        Exit::Problems
+    } else {
+        Exit::Ok
+    };
+    if print.problems {
+        e.nodes.retain(|v| render::explain::is_problem(v.state));
+        e.summary.shown = e.nodes.len();
+    }
+    if let Some(path) = &print.sort_by {
+        let values = e.nodes.iter().map(to_value).collect::<Result<Vec<_>>>()?;
+        let order = printer::sort_order_of(&values, path)?;
+        e.nodes = printer::reorder(std::mem::take(&mut e.nodes), &order);
+    }
+    match &print.format {
+        Format::Json => render::json(out, &with_fixes(&e, ds)?)?,
+        Format::Yaml => render::yaml(out, &with_fixes(&e, ds)?)?,
+        Format::Table | Format::Wide => {
+            let wide = print.format == Format::Wide;
+            render::explain::explanation_table_with(out, &e, wide, palette, &print.opts, labels)?;
+            if !print.opts.no_headers {
+                fix_lines(out, &e, ds)?;
+            }
+        }
+        Format::Name => {
+            for v in &e.nodes {
+                writeln!(out, "node/{}", v.name).map_err(render::io_err)?;
+            }
+        }
+        Format::JsonPath(t) => printer::jsonpath(out, t, &with_fixes(&e, ds)?, false)?,
+        Format::JsonPathAsJson(t) => printer::jsonpath(out, t, &with_fixes(&e, ds)?, true)?,
+        Format::CustomColumns(cols) => {
+            let doc = with_fixes(&e, ds)?;
+            let values = doc["nodes"].as_array().cloned().unwrap_or_default();
+            printer::custom_columns(out, cols, &values, print.opts.no_headers)?
+        }
+    }
+    Ok(exit)
+}
+
+/// The explanation's JSON with each reason's suggested `fix` (engine::fix) beside its facts.
+fn with_fixes(e: &Explanation, ds: &DaemonSet) -> Result<Value> {
+    let spec = fix::template_spec(ds);
+    let mut doc = to_value(e)?;
+    for (v, node) in e
+        .nodes
+        .iter()
+        .zip(doc["nodes"].as_array_mut().into_iter().flatten())
+    {
+        for (r, reason) in v
+            .reasons
+            .iter()
+            .zip(node["reasons"].as_array_mut().into_iter().flatten())
+        {
+            if let Some(f) = fix::fix_for(r, &spec, &v.name) {
+                reason["fix"] = to_value(&f)?;
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// One line per suggested fix under the table.
+fn fix_lines<W: Write>(out: &mut W, e: &Explanation, ds: &DaemonSet) -> Result<()> {
+    let spec = fix::template_spec(ds);
+    let mut first = true;
+    for v in &e.nodes {
+        for r in &v.reasons {
+            let Some(f) = fix::fix_for(r, &spec, &v.name) else {
+                continue;
+            };
+            if first {
+                writeln!(out).map_err(render::io_err)?;
+                first = false;
+            }
+            let how = match f.target {
+                fix::FixTarget::Manifest => format!(" (explain --node {} --fix)", v.name),
+                fix::FixTarget::Node => " (node change: not applied)".into(),
+            };
+            writeln!(
+                out,
+                "Fix {} {}: {}{how}",
+                v.name,
+                r.code(),
+                render::term::escape(&f.description)
+            )
+            .map_err(render::io_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// `--fix`: the DaemonSet's manifest with every template fix for the node applied, as YAML.
+fn emit_fixed_manifest<W: Write>(out: &mut W, e: &Explanation, ds: &DaemonSet) -> Result<Exit> {
+    let spec = fix::template_spec(ds);
+    let mut manifest = fix::manifest_of(ds);
+    let mut applied = 0;
+    let mut described = Vec::new();
+    for v in &e.nodes {
+        for r in &v.reasons {
+            match fix::fix_for(r, &spec, &v.name) {
+                Some(fix::Fix { patch: Some(p), .. }) => {
+                    fix::apply_patch(&mut manifest, &p);
+                    applied += 1;
+                }
+                Some(f) => described.push(format!("{}: {}", r.code(), f.description)),
+                None => {}
+            }
+        }
+    }
+    if applied == 0 {
+        let node = e.nodes.first().map(|v| v.name.as_str()).unwrap_or("?");
+        let why = if described.is_empty() {
+            String::new()
+        } else {
+            format!(" (node changes: {})", described.join("; "))
+        };
+        return Err(Error::Usage(format!(
+            "node {node} has nothing a template change fixes{why}"
+        )));
+    }
+    render::yaml(out, &manifest)?;
     Ok(Exit::Ok)
+}
+
+fn emit_overview<W: Write>(
+    out: &mut W,
+    mut items: Vec<Explanation>,
+    all: bool,
+    print: &Print,
+    palette: &Palette,
+) -> Result<Exit> {
+    let exit = if print.exit_code && items.iter().any(|e| render::explain::problem_count(e) > 0) {
+        Exit::Problems
+    } else {
+        Exit::Ok
+    };
+    if print.problems {
+        items.retain(|e| render::explain::problem_count(e) > 0);
+    }
+    if let Some(path) = &print.sort_by {
+        let values = items.iter().map(to_value).collect::<Result<Vec<_>>>()?;
+        let order = printer::sort_order_of(&values, path)?;
+        items = printer::reorder(items, &order);
+    }
+    match &print.format {
+        Format::Json => render::json(out, &list_value(&items))?,
+        Format::Yaml => render::yaml(out, &list_value(&items))?,
+        Format::Table | Format::Wide => {
+            render::explain::overview_table_with(out, &items, all, palette, print.opts.no_headers)?
+        }
+        Format::Name => {
+            for e in &items {
+                writeln!(out, "daemonset.apps/{}", e.daemon_set.name).map_err(render::io_err)?;
+            }
+        }
+        Format::JsonPath(t) => printer::jsonpath(out, t, &list_value(&items), false)?,
+        Format::JsonPathAsJson(t) => printer::jsonpath(out, t, &list_value(&items), true)?,
+        Format::CustomColumns(cols) => {
+            let values = items.iter().map(to_value).collect::<Result<Vec<_>>>()?;
+            printer::custom_columns(out, cols, &values, print.opts.no_headers)?
+        }
+    }
+    Ok(exit)
 }
 
 fn list_value(items: &[Explanation]) -> Value {
     serde_json::json!({
         "apiVersion": explain::API_VERSION,
         "kind": "ExplanationList",
+        "totals": render::explain::totals(items),
         "items": items,
     })
 }
@@ -117,10 +328,7 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
             explain::explain(&snap, &NodeFilter::default())
         })
         .collect();
-    items.sort_by(|a, b| {
-        (a.daemon_set.namespace.as_str(), a.daemon_set.name.as_str())
-            .cmp(&(b.daemon_set.namespace.as_str(), b.daemon_set.name.as_str()))
-    });
+    render::explain::sort_overview(&mut items);
     Ok(items)
 }
 

@@ -8,19 +8,22 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde_json::{json, Value};
 
-use crate::cli::{Output, RolloutPreviewArgs};
+use crate::cli::RolloutPreviewArgs;
 use crate::cluster::client::{self, Cluster};
 use crate::cluster::{admission, dry_run, fetch};
 use crate::engine::preemption::ClusterPriorities;
+use crate::engine::rollout::Action;
 use crate::engine::{managed, revision, rollout, threeway};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::render::printer::{self, Format};
 use crate::render::rollout::{Document, DryRun};
 use crate::render::{self, palette::Palette};
 use crate::settings::Settings;
 
 pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> {
     let change = Change::complete(&args)?;
+    let format = Format::parse(&args.output)?;
     let cluster = client::connect(settings).await?;
     change.check_namespace(&cluster.namespace)?;
     let Computed {
@@ -66,6 +69,16 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
             "the DaemonSet was written (status or metadata, not its spec) while the preview was computed: recomputed from a fresh read ({attempts} attempts)"
         ));
     }
+    if let Some(path) = &args.sort_by {
+        let values = preview
+            .nodes
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Io(format!("rendering JSON: {e}")))?;
+        let order = printer::sort_order_of(&values, path)?;
+        preview.nodes = printer::reorder(std::mem::take(&mut preview.nodes), &order);
+    }
     let doc = Document {
         preview: &preview,
         admission,
@@ -73,7 +86,13 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         template_diff: template_diff(&live, &new)?,
     };
     let mut out = std::io::stdout().lock();
-    emit(&mut out, &doc, args.output, &Palette::new(settings.color))?;
+    emit(
+        &mut out,
+        &doc,
+        &format,
+        args.no_headers,
+        &Palette::new(settings.color),
+    )?;
     Ok(if args.exit_code && preview.would_roll {
         Exit::Differs
     } else {
@@ -192,12 +211,34 @@ fn spec_moved(first: &DaemonSet, now: &DaemonSet) -> Option<String> {
     ))
 }
 
-fn emit<W: Write>(out: &mut W, doc: &Document, output: Output, palette: &Palette) -> Result<()> {
-    match output {
-        Output::Json => render::json(out, doc),
-        Output::Yaml => render::yaml(out, doc),
-        Output::Table => render::rollout::preview_table(out, doc, false, palette),
-        Output::Wide => render::rollout::preview_table(out, doc, true, palette),
+fn emit<W: Write>(
+    out: &mut W,
+    doc: &Document,
+    format: &Format,
+    no_headers: bool,
+    palette: &Palette,
+) -> Result<()> {
+    let value = || serde_json::to_value(doc).map_err(|e| Error::Io(format!("rendering JSON: {e}")));
+    match format {
+        Format::Json => render::json(out, doc),
+        Format::Yaml => render::yaml(out, doc),
+        Format::Table => render::rollout::preview_table(out, doc, false, palette),
+        Format::Wide => render::rollout::preview_table(out, doc, true, palette),
+        // The nodes the change would touch (create, restart, delete) or cannot (blocked).
+        Format::Name => {
+            for n in &doc.preview.nodes {
+                if !matches!(n.action, Action::Keep | Action::Unchanged) {
+                    writeln!(out, "node/{}", n.name).map_err(render::io_err)?;
+                }
+            }
+            Ok(())
+        }
+        Format::JsonPath(t) => printer::jsonpath(out, t, &value()?, false),
+        Format::JsonPathAsJson(t) => printer::jsonpath(out, t, &value()?, true),
+        Format::CustomColumns(cols) => {
+            let nodes = value()?["nodes"].as_array().cloned().unwrap_or_default();
+            printer::custom_columns(out, cols, &nodes, no_headers)
+        }
     }
 }
 

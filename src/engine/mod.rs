@@ -12,6 +12,7 @@ pub mod claimers;
 pub mod endpoints;
 pub mod explain;
 pub mod fit;
+pub mod fix;
 pub mod labels;
 pub mod lease;
 pub mod managed;

@@ -1,15 +1,17 @@
 //! Rendering an [`Explanation`]: a header that reconciles the counters, then one row per node,
 //! problems first.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::engine::explain::{Explanation, NodeState, NodeVerdict};
 use crate::engine::reason::Reason;
 use crate::error::Result;
 
+use super::io_err;
 use super::palette::Palette;
+use super::printer::{write_table, TableOptions};
 use super::term::escape;
-use super::{io_err, table};
 
 /// The reason shown in the REASON column: the one that decides the state.
 pub fn main_reason(v: &NodeVerdict) -> Option<&Reason> {
@@ -90,24 +92,32 @@ fn header<W: Write>(out: &mut W, e: &Explanation, p: &Palette) -> Result<()> {
     writeln!(out).map_err(io_err)
 }
 
-/// The table (`-o table`) or the wide table (`-o wide`).
-pub fn explanation_table<W: Write>(
+/// Node name to its labels, for `-L` and `--show-labels`.
+pub type NodeLabels = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The table (`-o table`) or the wide table (`-o wide`), with kubectl get's table options: `--no-headers` drops the header block and the
+/// column headers; `-L` and `--show-labels` add label columns from `labels`.
+pub fn explanation_table_with<W: Write>(
     out: &mut W,
     e: &Explanation,
     wide: bool,
     p: &Palette,
+    opts: &TableOptions,
+    labels: &NodeLabels,
 ) -> Result<()> {
-    header(out, e, p)?;
-    if e.nodes.is_empty() {
-        writeln!(out, "No nodes match.").map_err(io_err)?;
-        return Ok(());
+    if !opts.no_headers {
+        header(out, e, p)?;
+        if e.nodes.is_empty() {
+            writeln!(out, "No nodes match.").map_err(io_err)?;
+            return Ok(());
+        }
     }
     let rows: Vec<Vec<String>> = e
         .nodes
         .iter()
         .map(|v| {
             let state = p.state(v.state);
-            if wide {
+            let mut row = if wide {
                 let pod = v.pod.as_ref();
                 let reasons: Vec<String> = v
                     .reasons
@@ -131,24 +141,102 @@ pub fn explanation_table<W: Write>(
                     .map(|r| format!("{}: {}", r.code(), escape(&r.message())))
                     .unwrap_or_else(|| "-".into());
                 vec![v.name.clone(), state, reason]
-            }
+            };
+            // Label columns go before the free-text reason, so that they stay aligned.
+            let at = row.len() - 1;
+            let cells = opts.label_cells(labels.get(&v.name));
+            row.splice(at..at, cells);
+            row
         })
         .collect();
-    if wide {
-        table::write(out, &["NODE", "STATE", "POD", "REVISION", "REASONS"], rows)
+    let mut headers: Vec<String> = if wide {
+        ["NODE", "STATE", "POD", "REVISION", "REASONS"]
     } else {
-        table::write(out, &["NODE", "STATE", "REASON"], rows)
+        ["NODE", "STATE", "REASON", "", ""]
     }
+    .iter()
+    .filter(|h| !h.is_empty())
+    .map(|h| h.to_string())
+    .collect();
+    let at = headers.len() - 1;
+    headers.splice(at..at, opts.label_headers());
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    write_table(out, &headers, rows, opts.no_headers)
 }
 
-/// One line per DaemonSet (explain without NAME).
-pub fn overview_table<W: Write>(
+/// Nodes with a problem in an explanation: every state but Running and NotEligible.
+pub fn problem_count(e: &Explanation) -> usize {
+    e.nodes.iter().filter(|v| is_problem(v.state)).count()
+}
+
+/// Whether a state is a problem (`--problems`, `--exit-code`).
+pub fn is_problem(state: NodeState) -> bool {
+    !matches!(state, NodeState::Running | NodeState::NotEligible)
+}
+
+/// Problems counted from the summary (every node, whatever the filter).
+fn summary_problems(e: &Explanation) -> usize {
+    e.summary
+        .states
+        .iter()
+        .filter(|(st, _)| !matches!(st.as_str(), "Running" | "NotEligible"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The overview order: most problems first, then namespace and name.
+pub fn sort_overview(items: &mut [Explanation]) {
+    items.sort_by(|a, b| {
+        summary_problems(b).cmp(&summary_problems(a)).then_with(|| {
+            (a.daemon_set.namespace.as_str(), a.daemon_set.name.as_str())
+                .cmp(&(b.daemon_set.namespace.as_str(), b.daemon_set.name.as_str()))
+        })
+    })
+}
+
+/// Totals over the overview's DaemonSets (a line under the table, `totals` in JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub daemon_sets: usize,
+    pub with_problems: usize,
+    pub desired: i64,
+    pub ready: i64,
+    pub problems: usize,
+    pub states: BTreeMap<String, usize>,
+}
+
+pub fn totals(items: &[Explanation]) -> Totals {
+    let mut t = Totals {
+        daemon_sets: items.len(),
+        ..Totals::default()
+    };
+    for e in items {
+        let n = summary_problems(e);
+        t.problems += n;
+        t.with_problems += usize::from(n > 0);
+        t.desired += i64::from(e.summary.computed.desired);
+        t.ready += i64::from(e.summary.computed.ready);
+        for (st, n) in &e.summary.states {
+            *t.states.entry(st.clone()).or_default() += n;
+        }
+    }
+    t
+}
+
+/// One line per DaemonSet (explain without NAME); `--no-headers` drops the column headers and
+/// the totals line.
+pub fn overview_table_with<W: Write>(
     out: &mut W,
     items: &[Explanation],
     all_namespaces: bool,
     p: &Palette,
+    no_headers: bool,
 ) -> Result<()> {
     if items.is_empty() {
+        if no_headers {
+            return Ok(());
+        }
         writeln!(out, "No DaemonSets found.").map_err(io_err)?;
         return Ok(());
     }
@@ -196,5 +284,15 @@ pub fn overview_table<W: Write>(
         "OUTDATED",
         "TERMINATING",
     ]);
-    table::write(out, &headers, rows)
+    write_table(out, &headers, rows, no_headers)?;
+    if no_headers {
+        return Ok(());
+    }
+    let t = totals(items);
+    writeln!(
+        out,
+        "\nTotal: {} DaemonSets ({} with problems), {} desired, {} ready, {} nodes with problems",
+        t.daemon_sets, t.with_problems, t.desired, t.ready, t.problems
+    )
+    .map_err(io_err)
 }

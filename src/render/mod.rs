@@ -4,7 +4,9 @@
 pub mod diff;
 pub mod endpoints;
 pub mod explain;
+pub mod jsonpath;
 pub mod palette;
+pub mod printer;
 pub mod rollout;
 pub mod table;
 pub mod term;

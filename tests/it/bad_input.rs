@@ -168,7 +168,11 @@ const ROWS: &[Row] = &[
     row("explain x --request-timeout NaN", "expected a number", 2),
     // Flags.
     row("explain x --bogus", "unexpected argument '--bogus'", 2),
-    row("explain x -o xml", "invalid value 'xml'", 2),
+    row(
+        "explain x -o xml",
+        "unable to match a printer suitable for the output format",
+        2,
+    ),
     row(
         "explain x --color sometimes",
         "invalid value 'sometimes'",

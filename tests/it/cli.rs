@@ -88,6 +88,32 @@ fn help_reads_like_kubectl() {
     }
 }
 
+/// Usage lines say `kubectl ds` for the plugin executable and the binary's own name otherwise.
+#[test]
+fn usage_names_the_binary_as_it_was_run() {
+    let o = run(&["explain", "--help"], &[]);
+    assert!(
+        o.stdout.contains("Usage: kubectl ds explain"),
+        "{}",
+        o.stdout
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir.path().join("kds");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubectl-ds"), &renamed).unwrap();
+    let out = std::process::Command::new(&renamed)
+        .args(["explain", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Usage: kds explain"), "{help}");
+    let out = std::process::Command::new(&renamed)
+        .args(["explain", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: kds explain"));
+}
+
 #[test]
 fn unknown_flag_is_a_usage_error() {
     let o = run(&["explain", "--bogus"], &[]);

@@ -254,3 +254,146 @@ fn caveats_command(manifest: &str) -> String {
     );
     command
 }
+
+/// The text of a `key: |` block of a manifest, its indentation removed.
+fn block(manifest: &str, key: &str) -> Vec<String> {
+    let start = format!("  {key}: |");
+    manifest
+        .lines()
+        .skip_while(|l| *l != start)
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| l.trim_start_matches("    ").to_string())
+        .collect()
+}
+
+fn scalar<'m>(manifest: &'m str, key: &str) -> &'m str {
+    let prefix = format!("  {key}: ");
+    manifest
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {key}"))
+}
+
+/// (os, arch, bin, archive file name) of each platform.
+fn platforms(manifest: &str) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    let mut cur: Vec<String> = Vec::new();
+    for l in manifest
+        .lines()
+        .skip_while(|l| *l != "  platforms:")
+        .skip(1)
+    {
+        let l = l.trim();
+        if l.starts_with("- selector:") && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push(l.to_string());
+    }
+    out.push(cur);
+    out.iter()
+        .map(|p| {
+            let get = |k: &str| {
+                p.iter()
+                    .find_map(|l| l.strip_prefix(k))
+                    .unwrap_or_else(|| panic!("{k} missing in {p:?}"))
+                    .trim()
+                    .to_string()
+            };
+            let uri = p
+                .iter()
+                .find(|l| l.contains("uri: ") || l.contains("addURIAndSha"))
+                .unwrap();
+            let file = uri
+                .split(['/', '"', ' '])
+                .find(|s| s.ends_with(".tar.gz"))
+                .unwrap()
+                .to_string();
+            (get("os: "), get("arch: "), get("bin: "), file)
+        })
+        .collect()
+}
+
+/// krew-index's review rules (its bot and the reviewers' checklist) on both manifests, and the
+/// krew-release-bot template rendered as the bot renders it (TagName, Version, addURIAndSha)
+/// agreeing with scripts/release's template field by field.
+#[test]
+fn manifest_follows_the_index_rules() {
+    let ds = std::fs::read_to_string(repo().join("krew/ds.yaml")).unwrap();
+    let bot = std::fs::read_to_string(repo().join("krew/.krew.yaml")).unwrap();
+    for (name, m) in [("ds.yaml", &ds), (".krew.yaml", &bot)] {
+        let short = scalar(m, "shortDescription");
+        assert!(
+            short.chars().count() <= 50,
+            "{name}: shortDescription over 50: {short}"
+        );
+        let description = block(m, "description");
+        assert!(description.len() >= 3, "{name}: a description");
+        for line in &description {
+            assert!(
+                line.chars().count() <= 80,
+                "{name}: description over 80 columns: {line}"
+            );
+            assert!(
+                !line.contains("--") && !line.trim_start().starts_with('-'),
+                "{name}: the description lists no flags: {line}"
+            );
+            for cmd in [
+                "kubectl ds ",
+                "rollout-preview",
+                "orphan",
+                "adopt",
+                "migrate",
+            ] {
+                assert!(
+                    !line.contains(cmd),
+                    "{name}: the description lists no commands: {line}"
+                );
+            }
+        }
+        let caveats = block(m, "caveats").join("\n");
+        assert!(
+            !caveats.contains("RBAC") && !caveats.contains("Exit codes"),
+            "{name}: {caveats}"
+        );
+        assert!(
+            caveats.contains("kubectl_complete-ds"),
+            "{name}: the completion step"
+        );
+        assert_eq!(
+            scalar(m, "name").trim(),
+            "ds",
+            "{name}: the plugin stays `ds`"
+        );
+    }
+    for key in ["description", "caveats"] {
+        assert_eq!(
+            block(&ds, key),
+            block(&bot, key),
+            "{key} differs between the templates"
+        );
+    }
+    assert_eq!(
+        scalar(&ds, "shortDescription"),
+        scalar(&bot, "shortDescription")
+    );
+
+    // Rendered as krew-release-bot does (pkg/source/template.go RenderTemplate).
+    let tag = format!("v{}", version());
+    let rendered: String = bot
+        .replace("{{ .Version }}", version())
+        .replace("{{ .TagName }}", &tag)
+        .lines()
+        .map(|l| match l.trim().strip_prefix("{{addURIAndSha \"") {
+            Some(rest) => {
+                let url = rest.split('"').next().unwrap();
+                format!("    uri: {url}\n    sha256: {}\n", "0".repeat(64))
+            }
+            None => format!("{l}\n"),
+        })
+        .collect();
+    assert!(!rendered.contains("{{"), "{rendered}");
+    assert_eq!(scalar(&rendered, "version"), tag);
+    let ds_rendered = ds.replace("{{VERSION}}", version());
+    assert_eq!(platforms(&ds_rendered), platforms(&rendered));
+}
