@@ -16,8 +16,8 @@ use crate::cluster::fetch::{
     fetch_namespace_objects, fetch_pods_and_revisions, get_daemon_set_opt, NamespaceObjects,
 };
 use crate::cluster::mutate::create_daemon_set;
-use crate::engine::adoption::{analyse, AdoptAnalysis, AdoptFacts, Fate, NameState, Predecessor};
-use crate::engine::checks::{apply_overrides, Overrides};
+use crate::engine::adoption::{AdoptAnalysis, AdoptFacts, Fate, NameState, Predecessor};
+use crate::engine::checks::{analyse_adoption, apply_overrides, Overrides};
 use crate::engine::manifest::{self, Journal, ObjectRecord};
 use crate::engine::podstate::is_terminating;
 use crate::engine::progress::{assess_adoption, AdoptionProgress};
@@ -109,7 +109,7 @@ pub struct PlanInput<'a> {
 /// The adoption plan: the analysis with the user's overrides applied, and its steps.
 pub fn plan(input: &PlanInput) -> AdoptPlan {
     let o = input.objects;
-    let mut analysis = analyse(&AdoptFacts {
+    let mut analysis = analyse_adoption(&AdoptFacts {
         new_ds: input.defaulted,
         requested_generation: template_generation(input.manifest),
         predecessor: input.predecessor,
