@@ -9,6 +9,7 @@ pub mod affinity;
 pub mod budget;
 pub mod checks;
 pub mod claimers;
+pub mod documents;
 pub mod explain;
 pub mod fit;
 pub mod labels;

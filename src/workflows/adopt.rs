@@ -27,11 +27,11 @@ use crate::exit::Exit;
 use crate::render;
 
 /// Reads and validates the new manifest (before any connection: bad input is reported first).
+/// `-f -` reads stdin.
 pub fn load_manifest(path: &Path) -> Result<DaemonSet> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+    let text = crate::filename::read_text(path)?;
     manifest::parse_new_daemon_set(&text)
-        .map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+        .map_err(|e| Error::Input(format!("{}: {e}", crate::filename::shown(path))))
 }
 
 /// Places the manifest in the namespace; one naming another namespace than `-n` is refused,
