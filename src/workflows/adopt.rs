@@ -381,7 +381,7 @@ pub async fn create(
 ) -> Result<DaemonSet> {
     ctx.ensure_locked()?;
     let ds = manifest::prepare_for_create(manifest, marker, analysis.template_generation);
-    let created = create_daemon_set(&ctx.cluster, &ds, false).await?;
+    let created = super::executor::send_create(ctx, &ds, false).await?;
     ctx.progress(&format!(
         "daemonset {}/{} created (uid {}); waiting for the DaemonSet controller to adopt the pods",
         created.metadata.namespace.as_deref().unwrap_or(""),

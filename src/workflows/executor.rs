@@ -4,9 +4,10 @@
 //! (`--dry-run=server`), ask for confirmation. `migrate`'s plan is the orphan plan followed by
 //! the adopt plan ([`Plan::then`]). Each mutation's request (method, path, query, body with its
 //! preconditions, propagationPolicy and dryRun) is built in one place, [`Mutation::request`],
-//! from the same options the cluster layer sends. Acting (the delete re-reads its
-//! preconditions right before it is sent and retries a 409), waiting and verifying are still
-//! the workflows' own.
+//! from the same options the cluster layer sends, and [`send`] is the one place every
+//! workflow mutation goes out (dry run or not, through the client's retry policy). What is
+//! still the workflows' own: when to act (the delete re-reads its preconditions right before it
+//! is sent and retries a 409; migrate's create waits for the orphaning), waiting and verifying.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde::Serialize;
@@ -167,6 +168,26 @@ pub async fn send(ctx: &Ctx<'_>, m: &Mutation, dry_run: bool) -> Result<Sent> {
                 .map_err(|e| Error::kube(&format!("{what} daemonset {}", qualified(ds)), e))?;
             Ok(Sent::Created(typed(v)?))
         }
+    }
+}
+
+/// Sends the orphaning delete of `ds` (its preconditions are `ds`'s uid and resourceVersion).
+pub async fn send_delete(ctx: &Ctx<'_>, ds: &DaemonSet, dry_run: bool) -> Result<DeleteOutcome> {
+    match send(ctx, &Mutation::OrphanDelete(ds.clone()), dry_run).await? {
+        Sent::Delete(outcome) => Ok(outcome),
+        other => Err(Error::Io(format!(
+            "unexpected answer to a delete: {other:?}"
+        ))),
+    }
+}
+
+/// Sends the create of `ds`; the object as stored (or, for a dry run, as it would be).
+pub async fn send_create(ctx: &Ctx<'_>, ds: &DaemonSet, dry_run: bool) -> Result<DaemonSet> {
+    match send(ctx, &Mutation::Create(ds.clone()), dry_run).await? {
+        Sent::Created(created) => Ok(*created),
+        other => Err(Error::Io(format!(
+            "unexpected answer to a create: {other:?}"
+        ))),
     }
 }
 

@@ -19,7 +19,7 @@ use crate::cluster::claimers::fetch_claimers;
 use crate::cluster::fetch::{
     self, fetch_pods_and_revisions, get_daemon_set_opt, get_daemon_set_raw,
 };
-use crate::cluster::mutate::{orphan_delete, DeleteOutcome};
+use crate::cluster::mutate::DeleteOutcome;
 use crate::engine::checks::{apply_overrides, orphan_checks, BackupFileState, Check, Overrides};
 use crate::engine::claimers::{check_competing_controllers, Claimer};
 use crate::engine::manifest::Journal;
@@ -394,7 +394,7 @@ pub async fn backup_and_delete(
             tokio::time::sleep(pause).await;
         }
         let (fresh_raw, fresh) = read_as_planned(ctx, &planned).await?;
-        match orphan_delete(&ctx.cluster, &fresh, false).await? {
+        match super::executor::send_delete(ctx, &fresh, false).await? {
             DeleteOutcome::Accepted(_) | DeleteOutcome::Deleted => {
                 let journal = if fresh.metadata.resource_version == ds.metadata.resource_version {
                     journal
