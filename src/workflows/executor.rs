@@ -135,12 +135,13 @@ pub enum Sent {
 /// policy, `cluster::retry`). A delete's 409 (a precondition failed) is an answer, not an
 /// error; other failures carry the same context as `cluster::mutate`'s.
 pub async fn send(ctx: &Ctx<'_>, m: &Mutation, dry_run: bool) -> Result<Sent> {
+    send_with(&ctx.cluster.client, m, dry_run).await
+}
+
+/// [`send`] with a client.
+async fn send_with(client: &kube::Client, m: &Mutation, dry_run: bool) -> Result<Sent> {
     let request = m.request(dry_run)?;
-    let answer = ctx
-        .cluster
-        .client
-        .request::<serde_json::Value>(request)
-        .await;
+    let answer = client.request::<serde_json::Value>(request).await;
     let typed = |v: serde_json::Value| {
         serde_json::from_value::<DaemonSet>(v)
             .map(Box::new)
@@ -428,6 +429,79 @@ status: {phase: Running}
                 assert!(created["metadata"].get("generateName").is_none());
             }
         }
+    }
+
+    /// Over the wire (a scripted server, the client kubectl-ds builds): the executor sends the
+    /// exact request [`Mutation::request`] describes, a 429 is sent again (the retry policy),
+    /// and the answers are read: a DaemonSet marked for deletion, a Status (deleted at once),
+    /// a 409 (a precondition failed: an answer, not an error), the created object.
+    #[tokio::test]
+    async fn the_executor_sends_the_planned_requests_and_reads_the_answers() {
+        use crate::cluster::mock::{self, Reply};
+        let delete = orphan_plan(&old_ds()).mutations.remove(0);
+        let create = adopt_plan(&new_ds("agent-v2"), false).mutations.remove(0);
+        let mut marked = serde_json::to_value(old_ds()).unwrap();
+        marked["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        marked["metadata"]["finalizers"] = json!(["orphan"]);
+        let mut stored = serde_json::to_value(new_ds("agent-v2")).unwrap();
+        stored["metadata"]["uid"] = json!("new-uid");
+        let (url, seen) = mock::serve(vec![
+            Reply::status(429, "TooManyRequests").header("Retry-After", "0"),
+            Reply::json(200, marked),
+            Reply::json(
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ),
+            Reply::status(409, "Conflict"),
+            Reply::json(201, stored),
+        ])
+        .await;
+        let client = mock::client(&url);
+        let sent = send_with(&client, &delete, true).await.unwrap();
+        assert!(
+            matches!(&sent, Sent::Delete(DeleteOutcome::Accepted(ds)) if ds.metadata.deletion_timestamp.is_some()),
+            "{sent:?}"
+        );
+        let sent = send_with(&client, &delete, false).await.unwrap();
+        assert!(
+            matches!(sent, Sent::Delete(DeleteOutcome::Deleted)),
+            "{sent:?}"
+        );
+        let sent = send_with(&client, &delete, false).await.unwrap();
+        assert!(
+            matches!(&sent, Sent::Delete(DeleteOutcome::Conflict(m)) if m == "scripted 409"),
+            "{sent:?}"
+        );
+        let sent = send_with(&client, &create, false).await.unwrap();
+        assert!(
+            matches!(&sent, Sent::Created(ds) if ds.metadata.uid.as_deref() == Some("new-uid")),
+            "{sent:?}"
+        );
+        let seen = seen.lock().unwrap().clone();
+        let expected = [
+            delete.request(true).unwrap(),
+            delete.request(true).unwrap(),
+            delete.request(false).unwrap(),
+            delete.request(false).unwrap(),
+            create.request(false).unwrap(),
+        ];
+        assert_eq!(seen.len(), expected.len(), "{seen:?}");
+        for (got, want) in seen.iter().zip(&expected) {
+            assert_eq!(got.line, format!("{} {}", want.method(), want.uri()));
+            let got_body: Value = serde_json::from_str(&got.body).unwrap();
+            assert_eq!(got_body, body(want), "{}", got.line);
+        }
+        // The DELETE bodies on the wire: dryRun only on the dry run.
+        let first: Value = serde_json::from_str(&seen[0].body).unwrap();
+        assert_eq!(first["dryRun"], json!(["All"]));
+        assert_eq!(first["propagationPolicy"], "Orphan");
+        assert_eq!(
+            first["preconditions"],
+            json!({"uid": "old-uid", "resourceVersion": "4711"})
+        );
+        let third: Value = serde_json::from_str(&seen[2].body).unwrap();
+        assert!(third.get("dryRun").is_none(), "{third}");
+        assert!(!seen[4].line.contains("dryRun"), "{}", seen[4].line);
     }
 
     /// A resumed adoption (the DaemonSet exists from an earlier run) sends nothing.
