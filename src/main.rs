@@ -11,6 +11,7 @@ mod complete;
 mod engine;
 mod error;
 mod exit;
+mod filename;
 mod render;
 mod settings;
 mod workflows;

@@ -1,6 +1,7 @@
-//! A bounded random-input test of every `-f` reader (YAML and JSON): the multi-document
-//! reader, the new-manifest reader of adopt/migrate, the backup reader and the typed objects
-//! explain reads from a saved list. Inputs are random token soup, random edits of real
+//! A bounded random-input test of the one `-f` reader (`engine::documents::parse_objects`,
+//! YAML and JSON: several documents, Lists) and of what each command takes from it: the
+//! new-manifest reader of adopt/migrate, the backup reader and the typed objects explain and
+//! rollout-preview read. Inputs are random token soup, random edits of real
 //! manifests, deep nesting and alias bombs; each must give a value or an error, never a panic
 //! (and never a stack overflow, which would abort the test binary).
 
@@ -8,8 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use serde_json::Value;
 
+use crate::engine::documents::parse_objects;
 use crate::engine::manifest::{parse_backup, parse_new_daemon_set};
 
 /// Inputs tried per run (fixed seed: a failure reproduces).
@@ -136,7 +137,7 @@ fn structural(rng: &mut Rng) -> String {
 
 /// Every reader over one input; Err is fine, a panic is not.
 fn read_all(text: &str) {
-    if let Ok(docs) = crate::yaml::from_str_multi::<Value>(text) {
+    if let Ok(docs) = parse_objects(text, "objects") {
         for d in docs {
             let _ = serde_json::from_value::<DaemonSet>(d.clone());
             let _ = serde_json::from_value::<Node>(d.clone());

@@ -43,6 +43,8 @@ impl Reply {
 pub struct Seen {
     pub line: String,
     pub headers: Vec<(String, String)>,
+    /// The request body as text ("" when none).
+    pub body: String,
     pub at: std::time::Instant,
 }
 
@@ -91,10 +93,13 @@ pub async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<Seen>>>) {
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
+                    let body = String::from_utf8_lossy(&buf[head_end + 4..head_end + 4 + body_len])
+                        .into_owned();
                     buf.drain(..head_end + 4 + body_len);
                     log.lock().unwrap().push(Seen {
                         line,
                         headers,
+                        body,
                         at: std::time::Instant::now(),
                     });
                     let reply = script

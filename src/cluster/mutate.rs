@@ -1,6 +1,8 @@
-//! Mutations, each with its preconditions and a dry-run switch: the orphaning delete (UID +
-//! resourceVersion preconditions) and the create. The workflows send both with dryRun=All
-//! before acting, so RBAC, admission and validation refuse before anything changes.
+//! Mutations, each with its preconditions and a dry-run switch: the options of the orphaning
+//! delete (UID + resourceVersion preconditions, propagationPolicy=Orphan; mirrors kubectl
+//! delete --cascade=orphan) and of the create. The workflows' executor builds and sends their
+//! requests (`workflows::executor::Mutation::request`); `create_daemon_set` remains for the
+//! server-defaulting probe.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions, PropagationPolicy};
@@ -42,29 +44,6 @@ pub fn create_params(dry_run: bool) -> PostParams {
     PostParams {
         dry_run,
         field_manager: Some(FIELD_MANAGER.into()),
-    }
-}
-
-/// `DELETE ?propagationPolicy=Orphan` with `preconditions: {uid, resourceVersion}`, so what is
-/// deleted is exactly the object that was backed up. mirrors kubectl delete --cascade=orphan.
-pub async fn orphan_delete(
-    cluster: &Cluster,
-    ds: &DaemonSet,
-    dry_run: bool,
-) -> Result<DeleteOutcome> {
-    let ns = ds.metadata.namespace.as_deref().unwrap_or("");
-    let name = ds.metadata.name.as_deref().unwrap_or("");
-    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), ns);
-    let params = orphan_delete_params(ds, dry_run);
-    match api.delete(name, &params).await {
-        Ok(either) => Ok(match either.left() {
-            Some(obj) => DeleteOutcome::Accepted(Box::new(obj)),
-            None => DeleteOutcome::Deleted,
-        }),
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            Ok(DeleteOutcome::Conflict(status.message.clone()))
-        }
-        Err(e) => Err(Error::kube(&format!("deleting daemonset {ns}/{name}"), e)),
     }
 }
 

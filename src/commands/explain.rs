@@ -382,20 +382,15 @@ fn snapshot_of(
     snap
 }
 
-/// Reads a saved `kubectl get ds,nodes,pods,controllerrevisions,events -o yaml|json` List.
+/// Reads a saved `kubectl get ds,nodes,pods,controllerrevisions,events -o yaml|json` List (by
+/// the one `-f` reader: `-` for stdin).
 pub fn snapshot_from_file(
     path: &std::path::Path,
     name: &str,
     namespace: Option<&str>,
 ) -> Result<Snapshot> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
-    let docs: Vec<Value> = crate::yaml::from_str_multi(&text)
-        .map_err(|e| Error::Input(format!("{}: not valid YAML or JSON: {e}", path.display())))?;
-    let mut objects = Vec::new();
-    for d in docs {
-        flatten_list(d, &mut objects);
-    }
+    let shown = crate::filename::shown(path);
+    let objects = crate::filename::read_objects(path, "Kubernetes objects")?;
     let (mut dss, mut nodes, mut pods, mut revs, mut events) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut classes, mut pdbs) = (vec![], vec![]);
@@ -405,9 +400,8 @@ pub fn snapshot_from_file(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let bad = |e: serde_json::Error| {
-            Error::Input(format!("{}: a {kind} is malformed: {e}", path.display()))
-        };
+        let bad =
+            |e: serde_json::Error| Error::Input(format!("{shown}: a {kind} is malformed: {e}"));
         match kind.as_str() {
             "DaemonSet" => dss.push(serde_json::from_value::<DaemonSet>(o).map_err(bad)?),
             "Node" => nodes.push(serde_json::from_value::<Node>(o).map_err(bad)?),
@@ -430,14 +424,13 @@ pub fn snapshot_from_file(
         [one] => (*one).clone(),
         [] => {
             return Err(Error::NotFound {
-                message: format!("daemonset {name:?} not found in {}", path.display()),
+                message: format!("daemonset {name:?} not found in {shown}"),
                 hint: None,
             })
         }
         _ => {
             return Err(Error::Usage(format!(
-                "{} holds several DaemonSets named {name:?}: pass -n",
-                path.display()
+                "{shown} holds several DaemonSets named {name:?}: pass -n"
             )))
         }
     };
@@ -456,18 +449,4 @@ fn latest_time(events: &[Event]) -> Option<k8s_openapi::apimachinery::pkg::apis:
         .iter()
         .filter_map(|e| e.last_timestamp.clone())
         .max_by_key(|t| t.0)
-}
-
-fn flatten_list(v: Value, out: &mut Vec<Value>) {
-    match v {
-        Value::Object(ref m) if m.get("items").is_some_and(Value::is_array) => {
-            if let Some(Value::Array(items)) = m.get("items") {
-                for i in items.clone() {
-                    flatten_list(i, out);
-                }
-            }
-        }
-        Value::Object(_) => out.push(v),
-        _ => {}
-    }
 }

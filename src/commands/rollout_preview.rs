@@ -413,18 +413,11 @@ impl Request {
     }
 }
 
-/// Reads the one DaemonSet manifest of `path` (YAML or JSON, possibly a List or several
-/// documents) that is NAME; every refusal names the file.
+/// Reads the one DaemonSet manifest of `path` (by the one `-f` reader: YAML or JSON, a List or
+/// several documents, `-` for stdin) that is NAME; every refusal names the file.
 fn read_manifest(path: &Path, name: &str) -> Result<Value> {
-    let shown = path.display();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::Input(format!("reading {shown}: {e}")))?;
-    let docs: Vec<Value> = crate::yaml::from_str_multi(&text)
-        .map_err(|e| Error::Input(format!("{shown}: not valid YAML or JSON: {e}")))?;
-    let mut objects = Vec::new();
-    for d in docs {
-        flatten(d, &mut objects);
-    }
+    let shown = crate::filename::shown(path);
+    let objects = crate::filename::read_objects(path, "a DaemonSet object")?;
     let kind = |o: &Value| o["kind"].as_str().unwrap_or("").to_string();
     let daemon_sets: Vec<&Value> = objects.iter().filter(|o| kind(o) == "DaemonSet").collect();
     let manifest = match daemon_sets.as_slice() {
@@ -456,23 +449,9 @@ fn read_manifest(path: &Path, name: &str) -> Result<Value> {
     Ok(manifest.clone())
 }
 
-fn flatten(v: Value, out: &mut Vec<Value>) {
-    match v {
-        Value::Object(mut m) if m.get("items").is_some_and(Value::is_array) => {
-            if let Some(Value::Array(items)) = m.remove("items") {
-                for i in items {
-                    flatten(i, out);
-                }
-            }
-        }
-        Value::Object(_) => out.push(v),
-        _ => {}
-    }
-}
-
 /// apps/v1, named NAME, and a well-formed DaemonSet.
 fn check_manifest(manifest: &Value, path: &Path, name: &str) -> Result<()> {
-    let shown = path.display();
+    let shown = crate::filename::shown(path);
     if let Some(v) = manifest["apiVersion"].as_str().filter(|v| *v != "apps/v1") {
         return Err(Error::Input(format!(
             "{shown}: apiVersion {v:?} is not served for DaemonSets; use apps/v1"

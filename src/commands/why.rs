@@ -70,24 +70,29 @@ fn emit<W: Write>(out: &mut W, doc: &NodeExplanation, output: Output, p: &Palett
     }
 }
 
-/// Reads a Node manifest for `--assume-node`: one YAML or JSON document of kind Node.
+/// Reads a Node manifest for `--assume-node` through the one `-f` reader (`crate::filename`:
+/// YAML or JSON, a List, several documents, `-` for stdin): exactly one object of kind Node.
 pub fn read_node(path: &Path) -> Result<Node> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
-    let value: serde_json::Value = crate::yaml::from_str(&text)
-        .map_err(|e| Error::Input(format!("{}: not valid YAML or JSON: {e}", path.display())))?;
-    match value.get("kind").and_then(serde_json::Value::as_str) {
-        Some("Node") => {}
-        other => {
+    let shown = crate::filename::shown(path);
+    let objects = crate::filename::read_objects(path, "a Node manifest")?;
+    let kind = |o: &serde_json::Value| o["kind"].as_str().unwrap_or("(none)").to_string();
+    let value = match objects.as_slice() {
+        [one] if kind(one) == "Node" => one.clone(),
+        [one] => {
             return Err(Error::Input(format!(
-                "{}: --assume-node wants a Node manifest, found kind {}",
-                path.display(),
-                other.unwrap_or("(none)")
+                "{shown}: --assume-node wants a Node manifest, found kind {}",
+                kind(one)
             )))
         }
-    }
+        several => {
+            return Err(Error::Input(format!(
+                "{shown}: --assume-node wants one Node manifest, found {} objects",
+                several.len()
+            )))
+        }
+    };
     let mut node: Node = serde_json::from_value(value)
-        .map_err(|e| Error::Input(format!("{}: a Node is malformed: {e}", path.display())))?;
+        .map_err(|e| Error::Input(format!("{shown}: a Node is malformed: {e}")))?;
     if node.metadata.name.as_deref().unwrap_or("").is_empty() {
         node.metadata.name = Some("assumed-node".into());
     }

@@ -15,7 +15,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::checks::Check;
 use super::labels::{self, Selector};
 use super::manifest::Journal;
 use super::placement::{node_should_run, template_spec};
@@ -23,6 +22,7 @@ use super::podstate::{is_terminating, oldest_first, phase, target_node};
 use super::revision::{
     pod_hash, revision_hash, stored_template, template_value, HASH_LABEL, TEMPLATE_GENERATION_LABEL,
 };
+use super::safety::Check;
 use super::snapshot::controller_of;
 
 /// The DaemonSet being replaced, as far as it is known.
@@ -197,6 +197,8 @@ pub struct AdoptAnalysis {
     pub desired: usize,
     /// The `deprecated.daemonset.template.generation` to create it with.
     pub template_generation: i64,
+    /// The checks over this analysis (`checks::analyse_adoption` fills them; `analyse` leaves
+    /// them empty, so this module does not depend on the filters).
     pub checks: Vec<Check>,
 }
 
@@ -357,7 +359,8 @@ fn role_of(
     suspect.then_some((Role::LeftBehind, false))
 }
 
-/// The adoption analysis. Pure: the same objects give the same plan.
+/// The adoption analysis, without its checks (see `checks::analyse_adoption`). Pure: the same
+/// objects give the same plan.
 pub fn analyse(f: &AdoptFacts) -> AdoptAnalysis {
     let new_spec = template_spec(f.new_ds);
     let new_sel = f
@@ -497,16 +500,14 @@ pub fn analyse(f: &AdoptFacts) -> AdoptAnalysis {
         .map(|n| n.to_string())
         .collect();
     let template_generation = decide_template_generation(f.requested_generation, &plans);
-    let mut analysis = AdoptAnalysis {
+    AdoptAnalysis {
         pods: plans,
         revisions,
         new_nodes,
         desired: should_run.len(),
         template_generation,
         checks: Vec::new(),
-    };
-    analysis.checks = super::checks::adopt_checks(f, &analysis);
-    analysis
+    }
 }
 
 fn pod_plan(pod: &Pod, fate: Fate, from_predecessor: bool) -> PodPlan {

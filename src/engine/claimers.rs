@@ -14,9 +14,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::checks::{Check, CheckCode, ALLOW_COMPETING_CONTROLLERS};
 use super::labels::{self, Requirement, Selector};
 use super::podstate::is_terminating;
+use super::safety::{Check, CheckCode, ALLOW_COMPETING_CONTROLLERS};
 
 /// A controller that adopts matching orphans in its namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,7 +213,7 @@ pub fn check_competing_controllers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::checks::Verdict;
+    use crate::engine::safety::Verdict;
     use crate::engine::testutil::pod;
 
     fn rs(yaml: &str) -> ReplicaSet {

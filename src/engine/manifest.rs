@@ -22,13 +22,12 @@ pub const JOURNAL_PREFIX: &str = "# kubectl-ds-journal: ";
 /// Finalizers the apiserver adds while deleting; a backup must not carry them.
 const DELETION_FINALIZERS: [&str; 2] = ["orphan", "foregroundDeletion"];
 
-/// Reads a manifest that must hold exactly one apps/v1 DaemonSet, and validates what the
+/// Reads a manifest (by the rules of `documents`: YAML or JSON, several documents, Lists) that
+/// must hold exactly one object, an apps/v1 DaemonSet, and validates what the
 /// apiserver would reject (mirrors apps validation ValidateDaemonSetSpec: a non-empty selector
 /// that matches the template's labels). Server-set fields are dropped so it can be created.
 pub fn parse_new_daemon_set(text: &str) -> Result<DaemonSet, String> {
-    let docs: Vec<Value> =
-        crate::yaml::from_str_multi(text).map_err(|e| format!("not valid YAML or JSON: {e}"))?;
-    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    let docs = super::documents::parse_objects(text, "a DaemonSet object")?;
     let doc = match docs.as_slice() {
         [one] => one.clone(),
         [] => return Err("the file holds no object; expected one DaemonSet".into()),
@@ -39,9 +38,6 @@ pub fn parse_new_daemon_set(text: &str) -> Result<DaemonSet, String> {
             ))
         }
     };
-    if !doc.is_object() {
-        return Err("expected a DaemonSet object".into());
-    }
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
     let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     if kind != "DaemonSet" {
@@ -318,11 +314,9 @@ pub fn parse_backup(text: &str) -> Result<(DaemonSet, Option<Journal>), String> 
         ),
         None => None,
     };
-    let docs: Vec<Value> =
-        crate::yaml::from_str_multi(text).map_err(|e| format!("not valid YAML or JSON: {e}"))?;
-    let doc = docs
+    let doc = super::documents::parse_objects(text, "a DaemonSet object")?
         .into_iter()
-        .find(|d| d.get("kind").and_then(Value::as_str) == Some("DaemonSet"))
+        .find(|d| super::documents::kind_of(d) == "DaemonSet")
         .ok_or_else(|| "holds no DaemonSet".to_string())?;
     let ds: DaemonSet =
         serde_json::from_value(doc).map_err(|e| format!("not a valid DaemonSet: {e}"))?;
@@ -380,6 +374,37 @@ status: {desiredNumberScheduled: 3}
             .contains("apiVersion"));
         assert!(parse_new_daemon_set("").is_err());
         assert!(parse_new_daemon_set("- 1\n- 2").is_err());
+    }
+
+    /// The one `-f` reader's rules: a List of one DaemonSet, JSON, a leading empty document.
+    #[test]
+    fn the_new_manifest_is_read_by_the_one_reader_rules() {
+        let plain = parse_new_daemon_set(GOOD).unwrap();
+        let indented: String = GOOD.lines().map(|l| format!("  {l}\n")).collect();
+        let list = format!(
+            "apiVersion: v1\nkind: List\nitems:\n- {}",
+            indented.trim_start()
+        );
+        assert_eq!(parse_new_daemon_set(&list).unwrap(), plain);
+        let value: Value = crate::yaml::from_str(GOOD).unwrap();
+        assert_eq!(parse_new_daemon_set(&value.to_string()).unwrap(), plain);
+        assert_eq!(
+            parse_new_daemon_set(&format!("# header\n---\n{GOOD}---\n")).unwrap(),
+            plain
+        );
+        let two_in_a_list = format!("kind: List\nitems: [{value}, {value}]\n");
+        assert_eq!(
+            parse_new_daemon_set(&two_in_a_list).unwrap_err(),
+            "the file holds 2 objects; expected exactly one DaemonSet"
+        );
+        assert_eq!(
+            parse_new_daemon_set("- 1\n- 2").unwrap_err(),
+            "found a list without kind; expected a DaemonSet object"
+        );
+        // The backup reader takes the DaemonSet out of a List too.
+        let (ds, journal) = parse_backup(&list).unwrap();
+        assert_eq!(ds.metadata.name.as_deref(), Some("agent-v2"));
+        assert!(journal.is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde::{Deserialize, Serialize};
 
-use super::checks::{Check, CheckCode, ALLOW_MANAGED};
+use super::safety::{Check, CheckCode, ALLOW_MANAGED};
 
 pub const HELM_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const HELM_RELEASE_NAME: &str = "meta.helm.sh/release-name";
@@ -211,7 +211,7 @@ pub fn check_owner_of_record(ds: &DaemonSet, new_name: Option<&str>) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::checks::Verdict;
+    use crate::engine::safety::Verdict;
     use crate::engine::testutil::daemon_set;
 
     #[test]

@@ -3,41 +3,15 @@
 
 use std::io::Write;
 
-use serde::Serialize;
-
-use crate::engine::admission::AdmissionInfo;
 use crate::engine::reason::Reason;
-use crate::engine::rollout::{Action, NodePreview, RolloutPreview};
+use crate::engine::rollout::{Action, NodePreview};
 use crate::error::Result;
 
 use super::palette::Palette;
 use super::term::escape;
 use super::{diff, io_err, table};
 
-/// The document `-o json|yaml` prints: the preview, how the new object was obtained, and the
-/// pod-template diff.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Document<'a> {
-    #[serde(flatten)]
-    pub preview: &'a RolloutPreview,
-    pub dry_run: DryRun,
-    /// How the pod checked for fit was obtained (null when no node needed a fit check).
-    pub admission: Option<AdmissionInfo>,
-    /// Unified diff of `spec.template`, live -> new ("" when the template does not change).
-    pub template_diff: String,
-}
-
-/// The server-side dry run that produced the new object.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DryRun {
-    /// `ServerSideApply` (the template's last server-side applier, or kubectl-ds),
-    /// `ClientSideApply` (three-way merge with the last-applied manifest, sent as a replace) or
-    /// `StrategicMergePatch` (`--image`).
-    pub method: &'static str,
-    pub field_manager: String,
-}
+pub use crate::engine::report::{Document, DryRun};
 
 fn action(a: Action, p: &Palette) -> String {
     let text = a.as_str();

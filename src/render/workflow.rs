@@ -6,10 +6,10 @@ use std::io::Write;
 
 use crate::engine::adoption::Fate;
 use crate::engine::checks::{Check, Verdict};
-use crate::error::Result;
-use crate::workflows::report::{
+use crate::engine::report::{
     AdoptPlan, AdoptResult, MigrateReport, OrphanPlan, OrphanResult, ServerDryRun,
 };
+use crate::error::Result;
 
 use super::palette::Palette;
 use super::term::escape;

@@ -7,7 +7,7 @@ use std::path::Path;
 use k8s_openapi::api::apps::v1::DaemonSet;
 
 use super::backup::{self, Backup};
-use super::executor::{gate, Gate, Mutation};
+use super::executor::{gate, Gate, Mutation, Plan};
 use super::report::{
     AdoptPlan, AdoptReport, AdoptResult, ObjectRef, PredecessorRef, ServerDryRun, API_VERSION,
 };
@@ -16,8 +16,8 @@ use crate::cluster::fetch::{
     fetch_namespace_objects, fetch_pods_and_revisions, get_daemon_set_opt, NamespaceObjects,
 };
 use crate::cluster::mutate::create_daemon_set;
-use crate::engine::adoption::{analyse, AdoptAnalysis, AdoptFacts, Fate, NameState, Predecessor};
-use crate::engine::checks::{apply_overrides, Overrides};
+use crate::engine::adoption::{AdoptAnalysis, AdoptFacts, Fate, NameState, Predecessor};
+use crate::engine::checks::{analyse_adoption, apply_overrides, Overrides};
 use crate::engine::manifest::{self, Journal, ObjectRecord};
 use crate::engine::podstate::is_terminating;
 use crate::engine::progress::{assess_adoption, AdoptionProgress};
@@ -27,11 +27,11 @@ use crate::exit::Exit;
 use crate::render;
 
 /// Reads and validates the new manifest (before any connection: bad input is reported first).
+/// `-f -` reads stdin.
 pub fn load_manifest(path: &Path) -> Result<DaemonSet> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+    let text = crate::filename::read_text(path)?;
     manifest::parse_new_daemon_set(&text)
-        .map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+        .map_err(|e| Error::Input(format!("{}: {e}", crate::filename::shown(path))))
 }
 
 /// Places the manifest in the namespace; one naming another namespace than `-n` is refused,
@@ -109,7 +109,7 @@ pub struct PlanInput<'a> {
 /// The adoption plan: the analysis with the user's overrides applied, and its steps.
 pub fn plan(input: &PlanInput) -> AdoptPlan {
     let o = input.objects;
-    let mut analysis = analyse(&AdoptFacts {
+    let mut analysis = analyse_adoption(&AdoptFacts {
         new_ds: input.defaulted,
         requested_generation: template_generation(input.manifest),
         predecessor: input.predecessor,
@@ -265,38 +265,33 @@ async fn run_locked(
         marker: &marker,
     });
     let resumed = matches!(state, NameState::CreatedEarlier { .. });
-    let mut report = AdoptReport {
-        api_version: API_VERSION,
-        kind: "AdoptReport",
-        dry_run: ctx.mode.as_str(),
-        resumed,
-        plan,
-        server_dry_run: Vec::new(),
-        result: None,
-    };
-    ctx.table(|out, p| render::workflow::adopt_plan(out, &report.plan, p))?;
-    let checks = report.plan.analysis.checks.clone();
+    let mut plan =
+        mutation_plan(&manifest, &marker, plan, resumed, false).map(|plan| AdoptReport {
+            api_version: API_VERSION,
+            kind: "AdoptReport",
+            dry_run: ctx.mode.as_str(),
+            resumed,
+            plan,
+            server_dry_run: Vec::new(),
+            result: None,
+        });
+    ctx.table(|out, p| render::workflow::adopt_plan(out, &plan.report.plan, p))?;
     if !resumed {
-        let final_ds = manifest::prepare_for_create(
-            &manifest,
-            &marker,
-            report.plan.analysis.template_generation,
-        );
         let what = format!("create daemonset {ns}/{name} and let it adopt the pods");
-        let mutations = [Mutation::Create(final_ds)];
-        if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+        if let Gate::Done(exit) = gate(ctx, &mut plan, &what).await? {
             return Ok(exit);
         }
-        create(ctx, &manifest, &marker, &report.plan.analysis).await?;
+        create(ctx, &manifest, &marker, &plan.report.plan.analysis).await?;
     } else {
-        if let Err(e) = refuse_if_blocked(&checks) {
-            ctx.document(&report)?;
+        if let Err(e) = refuse_if_blocked(&plan.checks) {
+            ctx.document(&plan.report)?;
             return Err(e);
         }
         ctx.progress(&format!(
             "daemonset {ns}/{name} was created by an earlier run: verifying the adoption"
         ));
     }
+    let mut report = plan.report;
     let (result, verified) = verify(ctx, &report.plan.analysis, &name, journal.as_ref()).await?;
     report.result = Some(result);
     finish(ctx, &report, verified)
@@ -316,24 +311,65 @@ fn finish(ctx: &Ctx<'_>, report: &AdoptReport, verified: bool) -> Result<Exit> {
     }
 }
 
-/// Sends the create with dryRun=All.
-pub async fn dry_run_create(ctx: &Ctx<'_>, ds: &DaemonSet) -> Result<ServerDryRun> {
+/// What the apiserver answered to the create sent with dryRun=All.
+pub fn dry_run_answer(ds: &DaemonSet, stored: &DaemonSet) -> ServerDryRun {
     let r = ObjectRef::of(ds);
-    let stored = create_daemon_set(&ctx.cluster, ds, true).await?;
     let name = match &ds.metadata.generate_name {
         Some(g) if r.name.is_empty() => format!(
             "{g}* (sent with generateName: the old DaemonSet holds the name until it is deleted)"
         ),
         _ => r.name.clone(),
     };
-    Ok(ServerDryRun {
+    ServerDryRun {
         operation: format!("create daemonset {}/{name}", r.namespace),
         accepted: true,
         detail: format!(
             "the apiserver would store it with deprecated.daemonset.template.generation={}",
-            template_generation(&stored).map_or("?".into(), |g| g.to_string())
+            template_generation(stored).map_or("?".into(), |g| g.to_string())
         ),
-    })
+    }
+}
+
+/// The DaemonSet the create sends: the manifest with the marker and the decided template
+/// generation; with `generate_name` (a same-name migrate, while the old DaemonSet still holds
+/// the name) sent as `generateName: NAME-`.
+pub fn to_create(
+    manifest: &DaemonSet,
+    marker: &str,
+    analysis: &AdoptAnalysis,
+    generate_name: bool,
+) -> DaemonSet {
+    let mut ds = manifest::prepare_for_create(manifest, marker, analysis.template_generation);
+    if generate_name {
+        ds.metadata.generate_name = ds.metadata.name.take().map(|n| format!("{n}-"));
+    }
+    ds
+}
+
+/// The adopt plan as data: its checks, and the create (none when an earlier run created the
+/// DaemonSet already: `resumed`).
+pub fn mutation_plan(
+    manifest: &DaemonSet,
+    marker: &str,
+    plan: AdoptPlan,
+    resumed: bool,
+    generate_name: bool,
+) -> Plan<AdoptPlan> {
+    let mutations = if resumed {
+        Vec::new()
+    } else {
+        vec![Mutation::Create(to_create(
+            manifest,
+            marker,
+            &plan.analysis,
+            generate_name,
+        ))]
+    };
+    Plan {
+        checks: plan.analysis.checks.clone(),
+        mutations,
+        report: plan,
+    }
 }
 
 /// Creates the DaemonSet with the marker and the decided template generation.
@@ -345,7 +381,7 @@ pub async fn create(
 ) -> Result<DaemonSet> {
     ctx.ensure_locked()?;
     let ds = manifest::prepare_for_create(manifest, marker, analysis.template_generation);
-    let created = create_daemon_set(&ctx.cluster, &ds, false).await?;
+    let created = super::executor::send_create(ctx, &ds, false).await?;
     ctx.progress(&format!(
         "daemonset {}/{} created (uid {}); waiting for the DaemonSet controller to adopt the pods",
         created.metadata.namespace.as_deref().unwrap_or(""),

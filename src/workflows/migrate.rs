@@ -11,14 +11,14 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 
 use super::adopt::{self, in_namespace, name_state, server_defaults, PlanInput};
 use super::backup::{self, Backup};
-use super::executor::{gate, Gate, Mutation};
+use super::executor::{gate, Gate, Mutation, Plan};
 use super::orphan;
 use super::report::{AdoptPlan, MigrateReport, MigrateResult, ObjectRef, API_VERSION};
 use super::{poll_for, refuse_if_blocked, Ctx, Poll};
 use crate::cluster::claimers::fetch_claimers;
 use crate::cluster::fetch::{fetch_namespace_objects, get_daemon_set_opt, NamespaceObjects};
 use crate::engine::adoption::{NameState, Predecessor};
-use crate::engine::checks::{Check, Overrides};
+use crate::engine::checks::Overrides;
 use crate::engine::claimers::Claimer;
 use crate::engine::manifest::{self, Journal};
 use crate::engine::progress::{foreign_finalizers, migrate_stage, Stage};
@@ -133,16 +133,6 @@ fn skeleton(ctx: &Ctx<'_>, req: &Request<'_>, stage: Stage, adopt: AdoptPlan) ->
     }
 }
 
-fn all_checks(report: &MigrateReport) -> Vec<Check> {
-    let mut checks: Vec<Check> = report
-        .orphan
-        .as_ref()
-        .map(|o| o.checks.clone())
-        .unwrap_or_default();
-    checks.extend(report.adopt.analysis.checks.iter().cloned());
-    checks
-}
-
 /// Prints the report (JSON) and passes `err` on.
 fn fail(ctx: &Ctx<'_>, report: &MigrateReport, err: Error) -> Result<Exit> {
     ctx.document(report)?;
@@ -211,28 +201,23 @@ async fn from_live(
         overrides: &req.overrides,
         marker: &marker,
     });
-    let mut report = skeleton(ctx, req, stage, adopt_plan);
-    report.orphan = Some(orphan_plan);
-    ctx.table(|out, p| render::workflow::migrate_plan(out, &report, p))?;
-    let mut final_ds =
-        manifest::prepare_for_create(manifest, &marker, report.adopt.analysis.template_generation);
-    if same_name {
-        // The old DaemonSet holds the name until it is deleted.
-        final_ds.metadata.generate_name = Some(format!("{new_name}-"));
-        final_ds.metadata.name = None;
-    }
-    let mutations = [
-        Mutation::OrphanDelete(old_ds.clone()),
-        Mutation::Create(final_ds),
-    ];
+    // The migrate plan: the orphan plan followed by the adopt plan (the create is sent with
+    // generateName while the old DaemonSet holds the name).
+    let orphan = orphan::mutation_plan(&old_ds, orphan_plan);
+    let adopt = adopt::mutation_plan(manifest, &marker, adopt_plan, false, same_name);
+    let mut plan = orphan.then(adopt, |orphan, adopt| MigrateReport {
+        orphan: Some(orphan),
+        ..skeleton(ctx, req, stage, adopt)
+    });
+    ctx.table(|out, p| render::workflow::migrate_plan(out, &plan.report, p))?;
     let what = format!(
         "orphan-delete daemonset {ns}/{} and create {ns}/{new_name} to adopt its pods",
         req.old_name
     );
-    let checks = all_checks(&report);
-    if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+    if let Gate::Done(exit) = gate(ctx, &mut plan, &what).await? {
         return Ok(exit);
     }
+    let report = plan.report;
     let journal = match stage {
         Stage::Start => {
             let recheck =
@@ -399,19 +384,20 @@ async fn adopt_orphans(
         }
     }
     if first_plan {
-        let final_ds = manifest::prepare_for_create(
-            manifest,
-            &marker,
-            report.adopt.analysis.template_generation,
-        );
         let what = format!(
             "create daemonset {ns}/{new_name} to adopt the pods of the deleted {}",
             req.old_name
         );
-        let mutations = [Mutation::Create(final_ds)];
-        if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+        let create = adopt::to_create(manifest, &marker, &report.adopt.analysis, false);
+        let mut plan = Plan {
+            report,
+            checks,
+            mutations: vec![Mutation::Create(create)],
+        };
+        if let Gate::Done(exit) = gate(ctx, &mut plan, &what).await? {
             return Ok(exit);
         }
+        report = plan.report;
         let (orphan_result, orphaned) =
             orphan::wait_orphaned(ctx, journal, req.backup_path).await?;
         if !orphaned {

@@ -8,7 +8,8 @@ pub mod executor;
 pub mod lock;
 pub mod migrate;
 pub mod orphan;
-pub mod report;
+/// The documents live in the engine; re-exported for the workflows' `super::report` paths.
+pub use crate::engine::report;
 
 use std::future::Future;
 use std::io::{BufRead, Write};

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 use super::backup::{self, Backup};
-use super::executor::{gate, Gate, Mutation};
+use super::executor::{gate, Gate, Mutation, Plan};
 use super::report::{
     ObjectRef, OrphanPlan, OrphanPod, OrphanReport, OrphanResult, OrphanRevision, ServerDryRun,
     API_VERSION,
@@ -19,7 +19,7 @@ use crate::cluster::claimers::fetch_claimers;
 use crate::cluster::fetch::{
     self, fetch_pods_and_revisions, get_daemon_set_opt, get_daemon_set_raw,
 };
-use crate::cluster::mutate::{orphan_delete, DeleteOutcome};
+use crate::cluster::mutate::DeleteOutcome;
 use crate::engine::checks::{apply_overrides, orphan_checks, BackupFileState, Check, Overrides};
 use crate::engine::claimers::{check_competing_controllers, Claimer};
 use crate::engine::manifest::Journal;
@@ -125,6 +125,16 @@ pub fn plan(input: &OrphanInput) -> OrphanPlan {
     }
 }
 
+/// The orphan plan as data: its checks, and the one mutation, the orphaning delete of `ds` with
+/// the UID and resourceVersion read (re-read right before it is sent when acting).
+pub fn mutation_plan(ds: &DaemonSet, plan: OrphanPlan) -> Plan<OrphanPlan> {
+    Plan {
+        checks: plan.checks.clone(),
+        mutations: vec![Mutation::OrphanDelete(ds.clone())],
+        report: plan,
+    }
+}
+
 /// `kubectl ds orphan NAME`: holds the DaemonSet's lease while it acts.
 pub async fn run(
     ctx: &Ctx<'_>,
@@ -172,21 +182,20 @@ async fn run_locked(
         overrides,
         new_name: None,
     });
-    let mut report = OrphanReport {
+    let mut plan = mutation_plan(&ds, plan).map(|plan| OrphanReport {
         api_version: API_VERSION,
         kind: "OrphanReport",
         dry_run: ctx.mode.as_str(),
         plan,
         server_dry_run: Vec::new(),
         result: None,
-    };
-    ctx.table(|out, p| render::workflow::orphan_plan(out, &report.plan, p))?;
-    let checks = report.plan.checks.clone();
-    let mutations = [Mutation::OrphanDelete(ds.clone())];
+    });
+    ctx.table(|out, p| render::workflow::orphan_plan(out, &plan.report.plan, p))?;
     let what = format!("orphan-delete daemonset {ns}/{name}");
-    if let Gate::Done(exit) = gate(ctx, &mut report, &checks, &mutations, &what).await? {
+    if let Gate::Done(exit) = gate(ctx, &mut plan, &what).await? {
         return Ok(exit);
     }
+    let mut report = plan.report;
     let journal = match ds.metadata.deletion_timestamp {
         None => {
             if let Err(e) = recheck_before_delete(ctx, &ds, backup_path, overrides).await {
@@ -287,14 +296,14 @@ async fn resume_after_delete(ctx: &Ctx<'_>, journal: &Journal, backup_path: &Pat
     finish(ctx, &report, verified)
 }
 
-/// Sends the orphaning delete with dryRun=All.
-pub async fn dry_run_delete(ctx: &Ctx<'_>, ds: &DaemonSet) -> Result<ServerDryRun> {
+/// What the apiserver answered to the orphaning delete sent with dryRun=All.
+pub fn dry_run_answer(ds: &DaemonSet, outcome: DeleteOutcome) -> ServerDryRun {
     let r = ObjectRef::of(ds);
     let operation = format!(
         "delete daemonset {}/{} (propagationPolicy=Orphan, preconditions uid and resourceVersion)",
         r.namespace, r.name
     );
-    Ok(match orphan_delete(&ctx.cluster, ds, true).await? {
+    match outcome {
         DeleteOutcome::Accepted(obj) => ServerDryRun {
             operation,
             accepted: true,
@@ -313,7 +322,7 @@ pub async fn dry_run_delete(ctx: &Ctx<'_>, ds: &DaemonSet) -> Result<ServerDryRu
             accepted: false,
             detail: format!("precondition failed: {msg}"),
         },
-    })
+    }
 }
 
 /// Right before the orphaning delete: this run still holds the lease, and no controller that
@@ -385,7 +394,7 @@ pub async fn backup_and_delete(
             tokio::time::sleep(pause).await;
         }
         let (fresh_raw, fresh) = read_as_planned(ctx, &planned).await?;
-        match orphan_delete(&ctx.cluster, &fresh, false).await? {
+        match super::executor::send_delete(ctx, &fresh, false).await? {
             DeleteOutcome::Accepted(_) | DeleteOutcome::Deleted => {
                 let journal = if fresh.metadata.resource_version == ds.metadata.resource_version {
                     journal

@@ -238,6 +238,72 @@ fn explain_from_saved_list() {
     one_error_line(&o);
 }
 
+/// Runs kubectl-ds with `input` on stdin (no cluster).
+fn run_with_stdin(args: &[&str], input: &str) -> Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-ds"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl-ds");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Output::from(child.wait_with_output().unwrap())
+}
+
+/// `-f -` reads stdin, by the same rules as a file, for explain and adopt/migrate.
+#[test]
+fn dash_f_dash_reads_stdin_by_the_same_rules() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bundle.yaml");
+    let bundle = std::fs::read_to_string(fixture).unwrap();
+    let args = ["explain", "node-agent", "-n", "monitoring", "-f", "-"];
+    let o = run_with_stdin(&[&args[..], &["-o", "json"]].concat(), &bundle);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["summary"]["computed"]["desired"], 2);
+    // The same saved List as JSON on stdin gives the same answer.
+    let as_json: serde_json::Value = serde_saphyr::from_str(&bundle).unwrap();
+    let o = run_with_stdin(&[&args[..], &["-o", "json"]].concat(), &as_json.to_string());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let w: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(w["nodes"], v["nodes"]);
+
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n";
+    for args in [vec!["adopt", "-f", "-"], vec!["migrate", "x", "-f", "-"]] {
+        let o = run_with_stdin(&args, deployment);
+        assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
+        one_error_line(&o);
+        assert!(
+            o.stderr
+                .contains("error: stdin: expected kind DaemonSet (apps/v1), got Deployment"),
+            "{args:?}: {}",
+            o.stderr
+        );
+    }
+    // A List holding one valid DaemonSet is read (then the missing cluster is the error: 3).
+    let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: apps/v1\n  kind: DaemonSet\n  metadata: {name: x}\n  spec:\n    selector: {matchLabels: {app: a}}\n    template:\n      metadata: {labels: {app: a}}\n      spec: {containers: [{name: c, image: i}]}\n";
+    let o = run_with_stdin(&["adopt", "-f", "-", "--yes"], list);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    one_error_line(&o);
+    let o = run_with_stdin(&["adopt", "-f", "-"], "- 1\n- 2\n");
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("stdin: found a list without kind; expected a DaemonSet object"),
+        "{}",
+        o.stderr
+    );
+}
+
 #[test]
 fn slow_apiserver_honours_request_timeout() {
     // Accepts connections and never answers: a hung apiserver.

@@ -14,10 +14,10 @@ use k8s_openapi::api::core::v1::{Event, ResourceQuota};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
-use crate::e2e_workflows::{
+use crate::harness::{kubeconfig, run_cli, wait_for, NodeSpec, TestEnv, TEST_LABEL};
+use crate::workflow_support::{
     assert_migrated, cli, new_manifest_file, nodes, one_error_line, pods_of, start_old, write,
 };
-use crate::harness::{kubeconfig, run_cli, wait_for, NodeSpec, TestEnv, TEST_LABEL};
 
 /// `migrate` while another writer patches the old DaemonSet's annotations back to back: the
 /// delete's resourceVersion precondition is read right before the delete, so the run

@@ -14,12 +14,12 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
-use crate::e2e_workflows::{
+use crate::harness::{wait_for, Output, TestEnv, TEST_LABEL};
+use crate::workflow_support::{
     assert_migrated, assert_untouched, cli, command, get_ds, new_manifest, new_manifest_file,
     nodes, old_manifest, one_error_line, parse, pods_of, start_old, write, CheckJson,
     MigrateReportJson, OrphanReportJson, FAILPOINT_EXIT,
 };
-use crate::harness::{wait_for, Output, TestEnv, TEST_LABEL};
 
 fn check<'a>(checks: &'a [CheckJson], code: &str) -> &'a CheckJson {
     checks

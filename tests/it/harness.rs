@@ -4,8 +4,8 @@
 //! Every DaemonSet a test creates selects only that test's nodes (`kds-test: <namespace>`), so
 //! tests run in parallel on one cluster without seeing each other's pods.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -297,16 +297,50 @@ impl From<std::process::Output> for Output {
     }
 }
 
-/// Runs the kubectl-ds binary with the test cluster's kubeconfig.
-pub fn run_cli(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ds"))
-        .args(args)
+/// The one command builder of the end-to-end tests: the kubectl-ds binary with `args`, the
+/// test cluster's kubeconfig, no colour, no failpoint, stdin closed.
+pub fn kubectl_ds(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-ds"));
+    cmd.args(args)
         .env("KUBECONFIG", kubeconfig())
         .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
+        .env_remove("KUBECTL_DS_FAILPOINT")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs the kubectl-ds binary with the test cluster's kubeconfig.
+pub fn run_cli(args: &[&str]) -> Output {
+    let out = kubectl_ds(args).output().expect("run kubectl-ds");
+    Output::from(out)
+}
+
+/// [`kubectl_ds`] in the test's namespace, run in `dir` (where relative backup paths land),
+/// with extra environment `vars` (a failpoint, a fake clock).
+pub fn command(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut cmd = kubectl_ds(args);
+    cmd.args(["-n", &env.ns]).current_dir(dir);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs [`command`] to the end.
+pub fn cli(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let out = command(env, dir, args, vars)
         .output()
         .expect("run kubectl-ds");
     Output::from(out)
+}
+
+/// Starts [`command`] in the background, its output discarded.
+pub fn spawn(env: &TestEnv, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Child {
+    command(env, dir, args, vars)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kubectl-ds")
 }
 
 pub async fn node_ready(client: &Client, name: &str) -> Option<bool> {

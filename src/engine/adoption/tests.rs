@@ -5,11 +5,13 @@ use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use serde_json::json;
 
 use super::*;
-use crate::engine::checks::{
+// The analysis with its checks, as the workflows run it.
+use crate::engine::checks::analyse_adoption as analyse;
+use crate::engine::progress::{assess_adoption, assess_orphaning, migrate_stage, Stage};
+use crate::engine::safety::{
     apply_overrides, blocks, CheckCode, Overrides, Verdict, ALLOW_LEFTOVER_PODS,
     ALLOW_POD_DELETION, ALLOW_RESTARTS,
 };
-use crate::engine::progress::{assess_adoption, assess_orphaning, migrate_stage, Stage};
 use crate::engine::testutil::{daemon_set, node, pod};
 
 const OLD_UID: &str = "old-uid";

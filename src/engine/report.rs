@@ -1,16 +1,20 @@
-//! The plan and result documents of orphan, adopt and migrate (`-o json`): versioned with the
-//! rest of kubectl-ds's JSON (`apiVersion: kubectl-ds/v1`). Field names are a contract.
+//! The documents kubectl-ds prints with `-o json|yaml` that are not an engine verdict itself:
+//! the plan and result documents of orphan, adopt and migrate, and the rollout-preview
+//! document. Versioned with the rest of kubectl-ds's JSON (`apiVersion: kubectl-ds/v1`). Field
+//! names are a contract. One home, so `render` reads them without importing `workflows`.
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
+use crate::engine::admission::AdmissionInfo;
 use crate::engine::adoption::AdoptAnalysis;
-use crate::engine::checks::Check;
 use crate::engine::manifest::ObjectRecord;
 use crate::engine::podstate::{is_ready, target_node};
 use crate::engine::progress::{AdoptionProgress, OrphaningProgress, Stage};
 use crate::engine::revision::{pod_hash, revision_hash};
+use crate::engine::rollout::RolloutPreview;
+use crate::engine::safety::Check;
 
 pub const API_VERSION: &str = crate::engine::explain::API_VERSION;
 
@@ -200,4 +204,32 @@ pub struct MigrateResult {
     /// The old DaemonSet seen again after the migration (recreated by its owner of record).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recreated: Option<ObjectRef>,
+}
+
+// ------------------------------------------------------------------------------------------
+// rollout-preview
+
+/// The document `-o json|yaml` prints: the preview, how the new object was obtained, and the
+/// pod-template diff.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Document<'a> {
+    #[serde(flatten)]
+    pub preview: &'a RolloutPreview,
+    pub dry_run: DryRun,
+    /// How the pod checked for fit was obtained (null when no node needed a fit check).
+    pub admission: Option<AdmissionInfo>,
+    /// Unified diff of `spec.template`, live -> new ("" when the template does not change).
+    pub template_diff: String,
+}
+
+/// The server-side dry run that produced the new object.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    /// `ServerSideApply` (the template's last server-side applier, or kubectl-ds),
+    /// `ClientSideApply` (three-way merge with the last-applied manifest, sent as a replace) or
+    /// `StrategicMergePatch` (`--image`).
+    pub method: &'static str,
+    pub field_manager: String,
 }
