@@ -501,6 +501,7 @@ mod tests {
         for sub in [
             "explain",
             "rollout-preview",
+            "status",
             "orphan",
             "adopt",
             "migrate",

@@ -26,6 +26,12 @@ pub enum Exit {
     Recreated = 8,
     /// Any other failure (I/O, unexpected server response).
     Internal = 10,
+    /// `status --timeout`: the rollout was not done in time.
+    Timeout = 11,
+    /// `status --fail-on-stuck`: no progress for `--stuck-after`.
+    Stuck = 12,
+    /// Interrupted by Ctrl-C (`status`), as a shell reports SIGINT (128 + 2).
+    Interrupted = 130,
     /// Standard output was closed by its reader (`| head`): no message, 128 + SIGPIPE, the
     /// status a shell reports for kubectl, which dies of SIGPIPE.
     OutputClosed = 141,
@@ -45,7 +51,7 @@ mod tests {
     use super::*;
 
     /// Every code with its number (the contract).
-    const ALL: [(Exit, u8); 12] = [
+    const ALL: [(Exit, u8); 15] = [
         (Exit::Ok, 0),
         (Exit::Differs, 1),
         (Exit::Usage, 2),
@@ -56,6 +62,9 @@ mod tests {
         (Exit::Unverified, 7),
         (Exit::Recreated, 8),
         (Exit::Internal, 10),
+        (Exit::Timeout, 11),
+        (Exit::Stuck, 12),
+        (Exit::Interrupted, 130),
         (Exit::Failpoint, 99),
         (Exit::OutputClosed, 141),
     ];

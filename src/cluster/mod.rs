@@ -14,3 +14,4 @@ pub mod mutate;
 pub mod names;
 pub mod proto;
 pub mod retry;
+pub mod watch;

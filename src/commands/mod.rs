@@ -7,6 +7,7 @@ pub mod explain;
 pub mod migrate;
 pub mod orphan;
 pub mod rollout_preview;
+pub mod status;
 
 use crate::cli::Command;
 use crate::error::Result;
@@ -21,6 +22,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<Exit> {
         Command::Orphan(args) => orphan::run(args, settings).await,
         Command::Adopt(args) => adopt::run(args, settings).await,
         Command::Migrate(args) => migrate::run(args, settings).await,
+        Command::Status(args) => status::run(args, settings).await,
         Command::Completion(args) => completion::run(args),
     }
 }

@@ -25,6 +25,7 @@ pub mod revision;
 pub mod rollout;
 pub mod schedmsg;
 pub mod snapshot;
+pub mod status;
 pub mod taints;
 pub mod threeway;
 pub mod version;

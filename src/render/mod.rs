@@ -5,6 +5,7 @@ pub mod diff;
 pub mod explain;
 pub mod palette;
 pub mod rollout;
+pub mod status;
 pub mod table;
 pub mod term;
 pub mod workflow;

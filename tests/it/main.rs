@@ -12,6 +12,7 @@ mod e2e_explain;
 mod e2e_foundation;
 mod e2e_preemption;
 mod e2e_rollout_preview;
+mod e2e_status;
 mod e2e_workflow_safety;
 mod e2e_workflows;
 mod harness;
