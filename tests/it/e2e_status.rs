@@ -415,3 +415,75 @@ async fn bad_flags_and_unknown_daemon_set() {
         out.stderr
     );
 }
+
+/// The terminal screen through a real pseudo-terminal (`script`): drawn in place with the
+/// cursor hidden, the stuck verdict on it, and Ctrl-C (SIGINT) leaves the cursor visible,
+/// prints the interrupted line and exits 130.
+#[tokio::test]
+async fn screen_on_a_pseudo_terminal_and_ctrl_c() {
+    let mut env = TestEnv::new("stscreen").await;
+    for n in ["a", "b"] {
+        env.node(n, NodeSpec::default()).await;
+    }
+    let mut m = env.daemon_set("agent", json!({}));
+    m["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    env.create_ds(m).await;
+    env.wait_rolled_out("agent", 2).await;
+    patch_ds(
+        &env,
+        "agent",
+        set_image("registry.example/agent:2", json!({})),
+    )
+    .await;
+    let command = format!(
+        "timeout -s INT --preserve-status 4 '{}' status agent -n {} --stuck-after 1s",
+        env!("CARGO_BIN_EXE_kubectl-ds"),
+        env.ns
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("KUBECONFIG", kubeconfig())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run script")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{text:?}");
+    let hide = text.find("\x1b[?25l").expect("cursor hidden");
+    let show = text.rfind("\x1b[?25h").expect("cursor shown again");
+    assert!(show > hide, "{text:?}");
+    assert!(
+        text.contains("\x1b[H"),
+        "redrawn from the top left: {text:?}"
+    );
+    assert!(
+        text.contains(&format!("daemonset {}/agent  OnDelete", env.ns)),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("updated   [------------------------------] 0/2"),
+        "{text:?}"
+    );
+    assert!(text.contains("STUCK OnDelete: "), "{text:?}");
+    assert!(text.contains("next: delete the old pods"), "{text:?}");
+    let interrupted = text
+        .find(" interrupted: daemonset ")
+        .expect("interrupted line");
+    assert!(interrupted < show, "the cursor is restored last: {text:?}");
+    // No line of the screen is wider than the terminal (80 columns: `script` without a
+    // terminal of its own gives the pseudo-terminal no size).
+    for line in text[..interrupted].split('\n') {
+        let visible = line
+            .replace("\x1b[K", "")
+            .replace("\x1b[H", "")
+            .replace("\x1b[J", "");
+        assert!(
+            visible.trim_end_matches('\r').chars().count() <= 100,
+            "{line:?}"
+        );
+    }
+}
