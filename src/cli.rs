@@ -125,6 +125,9 @@ pub enum Command {
   # One line per DaemonSet in every namespace
   kubectl ds explain -A
 
+  # Follow its rollout live, node by node (the same as kubectl ds status)
+  kubectl ds explain node-exporter -n monitoring --watch
+
   # From a support bundle, no cluster needed
   kubectl get ds,nodes,pods,controllerrevisions,events -A -o yaml > bundle.yaml
   kubectl ds explain fluent-bit -n logging -f bundle.yaml -o json
@@ -239,6 +242,9 @@ pub struct ExplainArgs {
     /// Explain from a saved List (kubectl get ds,nodes,pods,controllerrevisions,events -o yaml).
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Follow the DaemonSet's rollout live: the same as `kubectl ds status NAME`.
+    #[arg(short = 'w', long, conflicts_with_all = ["file", "nodes", "node_selector"])]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]

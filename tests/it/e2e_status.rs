@@ -208,6 +208,22 @@ async fn follows_a_rollout_to_the_end_with_a_node_joining() {
         assert_eq!(parse_change(last).unwrap().2, "Available", "{lines:#?}");
         assert!(last.ends_with(" revision 2]"), "{lines:#?}");
     }
+    // `explain --watch` is the same command: done at once, each node first seen Available.
+    let again = env.run(&["explain", "agent", "--watch"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    for node in &nodes {
+        assert!(
+            again.stdout.lines().any(|l| parse_change(l)
+                .is_some_and(|(n, from, to, _)| &n == node && from == "-" && to == "Available")),
+            "{}",
+            again.stdout
+        );
+    }
+    assert!(
+        again.stdout.contains(" complete: daemonset "),
+        "{}",
+        again.stdout
+    );
     // The end state agrees with the cluster: every pod of the new image.
     let pods = env.pods("agent").await;
     assert_eq!(pods.len(), 3);
@@ -406,6 +422,14 @@ async fn bad_flags_and_unknown_daemon_set() {
     );
     let out = env.run(&["status", "agent", "-o", "yaml"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = env.run(&["explain", "--watch"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: explain --watch needs the DaemonSet NAME"),
+        "{}",
+        out.stderr
+    );
     let out = env.run(&["status", "nope"]);
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(
