@@ -511,3 +511,125 @@ async fn screen_on_a_pseudo_terminal_and_ctrl_c() {
         );
     }
 }
+
+/// A pod deleted on a node that went NotReady never finishes terminating (its kubelet does not
+/// confirm). The node lifecycle controller taints a NotReady node `not-ready:NoSchedule`,
+/// which DaemonSet pods do not tolerate (NodeShouldRunDaemonPod): the node leaves DESIRED, so
+/// the rollout is complete without it (as `kubectl rollout status` counts), and the line output
+/// shows the node Terminating. Once a new revision is stuck (OnDelete), the verdicts name both
+/// the pod that never terminates and the old pod to delete.
+#[tokio::test]
+async fn terminating_pod_on_a_not_ready_node() {
+    let mut env = TestEnv::new("stterm").await;
+    let a = env.node("a", NodeSpec::default()).await;
+    let b = env.node("b", NodeSpec::default()).await;
+    let mut m = env.daemon_set("agent", json!({}));
+    m["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    env.create_ds(m).await;
+    env.wait_rolled_out("agent", 2).await;
+    let pods = env.pods("agent").await;
+    let on = |node: &str| {
+        pods.iter()
+            .find(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some(node))
+            .and_then(|p| p.metadata.name.clone())
+            .unwrap()
+    };
+    let (pod_a, pod_b) = (on(&a), on(&b));
+    let hang = json!({"metadata": {"annotations": {"kubectl-ds.dev/sim-delete": "hang"}}});
+    env.pod_api()
+        .patch(&pod_b, &PatchParams::default(), &Patch::Merge(hang))
+        .await
+        .unwrap();
+    env.patch_node(
+        &b,
+        json!({"metadata": {"annotations": {"kubectl-ds.dev/sim-node": "notready"}}}),
+    )
+    .await;
+    let client = env.client.clone();
+    wait_for(Duration::from_secs(30), "node NotReady", || async {
+        crate::harness::node_ready(&client, &b).await == Some(false)
+    })
+    .await;
+    let grace = kube::api::DeleteParams {
+        grace_period_seconds: Some(600),
+        ..Default::default()
+    };
+    env.pod_api().delete(&pod_b, &grace).await.unwrap();
+    let api = env.pod_api();
+    wait_for(Duration::from_secs(30), "pod Terminating", || async {
+        api.get(&pod_b)
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    })
+    .await;
+    let done = env.run(&["status", "agent", "--timeout", "30s"]);
+    assert_eq!(
+        done.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        done.stdout, done.stderr
+    );
+    assert!(
+        done.stdout
+            .lines()
+            .any(|l| l.contains(&format!(" {b} - -> Terminating "))
+                && l.ends_with(&format!("[pod {pod_b} revision 1]"))),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("1/1 nodes updated, 1/1 available"),
+        "{}",
+        done.stdout
+    );
+
+    patch_ds(
+        &env,
+        "agent",
+        set_image("registry.example/agent:2", json!({})),
+    )
+    .await;
+    let stuck = env.run(&[
+        "status",
+        "agent",
+        "--stuck-after",
+        "2s",
+        "--fail-on-stuck",
+        "--timeout",
+        "30s",
+    ]);
+    assert_eq!(
+        stuck.code, 12,
+        "stdout:\n{}\nstderr:\n{}",
+        stuck.stdout, stuck.stderr
+    );
+    let verdict = |code: &str| {
+        stuck
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!(" stuck {code}: ")))
+            .unwrap_or_else(|| panic!("no {code}:\n{}", stuck.stdout))
+            .to_string()
+    };
+    let term = verdict("TerminatingOnNotReadyNode");
+    assert!(
+        term.contains(&format!(
+            "pod(s) {pod_b} are Terminating on NotReady node(s) {b}"
+        )),
+        "{term}"
+    );
+    assert!(
+        term.contains(&format!(
+            "kubectl delete pod -n {} {pod_b} --grace-period=0 --force",
+            env.ns
+        )),
+        "{term}"
+    );
+    let on_delete = verdict("OnDelete");
+    assert!(
+        on_delete.contains(&format!("{a} (pod {pod_a})")),
+        "{on_delete}"
+    );
+}
