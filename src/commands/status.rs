@@ -114,7 +114,8 @@ struct Follower {
     last_move: Instant,
     stuck: Vec<StuckVerdict>,
     changes: usize,
-    drawn_lines: usize,
+    /// A watch error was reported on stderr and no event got through since.
+    warned: bool,
 }
 
 impl Follower {
@@ -129,7 +130,7 @@ impl Follower {
             last_move: Instant::now(),
             stuck: Vec::new(),
             changes: 0,
-            drawn_lines: 0,
+            warned: false,
         }
     }
 
@@ -159,6 +160,7 @@ impl Follower {
                     if self.live.apply(update) {
                         dirty_since.get_or_insert_with(Instant::now);
                     }
+                    self.warn_watch_error();
                     continue;
                 }
                 _ = tick.tick() => {}
@@ -204,6 +206,24 @@ impl Follower {
                 last_draw = now;
                 self.draw(out, current.as_ref(), false)?;
             }
+        }
+    }
+
+    /// Says once on stderr (not on the screen, which shows it) that a watch failed and is
+    /// being resumed; again only after a watch event got through.
+    fn warn_watch_error(&mut self) {
+        match (&self.live.last_error, self.warned) {
+            (Some(err), false) => {
+                self.warned = true;
+                if self.opts.mode != Mode::Screen {
+                    eprintln!(
+                        "warning: a watch failed, resuming: {}",
+                        crate::render::term::escape(err)
+                    );
+                }
+            }
+            (None, true) => self.warned = false,
+            _ => {}
         }
     }
 
@@ -355,7 +375,6 @@ impl Follower {
             text.push_str("\x1b[K\n");
         }
         text.push_str("\x1b[J");
-        self.drawn_lines = screen.len();
         out.write_all(text.as_bytes()).map_err(render::io_err)?;
         out.flush().map_err(render::io_err)
     }
