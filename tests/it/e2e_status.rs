@@ -385,7 +385,9 @@ async fn on_delete_stuck_verdict_and_timeout() {
     );
 
     let started = std::time::Instant::now();
-    let timeout = env.run(&["status", "agent", "--timeout", "2s"]);
+    // Without --fail-on-stuck, the stuck verdict is a line on the way, and the run goes on
+    // until --timeout, whose summary says why again.
+    let timeout = env.run(&["status", "agent", "--stuck-after", "1s", "--timeout", "3s"]);
     assert_eq!(
         timeout.code, 11,
         "stdout:\n{}\nstderr:\n{}",
@@ -402,11 +404,26 @@ async fn on_delete_stuck_verdict_and_timeout() {
         "{}",
         timeout.stdout
     );
-    assert!(
-        timeout.stdout.contains(" stuck OnDelete: "),
-        "why, at the timeout: {}",
+    let verdicts: Vec<&str> = timeout
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" stuck OnDelete: "))
+        .collect();
+    assert_eq!(
+        verdicts.len(),
+        2,
+        "on the way and at the timeout: {}",
         timeout.stdout
     );
+    let summary = timeout
+        .stdout
+        .lines()
+        .position(|l| l.contains(" timeout: daemonset "));
+    let first_verdict = timeout
+        .stdout
+        .lines()
+        .position(|l| l.contains(" stuck OnDelete: "));
+    assert!(first_verdict < summary, "{}", timeout.stdout);
 }
 
 /// Bad input: one error line, exit 2; an unknown DaemonSet: exit 4.
