@@ -133,7 +133,7 @@ async fn follows_a_rollout_to_the_end_with_a_node_joining() {
     }
     let mut m = env.daemon_set("agent", json!({}));
     // minReadySeconds keeps each step visible (KWOK starts pods at once).
-    m["spec"]["minReadySeconds"] = json!(3);
+    m["spec"]["minReadySeconds"] = json!(5);
     m["spec"]["updateStrategy"] =
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}});
     env.create_ds(m).await;
@@ -477,7 +477,7 @@ async fn screen_on_a_pseudo_terminal_and_ctrl_c() {
     )
     .await;
     let command = format!(
-        "timeout -s INT --preserve-status 4 '{}' status agent -n {} --stuck-after 1s",
+        "timeout -s INT --preserve-status 6 '{}' status agent -n {} --stuck-after 1s",
         env!("CARGO_BIN_EXE_kubectl-ds"),
         env.ns
     );
