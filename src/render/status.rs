@@ -136,6 +136,28 @@ fn clip(line: String, width: usize) -> String {
     s
 }
 
+/// `text` cut at spaces into lines of at most `width` characters, at most `max` lines (the
+/// last one clipped).
+fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+            line.push_str("    ");
+        } else if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push(line);
+    if out.len() > max {
+        let rest = out.split_off(max - 1).join(" ");
+        out.push(clip(rest + " ", width));
+    }
+    out.into_iter().map(|l| clip(l, width)).collect()
+}
+
 /// The screen as lines, at most `height` of them, none wider than `width`: the header, the
 /// progress, any stuck verdict, then the nodes not done (problems first) and a count of the rest.
 pub fn screen(v: &ScreenView, width: usize, height: usize) -> Vec<String> {
@@ -170,8 +192,10 @@ pub fn screen(v: &ScreenView, width: usize, height: usize) -> Vec<String> {
         lines.push(format!("note: {}", escape(note)));
     }
     for s in v.stuck {
-        lines.push(escape(&format!("STUCK {}: {}", s.code, s.message)).into_owned());
-        lines.push(escape(&format!("  next: {}", s.next)).into_owned());
+        let text = escape(&format!("STUCK {}: {}", s.code, s.message)).into_owned();
+        lines.extend(wrap(&text, width.max(20), 3));
+        let next = escape(&format!("  next: {}", s.next)).into_owned();
+        lines.extend(wrap(&next, width.max(20), 2));
     }
     lines.push(String::new());
     let mut open: Vec<(&String, &NodeMark)> = v
@@ -319,6 +343,17 @@ mod tests {
             "{lines:#?}"
         );
         assert_eq!(lines.last().unwrap(), "other nodes: 50 Available");
+    }
+
+    #[test]
+    fn long_verdicts_wrap_within_the_width() {
+        let text = "STUCK OnDelete: one two three four five six seven eight nine ten eleven";
+        let lines = wrap(text, 20, 3);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
+        assert_eq!(lines[0], "STUCK OnDelete: one");
+        assert!(lines[2].ends_with('…'), "{lines:?}");
+        assert_eq!(wrap("short", 20, 3), ["short"]);
     }
 
     #[test]
