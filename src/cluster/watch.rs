@@ -73,16 +73,63 @@ fn watch<K>(
     wrap: fn(watcher::Event<K>) -> Update,
 ) -> BoxStream<'static, Update>
 where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K: Resource + Trim + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
     watcher(api, config)
         .default_backoff()
-        .modify(|o| o.meta_mut().managed_fields = None)
+        .modify(|o| {
+            o.meta_mut().managed_fields = None;
+            o.trim();
+        })
         .map(move |r| match r {
             Ok(e) => wrap(e),
             Err(e) => Update::Error(e.to_string()),
         })
         .boxed()
+}
+
+/// Drops what no verdict reads, as the protobuf lists of `explain` do (cluster::proto): the
+/// watches keep every node and pod for the whole run.
+pub trait Trim {
+    fn trim(&mut self) {}
+}
+
+impl Trim for DaemonSet {}
+impl Trim for ControllerRevision {}
+impl Trim for Event {}
+
+impl Trim for Node {
+    /// The node's image list (up to 50 entries with every tag) and volume lists.
+    fn trim(&mut self) {
+        if let Some(st) = self.status.as_mut() {
+            st.images = None;
+            st.volumes_attached = None;
+            st.volumes_in_use = None;
+        }
+    }
+}
+
+impl Trim for Pod {
+    /// Volumes, environment, probes and mounts: not read by placement, fit or pod state.
+    fn trim(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            spec.volumes = None;
+            for c in spec
+                .containers
+                .iter_mut()
+                .chain(spec.init_containers.iter_mut().flatten())
+            {
+                c.env = None;
+                c.env_from = None;
+                c.volume_mounts = None;
+                c.liveness_probe = None;
+                c.readiness_probe = None;
+                c.startup_probe = None;
+                c.command = None;
+                c.args = None;
+            }
+        }
+    }
 }
 
 /// One kind's objects inside the snapshot: an index by UID, and the relist in progress.
@@ -274,6 +321,42 @@ mod tests {
         assert_eq!(names(&live), ["e"]);
         live.apply(Update::Error("connection refused".into()));
         assert_eq!(live.last_error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn trimming_keeps_what_fit_and_pod_state_read() {
+        let mut pod = crate::engine::testutil::pod(
+            r#"
+metadata: {name: p}
+spec:
+  nodeName: n1
+  volumes: [{name: v, emptyDir: {}}]
+  containers:
+  - name: c
+    image: agent:1
+    env: [{name: A, value: b}]
+    ports: [{containerPort: 80, hostPort: 8080}]
+    resources: {requests: {cpu: 100m}}
+    readinessProbe: {exec: {command: [true]}}
+status: {phase: Running, conditions: [{type: Ready, status: "True"}]}
+"#,
+        );
+        let before = pod.clone();
+        pod.trim();
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        assert!(c.env.is_none() && c.readiness_probe.is_none());
+        assert!(pod.spec.as_ref().unwrap().volumes.is_none());
+        let c0 = &before.spec.as_ref().unwrap().containers[0];
+        assert_eq!(
+            (&c.ports, &c.resources, &c.image),
+            (&c0.ports, &c0.resources, &c0.image)
+        );
+        assert_eq!(pod.status, before.status);
+        let mut n =
+            node("metadata: {name: n}\nstatus: {images: [{names: [a]}], allocatable: {cpu: '4'}}");
+        n.trim();
+        let st = n.status.unwrap();
+        assert!(st.images.is_none() && st.allocatable.is_some());
     }
 
     #[test]
