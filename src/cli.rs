@@ -14,8 +14,12 @@ Exit codes:
   5  refused by the apiserver (RBAC, admission, precondition conflict)
   6  refused by a safety check or declined at the prompt: nothing changed
   7  a mutation ran but its end state could not be verified
+  8  migrate: the old DaemonSet reappeared (recreated by its owner)
   9  explain --exit-code: a node has a problem
-  10 any other error";
+  10 any other error
+  11 status --timeout: the rollout was not done in time
+  12 status --fail-on-stuck: the rollout is stuck
+  130 interrupted (Ctrl-C)";
 
 /// Explain DaemonSets node by node, preview their rollouts, and replace them without restarts.
 #[derive(Debug, Parser)]
@@ -145,6 +149,9 @@ pub enum Command {
   # One line per DaemonSet in every namespace
   kubectl ds explain -A
 
+  # Follow its rollout live, node by node (the same as kubectl ds status)
+  kubectl ds explain node-exporter -n monitoring --watch
+
   # From a support bundle, no cluster needed
   kubectl get ds,nodes,pods,controllerrevisions,events -A -o yaml > bundle.yaml
   kubectl ds explain fluent-bit -n logging -f bundle.yaml -o json
@@ -236,6 +243,21 @@ Exit codes: 0 ok, 2 bad input, 3 connection, 4 node not found, 5 forbidden, 10 o
 Exit codes: 0 ok, 2 bad input, 3 connection, 4 not found, 5 forbidden, 10 other.")]
     Endpoints(EndpointsArgs),
 
+    /// Follow a DaemonSet's rollout live, node by node, until it is done; say why it is stuck.
+    #[command(after_help = "Examples:
+  # Follow a rollout after kubectl apply (a screen on a terminal, one line per change otherwise)
+  kubectl ds status fluent-bit -n logging
+
+  # In CI: fail if not done in 10 minutes, or as soon as it is stuck for 2 minutes
+  kubectl ds status fluent-bit -n logging --timeout 10m --stuck-after 2m --fail-on-stuck
+
+  # One JSON object per node change, then a summary
+  kubectl ds status fluent-bit -n logging -o json
+
+Exit codes: 0 done, 2 bad input, 3 connection, 4 not found, 5 forbidden, 10 other,
+11 not done before --timeout, 12 stuck (with --fail-on-stuck), 130 interrupted.")]
+    Status(StatusArgs),
+
     /// Print a shell completion script for kubectl-ds run directly (bash, zsh or fish).
     #[command(
         after_help = "`kubectl ds <TAB>` is completed by kubectl itself (1.26+, with kubectl's completion
@@ -290,6 +312,9 @@ pub struct ExplainArgs {
     /// node applied (feed it to rollout-preview -f, then kubectl apply -f).
     #[arg(long, requires = "nodes")]
     pub fix: bool,
+    /// Follow the DaemonSet's rollout live: the same as `kubectl ds status NAME`.
+    #[arg(short = 'w', long, conflicts_with_all = ["file", "nodes", "node_selector"])]
+    pub watch: bool,
 }
 
 /// `-o` for the list printers: any text (resolved by `render::printer::Format::parse`, which
@@ -345,6 +370,25 @@ pub struct PrintFlags {
     /// Show each node's labels as the last column.
     #[arg(long)]
     pub show_labels: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The DaemonSet to follow.
+    pub name: String,
+    /// Output: table (a screen on a terminal, else one line per change) or json (one
+    /// NodeChange object per line, then a StatusSummary).
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Give up when not done after this long (exit 11); 0 waits forever.
+    #[arg(long, default_value = "0", value_name = "DURATION")]
+    pub timeout: String,
+    /// No progress for this long is "stuck": say why (and exit 12 with --fail-on-stuck).
+    #[arg(long, default_value = "2m", value_name = "DURATION")]
+    pub stuck_after: String,
+    /// Exit 12 as soon as the rollout is stuck (for CI after kubectl apply).
+    #[arg(long)]
+    pub fail_on_stuck: bool,
 }
 
 #[derive(Debug, Args)]

@@ -503,6 +503,7 @@ mod tests {
         for sub in [
             "explain",
             "rollout-preview",
+            "status",
             "orphan",
             "adopt",
             "migrate",

@@ -29,6 +29,12 @@ pub enum Exit {
     Problems = 9,
     /// Any other failure (I/O, unexpected server response).
     Internal = 10,
+    /// `status --timeout`: the rollout was not done in time.
+    Timeout = 11,
+    /// `status --fail-on-stuck`: no progress for `--stuck-after`.
+    Stuck = 12,
+    /// Interrupted by Ctrl-C (`status`), as a shell reports SIGINT (128 + 2).
+    Interrupted = 130,
     /// Standard output was closed by its reader (`| head`): no message, 128 + SIGPIPE, the
     /// status a shell reports for kubectl, which dies of SIGPIPE.
     OutputClosed = 141,
@@ -48,7 +54,7 @@ mod tests {
     use super::*;
 
     /// Every code with its number (the contract).
-    const ALL: [(Exit, u8); 13] = [
+    const ALL: [(Exit, u8); 16] = [
         (Exit::Ok, 0),
         (Exit::Differs, 1),
         (Exit::Usage, 2),
@@ -60,6 +66,9 @@ mod tests {
         (Exit::Recreated, 8),
         (Exit::Problems, 9),
         (Exit::Internal, 10),
+        (Exit::Timeout, 11),
+        (Exit::Stuck, 12),
+        (Exit::Interrupted, 130),
         (Exit::Failpoint, 99),
         (Exit::OutputClosed, 141),
     ];

@@ -14,6 +14,8 @@ pub struct Settings {
     pub color: bool,
     /// Per-request timeout; `None` means no limit (`--request-timeout=0`).
     pub request_timeout: Option<Duration>,
+    /// Standard output is a terminal (`status` draws a screen there).
+    pub stdout_is_tty: bool,
     /// Standard input and standard error are terminals (an interactive confirmation is possible).
     pub interactive: bool,
     /// Test-only: `KUBECTL_DS_FAILPOINT=STEP[:hang]` makes a mutating workflow exit abruptly
@@ -38,11 +40,13 @@ impl Settings {
             .map_err(|e| Error::Usage(format!("invalid --request-timeout: {e}")))?;
         let request_timeout = (!request_timeout.is_zero()).then_some(request_timeout);
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let color = decide_color(global.color, std::io::stdout().is_terminal(), no_color);
+        let stdout_is_tty = std::io::stdout().is_terminal();
+        let color = decide_color(global.color, stdout_is_tty, no_color);
         Ok(Settings {
             global: global.clone(),
             color,
             request_timeout,
+            stdout_is_tty,
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
             #[cfg(any(debug_assertions, feature = "failpoints"))]
             failpoint: std::env::var(FAILPOINT_VAR).ok().filter(|v| !v.is_empty()),

@@ -15,3 +15,4 @@ pub mod names;
 pub mod node_view;
 pub mod proto;
 pub mod retry;
+pub mod watch;

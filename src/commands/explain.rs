@@ -23,6 +23,31 @@ use crate::render::{self, palette::Palette};
 use crate::settings::Settings;
 
 pub async fn run(args: ExplainArgs, settings: &Settings) -> Result<Exit> {
+    if args.watch {
+        // `explain NAME --watch` is `status NAME` with its defaults.
+        let name = args
+            .name
+            .ok_or_else(|| Error::Usage("explain --watch needs the DaemonSet NAME".into()))?;
+        let output = match args.output.as_str() {
+            "table" => crate::cli::Output::Table,
+            "wide" => crate::cli::Output::Wide,
+            "json" => crate::cli::Output::Json,
+            "yaml" => crate::cli::Output::Yaml,
+            other => {
+                return Err(Error::Usage(format!(
+                    "explain --watch prints a table or json (as status does), not -o {other}"
+                )))
+            }
+        };
+        let status = crate::cli::StatusArgs {
+            name,
+            output,
+            timeout: "0".into(),
+            stuck_after: "2m".into(),
+            fail_on_stuck: false,
+        };
+        return super::status::run(status, settings).await;
+    }
     // Buffered: stdout is line-buffered, and a JSON explanation of 5,000 nodes has ~100,000 lines.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let exit = explain_to(&mut out, args, settings).await?;

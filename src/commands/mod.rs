@@ -8,6 +8,7 @@ pub mod explain;
 pub mod migrate;
 pub mod orphan;
 pub mod rollout_preview;
+pub mod status;
 pub mod why;
 
 use crate::cli::Command;
@@ -23,6 +24,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<Exit> {
         Command::Orphan(args) => orphan::run(args, settings).await,
         Command::Adopt(args) => adopt::run(args, settings).await,
         Command::Migrate(args) => migrate::run(args, settings).await,
+        Command::Status(args) => status::run(args, settings).await,
         Command::Completion(args) => completion::run(args),
         Command::Why(args) => why::run(args, settings).await,
         Command::Endpoints(args) => endpoints::run(args, settings).await,

@@ -30,6 +30,7 @@ pub mod rollout;
 pub mod safety;
 pub mod schedmsg;
 pub mod snapshot;
+pub mod status;
 pub mod taints;
 pub mod threeway;
 pub mod version;

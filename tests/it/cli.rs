@@ -67,6 +67,7 @@ fn help_reads_like_kubectl() {
     for sub in [
         "explain",
         "rollout-preview",
+        "status",
         "orphan",
         "adopt",
         "migrate",

@@ -14,6 +14,7 @@ mod e2e_foundation;
 mod e2e_output;
 mod e2e_preemption;
 mod e2e_rollout_preview;
+mod e2e_status;
 mod e2e_why;
 mod e2e_workflow_input;
 mod e2e_workflow_migrate;

@@ -1,0 +1,380 @@
+//! Watching one DaemonSet and everything its explanation reads (its pods, its
+//! ControllerRevisions, its events, every node) with kube-runtime's watcher: an initial list,
+//! then watch events; on 410 Gone or a dropped connection the watcher lists again (the
+//! relist replaces what it held, so a missed deletion cannot linger). The objects are kept in
+//! one [`Snapshot`], in place: no second copy, and without their managedFields.
+
+use std::collections::HashMap;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Resource, ResourceExt};
+
+use super::client::Cluster;
+use crate::engine::manifest::selector_text;
+use crate::engine::snapshot::Snapshot;
+
+/// One watch event of one of the five kinds, or a watch error (the watcher retries it).
+pub enum Update {
+    DaemonSet(watcher::Event<DaemonSet>),
+    Node(watcher::Event<Node>),
+    Pod(watcher::Event<Pod>),
+    Revision(watcher::Event<ControllerRevision>),
+    Event(watcher::Event<Event>),
+    Error(String),
+}
+
+/// The five watches merged into one stream. Each resumes by itself (default backoff).
+pub fn watch_all(cluster: &Cluster, ds: &DaemonSet) -> BoxStream<'static, Update> {
+    let client = cluster.client.clone();
+    let ns = ds.namespace().unwrap_or_default();
+    let name = ds.name_any();
+    let selector = ds
+        .spec
+        .as_ref()
+        .map(|s| selector_text(&s.selector))
+        .unwrap_or_default();
+    let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let by_selector = watcher::Config::default().labels(&selector);
+    let events = watcher::Config::default().fields(&format!(
+        "involvedObject.kind=DaemonSet,involvedObject.name={name}"
+    ));
+    let streams: Vec<BoxStream<'static, Update>> = vec![
+        watch(
+            Api::namespaced(client.clone(), &ns),
+            by_name,
+            Update::DaemonSet,
+        ),
+        watch(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            Update::Node,
+        ),
+        watch(
+            Api::namespaced(client.clone(), &ns),
+            by_selector.clone(),
+            Update::Pod,
+        ),
+        watch(
+            Api::namespaced(client.clone(), &ns),
+            by_selector,
+            Update::Revision,
+        ),
+        watch(Api::namespaced(client, &ns), events, Update::Event),
+    ];
+    stream::select_all(streams).boxed()
+}
+
+fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    wrap: fn(watcher::Event<K>) -> Update,
+) -> BoxStream<'static, Update>
+where
+    K: Resource + Trim + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    watcher(api, config)
+        .default_backoff()
+        .modify(|o| {
+            o.meta_mut().managed_fields = None;
+            o.trim();
+        })
+        .map(move |r| match r {
+            Ok(e) => wrap(e),
+            Err(e) => Update::Error(e.to_string()),
+        })
+        .boxed()
+}
+
+/// Drops what no verdict reads, as the protobuf lists of `explain` do (cluster::proto): the
+/// watches keep every node and pod for the whole run.
+pub trait Trim {
+    fn trim(&mut self) {}
+}
+
+impl Trim for DaemonSet {}
+impl Trim for ControllerRevision {}
+impl Trim for Event {}
+
+impl Trim for Node {
+    /// The node's image list (up to 50 entries with every tag) and volume lists.
+    fn trim(&mut self) {
+        if let Some(st) = self.status.as_mut() {
+            st.images = None;
+            st.volumes_attached = None;
+            st.volumes_in_use = None;
+        }
+    }
+}
+
+impl Trim for Pod {
+    /// Volumes, environment, probes and mounts: not read by placement, fit or pod state.
+    fn trim(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            spec.volumes = None;
+            for c in spec
+                .containers
+                .iter_mut()
+                .chain(spec.init_containers.iter_mut().flatten())
+            {
+                c.env = None;
+                c.env_from = None;
+                c.volume_mounts = None;
+                c.liveness_probe = None;
+                c.readiness_probe = None;
+                c.startup_probe = None;
+                c.command = None;
+                c.args = None;
+            }
+        }
+    }
+}
+
+/// One kind's objects inside the snapshot: an index by UID, and the relist in progress.
+struct Kept<K> {
+    index: HashMap<String, usize>,
+    relist: Option<Vec<K>>,
+    listed: bool,
+}
+
+impl<K: Resource> Kept<K> {
+    fn new() -> Self {
+        Kept {
+            index: HashMap::new(),
+            relist: None,
+            listed: false,
+        }
+    }
+
+    fn key(o: &K) -> String {
+        o.meta()
+            .uid
+            .clone()
+            .unwrap_or_else(|| o.meta().name.clone().unwrap_or_default())
+    }
+
+    /// Applies one watch event to `items`; true when `items` changed.
+    fn apply(&mut self, items: &mut Vec<K>, event: watcher::Event<K>) -> bool {
+        match event {
+            watcher::Event::Init => {
+                self.relist = Some(Vec::new());
+                false
+            }
+            watcher::Event::InitApply(o) => {
+                self.relist.get_or_insert_with(Vec::new).push(o);
+                false
+            }
+            watcher::Event::InitDone => {
+                *items = self.relist.take().unwrap_or_default();
+                self.index = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| (Self::key(o), i))
+                    .collect();
+                self.listed = true;
+                true
+            }
+            watcher::Event::Apply(o) => {
+                let key = Self::key(&o);
+                match self.index.get(&key) {
+                    Some(&i) => items[i] = o,
+                    None => {
+                        self.index.insert(key, items.len());
+                        items.push(o);
+                    }
+                }
+                true
+            }
+            watcher::Event::Delete(o) => {
+                let Some(i) = self.index.remove(&Self::key(&o)) else {
+                    return false;
+                };
+                items.swap_remove(i);
+                if let Some(moved) = items.get(i) {
+                    self.index.insert(Self::key(moved), i);
+                }
+                true
+            }
+        }
+    }
+}
+
+/// The snapshot kept up to date by watch events.
+pub struct LiveSnapshot {
+    pub snap: Snapshot,
+    daemon_sets: Kept<DaemonSet>,
+    /// The DaemonSet as a one-item list (the watch selects it by name).
+    daemon_set_items: Vec<DaemonSet>,
+    nodes: Kept<Node>,
+    pods: Kept<Pod>,
+    revisions: Kept<ControllerRevision>,
+    events: Kept<Event>,
+    /// The last watch error (cleared by the next event), for a note on the screen.
+    pub last_error: Option<String>,
+}
+
+impl LiveSnapshot {
+    pub fn new(snap: Snapshot) -> LiveSnapshot {
+        LiveSnapshot {
+            daemon_set_items: vec![snap.daemon_set.clone()],
+            snap,
+            daemon_sets: Kept::new(),
+            nodes: Kept::new(),
+            pods: Kept::new(),
+            revisions: Kept::new(),
+            events: Kept::new(),
+            last_error: None,
+        }
+    }
+
+    /// Applies an update; true when the snapshot changed.
+    pub fn apply(&mut self, update: Update) -> bool {
+        let s = &mut self.snap;
+        let changed = match update {
+            Update::DaemonSet(e) => {
+                let changed = self.daemon_sets.apply(&mut self.daemon_set_items, e);
+                if let Some(ds) = self.daemon_set_items.first() {
+                    s.daemon_set = ds.clone();
+                }
+                changed
+            }
+            Update::Node(e) => self.nodes.apply(&mut s.nodes, e),
+            Update::Pod(e) => self.pods.apply(&mut s.pods, e),
+            Update::Revision(e) => self.revisions.apply(&mut s.revisions, e),
+            Update::Event(e) => self.events.apply(&mut s.events, e),
+            Update::Error(msg) => {
+                self.last_error = Some(msg);
+                return false;
+            }
+        };
+        if changed {
+            self.last_error = None;
+        }
+        changed
+    }
+
+    /// Every watch has delivered its first complete list.
+    pub fn is_listed(&self) -> bool {
+        self.daemon_sets.listed
+            && self.nodes.listed
+            && self.pods.listed
+            && self.revisions.listed
+            && self.events.listed
+    }
+
+    /// The DaemonSet was deleted (its watch lists nothing).
+    pub fn is_deleted(&self) -> bool {
+        self.daemon_sets.listed && self.daemon_set_items.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::node;
+
+    fn named(name: &str) -> Node {
+        node(&format!("metadata: {{name: {name}, uid: u-{name}}}"))
+    }
+
+    fn names(live: &LiveSnapshot) -> Vec<String> {
+        let mut n: Vec<String> = live.snap.nodes.iter().map(|n| n.name_any()).collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn applies_lists_changes_deletions_and_relists() {
+        let mut live = LiveSnapshot::new(Snapshot::default());
+        assert!(!live.is_listed());
+        for e in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(named("a")),
+            watcher::Event::InitApply(named("b")),
+            watcher::Event::InitApply(named("c")),
+        ] {
+            assert!(
+                !live.apply(Update::Node(e)),
+                "nothing changes before InitDone"
+            );
+        }
+        assert!(live.apply(Update::Node(watcher::Event::InitDone)));
+        assert_eq!(names(&live), ["a", "b", "c"]);
+        assert!(live.apply(Update::Node(watcher::Event::Delete(named("a")))));
+        assert!(live.apply(Update::Node(watcher::Event::Apply(named("d")))));
+        let mut b2 = named("b");
+        b2.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+        assert!(live.apply(Update::Node(watcher::Event::Apply(b2))));
+        assert_eq!(names(&live), ["b", "c", "d"]);
+        assert_eq!(live.snap.nodes.len(), 3, "b replaced in place, not added");
+        // The index still finds the node moved by swap_remove.
+        assert!(live.apply(Update::Node(watcher::Event::Delete(named("c")))));
+        assert!(live.apply(Update::Node(watcher::Event::Delete(named("d")))));
+        assert_eq!(names(&live), ["b"]);
+        assert!(!live.apply(Update::Node(watcher::Event::Delete(named("zz")))));
+        // A relist (after 410 Gone) replaces everything: "b" was deleted meanwhile.
+        live.apply(Update::Node(watcher::Event::Init));
+        live.apply(Update::Node(watcher::Event::InitApply(named("e"))));
+        live.apply(Update::Node(watcher::Event::InitDone));
+        assert_eq!(names(&live), ["e"]);
+        live.apply(Update::Error("connection refused".into()));
+        assert_eq!(live.last_error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn trimming_keeps_what_fit_and_pod_state_read() {
+        let mut pod = crate::engine::testutil::pod(
+            r#"
+metadata: {name: p}
+spec:
+  nodeName: n1
+  volumes: [{name: v, emptyDir: {}}]
+  containers:
+  - name: c
+    image: agent:1
+    env: [{name: A, value: b}]
+    ports: [{containerPort: 80, hostPort: 8080}]
+    resources: {requests: {cpu: 100m}}
+    readinessProbe: {exec: {command: [true]}}
+status: {phase: Running, conditions: [{type: Ready, status: "True"}]}
+"#,
+        );
+        let before = pod.clone();
+        pod.trim();
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        assert!(c.env.is_none() && c.readiness_probe.is_none());
+        assert!(pod.spec.as_ref().unwrap().volumes.is_none());
+        let c0 = &before.spec.as_ref().unwrap().containers[0];
+        assert_eq!(
+            (&c.ports, &c.resources, &c.image),
+            (&c0.ports, &c0.resources, &c0.image)
+        );
+        assert_eq!(pod.status, before.status);
+        let mut n =
+            node("metadata: {name: n}\nstatus: {images: [{names: [a]}], allocatable: {cpu: '4'}}");
+        n.trim();
+        let st = n.status.unwrap();
+        assert!(st.images.is_none() && st.allocatable.is_some());
+    }
+
+    #[test]
+    fn the_daemon_set_follows_its_watch_and_its_deletion_is_seen() {
+        let ds: DaemonSet =
+            crate::yaml::from_str("metadata: {name: agent, uid: u1, generation: 1}").unwrap();
+        let mut live = LiveSnapshot::new(Snapshot {
+            daemon_set: ds.clone(),
+            ..Default::default()
+        });
+        live.apply(Update::DaemonSet(watcher::Event::Init));
+        let mut newer = ds.clone();
+        newer.metadata.generation = Some(2);
+        live.apply(Update::DaemonSet(watcher::Event::InitApply(newer)));
+        live.apply(Update::DaemonSet(watcher::Event::InitDone));
+        assert_eq!(live.snap.daemon_set.metadata.generation, Some(2));
+        assert!(!live.is_deleted());
+        live.apply(Update::DaemonSet(watcher::Event::Delete(ds)));
+        assert!(live.is_deleted());
+    }
+}
