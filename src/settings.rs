@@ -25,10 +25,17 @@ pub struct Settings {
     /// has no failpoints and never reads the variable.
     #[cfg(any(debug_assertions, feature = "failpoints"))]
     pub failpoint: Option<String>,
+    /// Node and pod lists in protobuf (the default); `KUBECTL_DS_WIRE=json` asks for JSON, the
+    /// encoding every other list uses: the benchmark compares both paths' output, and it is a
+    /// way around an apiserver or proxy that mishandles protobuf.
+    pub protobuf: bool,
     /// This command line as the user can type it again (`kubectl ds ...`, shell-quoted): what
     /// a mutating workflow names to resume after a failure.
     pub command_line: String,
 }
+
+/// The wire encoding variable (see [`Settings::protobuf`]).
+pub const WIRE_VAR: &str = "KUBECTL_DS_WIRE";
 
 /// The test-only failpoint variable (see [`Settings::failpoint`]).
 #[cfg(any(debug_assertions, feature = "failpoints"))]
@@ -50,6 +57,7 @@ impl Settings {
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
             #[cfg(any(debug_assertions, feature = "failpoints"))]
             failpoint: std::env::var(FAILPOINT_VAR).ok().filter(|v| !v.is_empty()),
+            protobuf: std::env::var(WIRE_VAR).map_or(true, |v| v != "json"),
             command_line: command_line(std::env::args().skip(1)),
         })
     }

@@ -20,6 +20,9 @@ pub struct Cluster {
     pub client: Client,
     /// `-n`, else the context's namespace, else "default".
     pub namespace: String,
+    /// Ask for node and pod lists in protobuf (see [`super::proto`]); false with
+    /// `KUBECTL_DS_WIRE=json` (see [`Settings::protobuf`]).
+    pub protobuf: bool,
 }
 
 /// Reads the kubeconfig as kubectl does: `--kubeconfig` is that one file; else every existing
@@ -134,7 +137,11 @@ pub async fn connect(settings: &Settings) -> Result<Cluster> {
     let cfg = config(settings).await?;
     let namespace = cfg.default_namespace.clone();
     let client = client_for(cfg)?;
-    Ok(Cluster { client, namespace })
+    Ok(Cluster {
+        client,
+        namespace,
+        protobuf: settings.protobuf,
+    })
 }
 
 /// The client for `cfg`, every request under kubectl-ds's retry policy (kube's own retry layer

@@ -83,11 +83,38 @@ where
 
 /// Lists nodes or pods in protobuf (see [`super::proto`]), page by page; if the apiserver's
 /// answer cannot be read as protobuf, lists them again as JSON with [`list_all`].
-pub async fn list_fast<K, L>(api: Api<K>, lp: ListParams, what: &str) -> Result<Vec<K>>
+/// With `protobuf` false (`KUBECTL_DS_WIRE=json`), lists them as JSON straight away.
+pub async fn list_fast<K, L>(
+    api: Api<K>,
+    lp: ListParams,
+    what: &str,
+    protobuf: bool,
+) -> Result<Vec<K>>
 where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
 {
+    list_fast_filtered::<K, L>(api, lp, what, protobuf, |_| true).await
+}
+
+/// [`list_fast`], keeping only the objects `keep` accepts, page by page (the others are
+/// dropped as each page is read, so they never accumulate).
+pub async fn list_fast_filtered<K, L>(
+    api: Api<K>,
+    lp: ListParams,
+    what: &str,
+    protobuf: bool,
+    keep: fn(&K) -> bool,
+) -> Result<Vec<K>>
+where
+    K: Resource + DeserializeOwned + Clone,
+    L: proto::ProtoList<Item = K>,
+{
+    if !protobuf {
+        let mut objects = list_all(api, lp, what).await?;
+        objects.retain(keep);
+        return Ok(objects);
+    }
     let request = kube::core::Request::new(api.resource_url());
     let client = api.clone().into_client();
     let pages = paginate(lp.clone(), |lp| {
@@ -97,14 +124,19 @@ where
             let req =
                 req.map_err(|e| proto::ProtoError::Transport(kube::Error::BuildRequest(e)))?;
             let page = proto::get_page::<L>(&client, req).await?;
-            Ok((page.items, page.continue_))
+            let items: Vec<K> = page.items.into_iter().filter(keep).collect();
+            Ok((items, page.continue_))
         }
     })
     .await;
     match pages {
         Ok(objects) => Ok(objects),
         Err(proto::ProtoError::Transport(e)) => Err(Error::kube(&format!("listing {what}"), e)),
-        Err(proto::ProtoError::Unusable) => list_all(api, lp, what).await,
+        Err(proto::ProtoError::Unusable) => {
+            let mut objects = list_all(api, lp, what).await?;
+            objects.retain(keep);
+            Ok(objects)
+        }
     }
 }
 
@@ -297,11 +329,13 @@ pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot
         Api::<Node>::all(client.clone()),
         ListParams::default(),
         "nodes",
+        cluster.protobuf,
     );
     let pods = list_fast::<_, k8s_pb::api::core::v1::PodList>(
         Api::<Pod>::namespaced(client.clone(), &ns),
         by_selector.clone(),
         "pods",
+        cluster.protobuf,
     );
     let revisions = list_all(
         Api::<ControllerRevision>::namespaced(client.clone(), &ns),
@@ -313,7 +347,7 @@ pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot
         futures::try_join!(nodes, pods, revisions, version)?;
     Ok(Snapshot {
         daemon_set: ds,
-        nodes,
+        nodes: nodes.into(),
         pods,
         revisions,
         events: Vec::new(),
@@ -358,6 +392,7 @@ pub async fn fetch_pods_on_nodes(
     nodes: &[String],
 ) -> Result<BTreeMap<String, Vec<Pod>>> {
     let api: Api<Pod> = Api::all(cluster.client.clone());
+    let protobuf = cluster.protobuf;
     stream::iter(nodes.iter().cloned())
         .map(|node| {
             let api = api.clone();
@@ -368,6 +403,7 @@ pub async fn fetch_pods_on_nodes(
                     api,
                     ListParams::default().fields(&fields),
                     "pods on node",
+                    protobuf,
                 )
                 .await?;
                 Ok::<_, Error>((node, pods))

@@ -67,6 +67,7 @@ pub async fn fetch_node_objects(
                     Api::<Pod>::all(client.clone()),
                     lp.clone().fields(&format!("spec.nodeName={n}")),
                     "pods on node",
+                    cluster.protobuf,
                 )
                 .await
             }
@@ -80,6 +81,7 @@ pub async fn fetch_node_objects(
                     pods_ns,
                     lp.clone().fields("spec.nodeName="),
                     "unscheduled pods",
+                    cluster.protobuf,
                 )
                 .await
             }
@@ -151,6 +153,7 @@ pub async fn fetch_endpoint_objects(
             Api::<Pod>::namespaced(client.clone(), &ns),
             ListParams::default().labels(&selector),
             "pods",
+            cluster.protobuf,
         ),
         list_all(
             Api::<Service>::namespaced(client.clone(), &ns),

@@ -240,7 +240,7 @@ impl LiveSnapshot {
                 }
                 changed
             }
-            Update::Node(e) => self.nodes.apply(&mut s.nodes, e),
+            Update::Node(e) => self.nodes.apply(std::sync::Arc::make_mut(&mut s.nodes), e),
             Update::Pod(e) => self.pods.apply(&mut s.pods, e),
             Update::Revision(e) => self.revisions.apply(&mut s.revisions, e),
             Update::Event(e) => self.events.apply(&mut s.events, e),

@@ -1,7 +1,8 @@
 //! `kubectl ds explain`: fetch, explain (pure), render.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
@@ -10,11 +11,11 @@ use serde_json::Value;
 
 use crate::cli::ExplainArgs;
 use crate::cluster::client::{self, Cluster};
-use crate::cluster::fetch::{self, list_all};
+use crate::cluster::fetch::{self, list_all, list_fast, list_fast_filtered};
 use crate::engine::explain::{self, nodes_needing_fit_check, Explanation, NodeFilter};
 use crate::engine::fix;
 use crate::engine::preemption::ClusterPriorities;
-use crate::engine::snapshot::{is_claimed_by, Snapshot};
+use crate::engine::snapshot::{controller_of, is_claimed_by, Snapshot};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::render::explain::NodeLabels;
@@ -316,7 +317,11 @@ fn list_value(items: &[Explanation]) -> Value {
     })
 }
 
-/// Every DaemonSet of the namespace (or all), explained from one list of each kind.
+/// Every DaemonSet of the namespace (or all), explained from one list of each kind: one node
+/// table shared by every DaemonSet's snapshot, and only the pods a DaemonSet could own
+/// (controlled by a DaemonSet, or by nobody: an orphan it could adopt), listed in protobuf.
+/// The other pods matter only on the nodes that need a fit check; those are listed per node
+/// afterwards, for all DaemonSets at once, as single `explain` does.
 async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explanation>> {
     let c = cluster.client.clone();
     let ns = cluster.namespace.as_str();
@@ -337,30 +342,62 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
     let version = async { Ok::<_, Error>(fetch::fetch_server_version(cluster).await) };
     let (dss, nodes, pods, revs, server_version) = futures::try_join!(
         list_all(dss, lp.clone(), "daemonsets"),
-        list_all(Api::<Node>::all(c.clone()), lp.clone(), "nodes"),
-        list_all(pods, lp.clone(), "pods"),
+        list_fast::<_, k8s_pb::api::core::v1::NodeList>(
+            Api::<Node>::all(c.clone()),
+            lp.clone(),
+            "nodes",
+            cluster.protobuf,
+        ),
+        list_fast_filtered::<_, k8s_pb::api::core::v1::PodList>(
+            pods,
+            lp.clone(),
+            "pods",
+            cluster.protobuf,
+            could_be_daemon_set_pod,
+        ),
         list_all(revs, lp.clone(), "controllerrevisions"),
         version,
     )?;
     let now = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
-    let mut items: Vec<Explanation> = dss
+    let nodes = Arc::new(nodes);
+    let mut snaps: Vec<Snapshot> = dss
         .into_iter()
         .map(|ds| {
             let mut snap = snapshot_of(ds, &nodes, &pods, &revs, &[], now.clone());
             snap.server_version = server_version.clone();
-            explain::explain(&snap, &NodeFilter::default())
+            snap
         })
+        .collect();
+    drop(pods);
+    let fit: BTreeSet<String> = snaps.iter().flat_map(nodes_needing_fit_check).collect();
+    let on_nodes =
+        fetch::fetch_pods_on_nodes(cluster, &fit.into_iter().collect::<Vec<_>>()).await?;
+    for snap in &mut snaps {
+        for node in nodes_needing_fit_check(snap) {
+            let pods = on_nodes.get(&node).cloned().unwrap_or_default();
+            snap.pods_on_nodes.insert(node, pods);
+        }
+    }
+    let mut items: Vec<Explanation> = snaps
+        .iter()
+        .map(|snap| explain::explain(snap, &NodeFilter::default()))
         .collect();
     render::explain::sort_overview(&mut items);
     Ok(items)
 }
 
-/// A snapshot for one DaemonSet out of objects listed for many.
+/// A pod some DaemonSet could own: controlled by a DaemonSet, or by nothing (an orphan that
+/// matches a selector is adopted: controller_ref_manager.go ClaimObject).
+fn could_be_daemon_set_pod(pod: &Pod) -> bool {
+    controller_of(&pod.metadata).is_none_or(|(kind, _, _)| kind == "DaemonSet")
+}
+
+/// A snapshot for one DaemonSet out of objects listed for many (no per-node pod lists).
 fn snapshot_of(
     ds: DaemonSet,
-    nodes: &[Node],
+    nodes: &Arc<Vec<Node>>,
     pods: &[Pod],
     revs: &[ControllerRevision],
     events: &[Event],
@@ -384,9 +421,9 @@ fn snapshot_of(
         .filter(|e| same_ns(&e.metadata))
         .cloned()
         .collect();
-    let mut snap = Snapshot {
+    Snapshot {
         daemon_set: ds,
-        nodes: nodes.to_vec(),
+        nodes: Arc::clone(nodes),
         pods: own_pods,
         revisions: own_revs,
         events,
@@ -394,8 +431,12 @@ fn snapshot_of(
         priorities: Default::default(),
         now,
         server_version: None,
-    };
-    for node in nodes_needing_fit_check(&snap) {
+    }
+}
+
+/// The pods on the nodes that need a fit check, from every pod of a saved List.
+fn add_pods_on_nodes(snap: &mut Snapshot, pods: &[Pod]) {
+    for node in nodes_needing_fit_check(snap) {
         let on_node = pods
             .iter()
             .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str()))
@@ -404,7 +445,6 @@ fn snapshot_of(
             .collect();
         snap.pods_on_nodes.insert(node, on_node);
     }
-    snap
 }
 
 /// Reads a saved `kubectl get ds,nodes,pods,controllerrevisions,events -o yaml|json` List (by
@@ -460,7 +500,8 @@ pub fn snapshot_from_file(
         }
     };
     let now = latest_time(&events);
-    let mut snap = snapshot_of(ds, &nodes, &pods, &revs, &events, now);
+    let mut snap = snapshot_of(ds, &Arc::new(nodes), &pods, &revs, &events, now);
+    add_pods_on_nodes(&mut snap, &pods);
     // A saved List without PriorityClasses or PDBs says nothing about them: unknown.
     snap.priorities = ClusterPriorities {
         classes: (!classes.is_empty()).then_some(classes),

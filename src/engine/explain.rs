@@ -230,7 +230,7 @@ pub fn nodes_needing_fit_check(snap: &Snapshot) -> Vec<String> {
 pub fn preemption_namespaces(snap: &Snapshot) -> Vec<String> {
     let by_node = pods_by_node(&snap.daemon_set, &snap.pods);
     let mut out: Vec<String> = Vec::new();
-    for node in &snap.nodes {
+    for node in snap.nodes.iter() {
         let name = node.metadata.name.as_deref().unwrap_or("");
         let (Some(own), Some(on_node)) = (by_node.get(name), snap.pods_on_nodes.get(name)) else {
             continue;
@@ -265,7 +265,7 @@ pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
     let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
     let mut nodes = Vec::new();
-    for node in &snap.nodes {
+    for node in snap.nodes.iter() {
         let name = node.metadata.name.clone().unwrap_or_default();
         let elig = placement::node_should_run(&spec, node);
         let pods: &[&Pod] = by_node.get(&name).map(Vec::as_slice).unwrap_or(&[]);
@@ -834,7 +834,8 @@ data: {{"spec":{{"template":{{"$patch":"replace","metadata":{{"labels":{{"app":"
                 .chain(std::iter::once(node(
                     "metadata: {name: tainted}\nspec: {taints: [{key: x, effect: NoSchedule}]}",
                 )))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             pods,
             revisions: vec![revision("old", 1, "agent:1"), revision("new", 2, "agent:2")],
             ..Default::default()
@@ -1004,7 +1005,7 @@ message: Found failed daemon pod ns/agent-y on node n2, will try to kill it
             "  deletionTimestamp: \"2026-01-01T00:01:00Z\"",
         );
         let mut snap = snapshot(vec![terminating]);
-        snap.nodes.push(node(
+        std::sync::Arc::make_mut(&mut snap.nodes).push(node(
             "metadata: {name: evict}\nspec: {taints: [{key: k, value: v, effect: NoExecute}]}",
         ));
         snap.daemon_set

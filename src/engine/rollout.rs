@@ -589,7 +589,7 @@ pub fn classify<'a>(snap: &'a Snapshot, new: &'a DaemonSet) -> Classified<'a> {
     let new_spec = placement::template_spec(new);
     let mut desired_before = 0;
     let mut eligibility = Vec::new();
-    for node in &snap.nodes {
+    for node in snap.nodes.iter() {
         if placement::node_should_run(&old_spec, node).should_run {
             desired_before += 1;
         }

@@ -1,6 +1,7 @@
 //! The objects a verdict is computed from: fetched from a cluster or read from a saved List.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
@@ -14,8 +15,9 @@ use super::version::ServerVersion;
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub daemon_set: DaemonSet,
-    /// Every node of the cluster (the controller evaluates them all).
-    pub nodes: Vec<Node>,
+    /// Every node of the cluster (the controller evaluates them all). Shared: `explain -A`
+    /// gives every DaemonSet's snapshot the same node table instead of a copy each.
+    pub nodes: Arc<Vec<Node>>,
     /// Pods of the DaemonSet's namespace that match its selector or that it controls.
     pub pods: Vec<Pod>,
     /// ControllerRevisions of the namespace that match the selector or that it controls.

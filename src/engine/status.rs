@@ -631,7 +631,8 @@ status:
                         "metadata: {{name: {n}}}\nstatus: {{conditions: [{{type: Ready, status: 'True'}}]}}"
                     ))
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             pods,
             revisions: vec![revision("old", 1, "agent:1"), revision("new", 2, "agent:2")],
             now: Some(Time("2026-01-01T00:10:00Z".parse().unwrap())),
@@ -695,8 +696,7 @@ status:
 
         // A node deleted is reported Gone.
         let mut fewer = after.clone();
-        fewer
-            .nodes
+        std::sync::Arc::make_mut(&mut fewer.nodes)
             .retain(|n| n.metadata.name.as_deref() != Some("n3"));
         fewer
             .pods
@@ -822,7 +822,7 @@ status: {phase: Running}
                 agent_pod("c", "n3", "new", READY),
             ],
         );
-        snap.nodes[0] = node(
+        std::sync::Arc::make_mut(&mut snap.nodes)[0] = node(
             "metadata: {name: n1}\nstatus: {conditions: [{type: Ready, status: Unknown}]}\nspec: {taints: [{key: node.kubernetes.io/unreachable, effect: NoSchedule}]}",
         );
         let (e, m) = observe(&snap);

@@ -122,7 +122,7 @@ pub fn node_snapshot(ds: &DaemonSet, objects: &NodeObjects) -> Snapshot {
         .collect();
     let mut snap = Snapshot {
         daemon_set: ds.clone(),
-        nodes: vec![objects.node.clone()],
+        nodes: std::sync::Arc::new(vec![objects.node.clone()]),
         pods,
         revisions,
         events,

@@ -711,3 +711,94 @@ async fn respelled_quantity_up_to_date_by_server_version() {
     let pods = env.pods("agent").await;
     assert_eq!(pods.len(), 1, "OnDelete: nothing restarted");
 }
+
+/// `explain NAME -o json` with `KUBECTL_DS_WIRE=json` or `=protobuf` (node and pod lists).
+fn explain_wire(env: &TestEnv, name: &str, wire: &str) -> Value {
+    let sel = format!("{TEST_LABEL}={}", env.ns);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ds"))
+        .args(["explain", name, "-o", "json", "-l", &sel, "-n", &env.ns])
+        .env("KUBECONFIG", crate::harness::kubeconfig())
+        .env("KUBECTL_DS_WIRE", wire)
+        .output()
+        .expect("run kubectl-ds");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The protobuf and the JSON lists give the same explanation, fit check included; and the
+/// overview (shared node table, only DaemonSet-owned pods listed, other pods fetched per node
+/// for the fit check) gives each DaemonSet the verdicts single `explain` gives.
+#[tokio::test]
+async fn wire_encodings_and_overview_agree() {
+    let mut env = TestEnv::new("wire").await;
+    let small = env
+        .node(
+            "small",
+            NodeSpec {
+                cpu: Some("1"),
+                ..Default::default()
+            },
+        )
+        .await;
+    let gpu = env
+        .node(
+            "gpu",
+            NodeSpec {
+                labels: vec![("pool", "gpu")],
+                ..Default::default()
+            },
+        )
+        .await;
+    holder(
+        &env,
+        "hog",
+        &small,
+        json!({"name": "c", "image": "hog", "resources": {"requests": {"cpu": "900m"}}}),
+    )
+    .await;
+    env.create_ds(env.daemon_set(
+        "agent",
+        json!({"containers": [{"name": "agent", "image": "agent:1",
+            "resources": {"requests": {"cpu": "200m"}}}]}),
+    ))
+    .await;
+    env.create_ds(env.daemon_set(
+        "narrow",
+        json!({"nodeSelector": {"pool": "gpu"},
+            "containers": [{"name": "narrow", "image": "narrow:1"}]}),
+    ))
+    .await;
+    let e = wait_state(&env, "agent", &small, "Pending").await;
+    reason(&e, &small, "InsufficientResources");
+    wait_state(&env, "narrow", &gpu, "Running").await;
+    wait_state(&env, "agent", &gpu, "Running").await;
+
+    for name in ["agent", "narrow"] {
+        let proto = explain_wire(&env, name, "protobuf");
+        let json = explain_wire(&env, name, "json");
+        assert_eq!(proto, json, "{name}: protobuf and JSON lists disagree");
+    }
+
+    let out = env.run(&["explain", "-o", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list: Value = serde_json::from_str(&out.stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list:#}");
+    for item in items {
+        let name = item["daemonSet"]["name"].as_str().unwrap();
+        let single = env.explain_json(name);
+        for node in [&small, &gpu] {
+            let (o, s) = (node_verdict(item, node), node_verdict(&single, node));
+            assert_eq!(o["state"], s["state"], "{name} on {node}: {o:#} vs {s:#}");
+            assert_eq!(o["shouldRun"], s["shouldRun"], "{name} on {node}");
+        }
+        if name == "agent" {
+            let ins = reason(item, &small, "InsufficientResources");
+            assert_eq!(ins["usedByOtherPods"], "900m", "{ins:#}");
+        }
+    }
+}

@@ -472,7 +472,7 @@ fn explain_says_the_pending_pod_fits_by_preempting() {
     let pending = agent_pod(false);
     let mut snap = crate::engine::snapshot::Snapshot {
         daemon_set: agent_ds(2),
-        nodes: vec![node(SMALL)],
+        nodes: vec![node(SMALL)].into(),
         pods: vec![pending],
         ..Default::default()
     };
@@ -507,7 +507,7 @@ fn rollout_preview_restarts_by_preempting_and_blocks_without_classes() {
     use crate::engine::rollout::{classify, Action};
     let mut snap = crate::engine::snapshot::Snapshot {
         daemon_set: agent_ds(1),
-        nodes: vec![node(SMALL)],
+        nodes: vec![node(SMALL)].into(),
         pods: vec![agent_pod(true)],
         ..Default::default()
     };

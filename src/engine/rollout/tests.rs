@@ -93,7 +93,7 @@ fn snapshot(
 ) -> Snapshot {
     Snapshot {
         daemon_set: ds,
-        nodes,
+        nodes: nodes.into(),
         pods,
         revisions: revs,
         events: Vec::new(),
@@ -181,7 +181,7 @@ fn metadata_only_change_rolls_nothing() {
 #[test]
 fn narrowed_node_selector_deletes_and_restarts() {
     let mut snap = running_v1();
-    snap.nodes[2] = node("metadata: {name: n3, labels: {pool: b}}");
+    std::sync::Arc::make_mut(&mut snap.nodes)[2] = node("metadata: {name: n3, labels: {pool: b}}");
     let new = ds(
         2,
         "{nodeSelector: {pool: a}, containers: [{name: agent, image: 'agent:1'}]}",
@@ -206,7 +206,7 @@ fn added_toleration_creates_on_tainted_node() {
     let tainted = node(
         "metadata: {name: n4}\nspec: {taints: [{key: dedicated, value: db, effect: NoSchedule}]}\nstatus: {allocatable: {cpu: '2', pods: '10'}}",
     );
-    snap.nodes.push(tainted);
+    std::sync::Arc::make_mut(&mut snap.nodes).push(tainted);
     let new = ds(
         2,
         "{tolerations: [{key: dedicated, operator: Exists}], containers: [{name: agent, image: 'agent:1', resources: {requests: {cpu: 500m}}}]}",
@@ -370,7 +370,7 @@ fn tolerating_v1_on_a_tainted_node(strategy: &str) -> Snapshot {
         strategy,
     );
     snap.revisions = vec![revision_of(&snap.daemon_set, "aaa", 1)];
-    snap.nodes[0] = node(
+    std::sync::Arc::make_mut(&mut snap.nodes)[0] = node(
         "metadata: {name: n1}\nspec: {taints: [{key: dedicated, value: db, effect: NoSchedule}]}\nstatus: {allocatable: {cpu: '2', pods: '10'}}",
     );
     snap
@@ -476,7 +476,7 @@ fn pod_template_generation_pitfall() {
 fn node_without_pod_is_created_and_ineligible_one_unchanged() {
     let mut snap = running_v1();
     snap.pods.pop();
-    snap.nodes.push(node(
+    std::sync::Arc::make_mut(&mut snap.nodes).push(node(
         "metadata: {name: n9}\nspec: {taints: [{key: x, effect: NoExecute}]}",
     ));
     let p = preview(&snap, &ds(1, V1, ROLLING));
@@ -619,7 +619,7 @@ fn a_node_whose_only_pod_is_terminating() {
 #[test]
 fn a_refused_pod_blocks_every_create_and_restart() {
     let mut snap = running_v1();
-    snap.nodes.push(plain_node("n4"));
+    std::sync::Arc::make_mut(&mut snap.nodes).push(plain_node("n4"));
     let new = ds(2, V2, ROLLING);
     let mut c = classify(&snap, &new);
     c.refuse("pods \"agent-x\" is forbidden: maximum cpu usage per Container is 200m");
