@@ -378,7 +378,10 @@ async fn unhealthy_pods_crashloop_image_pull_not_ready() {
         m["spec"]["template"]["metadata"]["annotations"] = json!({"kubectl-ds.dev/sim": knob});
         env.create_ds(m).await;
     }
-    let e = wait_state(&env, "crash", &n, "Unhealthy").await;
+    // Wait for the reason, not the state: on a loaded machine the pod can be Unhealthy for
+    // another reason (created, not yet Ready) before KWOK's crash-loop stage has run.
+    let e = wait_reason(&env, "crash", &n, "CrashLoopBackOff").await;
+    assert_eq!(state(&e, &n), "Unhealthy");
     let c = reason(&e, &n, "CrashLoopBackOff");
     assert_eq!(
         (
@@ -388,11 +391,12 @@ async fn unhealthy_pods_crashloop_image_pull_not_ready() {
         ),
         (Some("agent"), Some(5), Some(1))
     );
-    let e = wait_state(&env, "pull", &n, "Unhealthy").await;
+    let e = wait_reason(&env, "pull", &n, "ImagePullBackOff").await;
+    assert_eq!(state(&e, &n), "Unhealthy");
     let p = reason(&e, &n, "ImagePullBackOff");
     assert_eq!(p["image"], "registry.example/agent:1");
-    let e = wait_state(&env, "slow", &n, "Unhealthy").await;
-    assert!(codes(node_verdict(&e, &n)).contains(&"PodNotReady".to_string()));
+    let e = wait_reason(&env, "slow", &n, "PodNotReady").await;
+    assert_eq!(state(&e, &n), "Unhealthy");
 }
 
 #[tokio::test]
