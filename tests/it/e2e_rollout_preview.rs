@@ -268,6 +268,23 @@ pub(crate) async fn pods_by_node(env: &TestEnv) -> BTreeMap<String, Seen> {
         })
         .collect()
 }
+/// Applies `manifest` for real, waits until the controller settles at (desired, available), and
+/// asserts that what happened on each node is what the preview `p` predicted; returns the pods
+/// after.
+async fn apply_and_compare(
+    env: &TestEnv,
+    manifest: &Value,
+    (desired, available): (i32, i32),
+    nodes: &[String],
+    before: &BTreeMap<String, Seen>,
+    p: &Preview,
+) -> BTreeMap<String, Seen> {
+    apply(env, manifest);
+    wait_settled(env, desired, available).await;
+    let after = pods_by_node(env).await;
+    assert_eq!(observed(nodes, before, &after), p.actions(nodes));
+    after
+}
 
 /// What the real controller did on each node, from the pods before and after.
 pub(crate) fn observed(
@@ -411,10 +428,7 @@ async fn image_change_restarts_every_node_and_changes_nothing() {
     );
     assert_eq!(pods_by_node(&env).await, before, "no pod touched");
 
-    apply(&env, &v2);
-    wait_settled(&env, 3, 3).await;
-    let after = pods_by_node(&env).await;
-    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    apply_and_compare(&env, &v2, (3, 3), &nodes, &before, &p).await;
     assert!(nodes.iter().all(|n| p.actions(&nodes)[n] == "Restart"));
 }
 
@@ -494,10 +508,7 @@ async fn narrowed_node_selector_deletes() {
     assert_eq!(p.node(&nodes[2]).action, "Delete");
     assert_eq!(p.node(&nodes[2]).reasons[0]["code"], "NodeSelectorMismatch");
     assert_eq!((p.strategy.desired_before, p.strategy.desired), (3, 2));
-    apply(&env, &v2);
-    wait_settled(&env, 2, 2).await;
-    let after = pods_by_node(&env).await;
-    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    apply_and_compare(&env, &v2, (2, 2), &nodes, &before, &p).await;
     assert_eq!(p.actions(&nodes)[&nodes[0]], "Restart");
 }
 
@@ -524,10 +535,7 @@ async fn added_toleration_creates() {
     let p = preview_file(&env, &v2);
     assert_eq!(p.node(&nodes[2]).action, "Create");
     assert_eq!((p.strategy.desired_before, p.strategy.desired), (2, 3));
-    apply(&env, &v2);
-    wait_settled(&env, 3, 3).await;
-    let after = pods_by_node(&env).await;
-    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    apply_and_compare(&env, &v2, (3, 3), &nodes, &before, &p).await;
     assert_eq!(p.counts.restart, 2);
 }
 
@@ -733,10 +741,7 @@ async fn blocked_when_the_new_pod_does_not_fit() {
     assert_eq!(r["usedByOtherPods"], "950m");
     assert_eq!(p.node(&nodes[0]).action, "Restart");
 
-    apply(&env, &v2);
-    wait_settled(&env, 2, 1).await;
-    let after = pods_by_node(&env).await;
-    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    apply_and_compare(&env, &v2, (2, 1), &nodes, &before, &p).await;
 }
 
 #[tokio::test]
@@ -1165,10 +1170,7 @@ async fn untolerated_no_schedule(test: &str, strategy: Value, surge: bool) {
     let code = preview_exit_code(&env, &v2);
     assert_eq!(code.code, 1, "a deletion rolls: {}", code.stderr);
 
-    apply(&env, &v2);
-    wait_settled(&env, 2, 2).await;
-    let after = pods_by_node(&env).await;
-    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    let after = apply_and_compare(&env, &v2, (2, 2), &nodes, &before, &p).await;
     assert!(!after.contains_key(&nodes[2]), "no pod on the tainted node");
 }
 
@@ -1413,10 +1415,7 @@ async fn surge_replacement_of_a_pending_pod_is_blocked() {
     );
     assert_eq!(p.node(&nodes[0]).action, "Restart");
 
-    apply(&env, &v2);
-    wait_settled(&env, 2, 1).await;
-    let after = pods_by_node(&env).await;
-    assert_eq!(observed(&nodes, &before, &after), p.actions(&nodes));
+    apply_and_compare(&env, &v2, (2, 1), &nodes, &before, &p).await;
 }
 
 /// Class 4, found by the differential tester (seed 10016): once no node should run the pod, a
