@@ -92,6 +92,13 @@ where
 /// watches keep every node and pod for the whole run.
 pub trait Trim {
     fn trim(&mut self) {}
+
+    /// `new`, an update of this object, changes nothing a verdict reads: the update is kept but
+    /// no recompute follows (a kubelet's node heartbeat, every node every few minutes, is most
+    /// of a large cluster's watch traffic while nothing happens).
+    fn same_for_verdicts(&self, _new: &Self) -> bool {
+        false
+    }
 }
 
 impl Trim for DaemonSet {}
@@ -106,6 +113,22 @@ impl Trim for Node {
             st.volumes_attached = None;
             st.volumes_in_use = None;
         }
+    }
+
+    /// Equal but for the resourceVersion and the conditions' lastHeartbeatTime (no verdict
+    /// reads either).
+    fn same_for_verdicts(&self, new: &Self) -> bool {
+        fn strip(n: &Node) -> Node {
+            let mut n = n.clone();
+            n.metadata.resource_version = None;
+            if let Some(st) = n.status.as_mut() {
+                for c in st.conditions.iter_mut().flatten() {
+                    c.last_heartbeat_time = None;
+                }
+            }
+            n
+        }
+        strip(self) == strip(new)
     }
 }
 
@@ -139,7 +162,7 @@ struct Kept<K> {
     listed: bool,
 }
 
-impl<K: Resource> Kept<K> {
+impl<K: Resource + Trim> Kept<K> {
     fn new() -> Self {
         Kept {
             index: HashMap::new(),
@@ -179,13 +202,17 @@ impl<K: Resource> Kept<K> {
             watcher::Event::Apply(o) => {
                 let key = Self::key(&o);
                 match self.index.get(&key) {
-                    Some(&i) => items[i] = o,
+                    Some(&i) => {
+                        let same = items[i].same_for_verdicts(&o);
+                        items[i] = o;
+                        !same
+                    }
                     None => {
                         self.index.insert(key, items.len());
                         items.push(o);
+                        true
                     }
                 }
-                true
             }
             watcher::Event::Delete(o) => {
                 let Some(i) = self.index.remove(&Self::key(&o)) else {
@@ -357,6 +384,43 @@ status: {phase: Running, conditions: [{type: Ready, status: "True"}]}
         n.trim();
         let st = n.status.unwrap();
         assert!(st.images.is_none() && st.allocatable.is_some());
+    }
+
+    #[test]
+    fn a_node_heartbeat_is_kept_but_asks_for_no_recompute() {
+        let at = |rv: &str, beat: &str, ready: &str| {
+            node(&format!(
+                "metadata: {{name: n, uid: u-n, resourceVersion: '{rv}'}}
+status:
+  conditions:
+  - {{type: Ready, status: '{ready}', reason: KubeletReady, lastHeartbeatTime: '{beat}', lastTransitionTime: '2026-11-30T10:00:00Z'}}"
+            ))
+        };
+        let mut live = LiveSnapshot::new(Snapshot::default());
+        live.apply(Update::Node(watcher::Event::Init));
+        live.apply(Update::Node(watcher::Event::InitApply(at(
+            "1",
+            "2026-12-01T01:00:00Z",
+            "True",
+        ))));
+        assert!(live.apply(Update::Node(watcher::Event::InitDone)));
+        let beat = at("2", "2026-12-01T01:05:00Z", "True");
+        assert!(
+            !live.apply(Update::Node(watcher::Event::Apply(beat.clone()))),
+            "a heartbeat alone changes no verdict"
+        );
+        assert_eq!(live.snap.nodes[0], beat, "but the newer object is kept");
+        assert!(
+            live.apply(Update::Node(watcher::Event::Apply(at(
+                "3",
+                "2026-12-01T01:06:00Z",
+                "False"
+            )))),
+            "a condition that changed is a change"
+        );
+        let mut labelled = at("4", "2026-12-01T01:06:00Z", "False");
+        labelled.metadata.labels = Some([("pool".to_string(), "a".to_string())].into());
+        assert!(live.apply(Update::Node(watcher::Event::Apply(labelled))));
     }
 
     #[test]
