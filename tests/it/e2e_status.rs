@@ -824,11 +824,18 @@ async fn watches_resume_after_an_apiserver_restart() {
     }
     let mut m = env.daemon_set("agent", json!({}));
     // minReadySeconds spreads the rollout over the restart (KWOK starts pods at once).
-    m["spec"]["minReadySeconds"] = json!(4);
+    m["spec"]["minReadySeconds"] = json!(6);
     m["spec"]["updateStrategy"] =
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}});
     env.create_ds(m).await;
     env.wait_rolled_out("agent", 3).await;
+    // The image changes first (a DaemonSet already done ends at once), then status follows.
+    patch_ds(
+        &env,
+        "agent",
+        set_image("registry.example/agent:2", json!({})),
+    )
+    .await;
     let mut status = Running::start(
         &env,
         &[
@@ -842,13 +849,6 @@ async fn watches_resume_after_an_apiserver_restart() {
             "5m",
         ],
     );
-    status.wait_lines("the first observation", |lines| lines.len() >= 3);
-    patch_ds(
-        &env,
-        "agent",
-        set_image("registry.example/agent:2", json!({})),
-    )
-    .await;
     // Restart once the first new pod is seen: pods are being replaced.
     status.wait_lines("a pod of revision 2", |lines| {
         lines
