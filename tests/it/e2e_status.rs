@@ -1,7 +1,9 @@
 //! `kubectl ds status` against the real control plane: a rollout followed to its end (with a
-//! node joining on the way), rollouts stuck on a crash-looping new revision and on OnDelete,
-//! and --timeout. The line output (`TIME NODE FROM -> TO REASON`) and the JSON objects are
-//! the contract checked here.
+//! node joining on the way), rollouts stuck on a crash-looping new revision, on OnDelete, on a
+//! surge beside a pod holding the host port and on a new pod that preemption cannot place, and
+//! --timeout; and (ignored in the parallel pass, run alone by scripts/test) a kube-apiserver
+//! restarted mid-rollout. The line output (`TIME NODE FROM -> TO REASON`) and the JSON objects
+//! are the contract checked here.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -184,6 +186,13 @@ async fn follows_a_rollout_to_the_end_with_a_node_joining() {
     );
     assert!(
         out.stdout.contains("3/3 nodes updated, 3/3 available"),
+        "{}",
+        out.stdout
+    );
+    // The last wave, counted as rollout-preview counts them (one node per wave).
+    assert!(
+        out.stdout
+            .contains("(wave 3 of 3, 1 node per wave (maxUnavailable 1), 0 nodes to update"),
         "{}",
         out.stdout
     );
@@ -793,6 +802,98 @@ async fn surge_impossible_beside_a_host_port() {
             &wave["maxSurge"]
         ),
         (&json!(1), &json!(1), &json!(1)),
+        "{summary:#}"
+    );
+}
+
+/// A new revision asking for more cpu than its node has beside a pod of the same priority
+/// (0: neither sets a class): the old pod is deleted (maxUnavailable 1), the new one stays
+/// Pending, and preemption cannot help (only strictly lower priorities are preempted). The
+/// verdict says so, from the pods on the node that `status` reads once when stuck.
+#[tokio::test]
+async fn preemption_impossible_for_a_pending_new_pod() {
+    let mut env = TestEnv::new("stpreempt").await;
+    let node = env
+        .node(
+            "a",
+            NodeSpec {
+                cpu: Some("1"),
+                ..Default::default()
+            },
+        )
+        .await;
+    let filler: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "filler", "namespace": env.ns, "labels": {"app": "filler"}},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                 "containers": [{"name": "c", "image": "filler",
+                                 "resources": {"requests": {"cpu": "600m"}}}]}
+    }))
+    .unwrap();
+    env.pod_api()
+        .create(&kube::api::PostParams::default(), &filler)
+        .await
+        .expect("create filler");
+    let mut m = env.daemon_set(
+        "agent",
+        json!({"containers": [{"name": "agent", "image": "registry.example/agent:1",
+            "resources": {"requests": {"cpu": "100m"}}}]}),
+    );
+    m["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}});
+    env.create_ds(m).await;
+    env.wait_rolled_out("agent", 1).await;
+    patch_ds(
+        &env,
+        "agent",
+        json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "agent", "resources": {"requests": {"cpu": "600m"}}}]}}}}),
+    )
+    .await;
+    let args = [
+        "status",
+        "agent",
+        "-o",
+        "json",
+        "--stuck-after",
+        "3s",
+        "--fail-on-stuck",
+        "--timeout",
+        "40s",
+    ];
+    let out = tokio::task::spawn_blocking({
+        let status = Running::start(&env, &args);
+        move || status.wait(Duration::from_secs(45))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.code, 12,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    let pending: Vec<_> = env
+        .pods("agent")
+        .await
+        .into_iter()
+        .filter(|p| p.spec.as_ref().unwrap().node_name.is_none())
+        .collect();
+    assert_eq!(pending.len(), 1, "the new pod waits for room: {pending:#?}");
+    let summary: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["outcome"], "Stuck", "{summary:#}");
+    let verdict = &summary["stuck"][0];
+    assert_eq!(verdict["code"], "PreemptionImpossible", "{summary:#}");
+    assert_eq!(verdict["nodes"], json!([node]));
+    assert_eq!(
+        verdict["pods"],
+        json!([pending[0].metadata.name.clone().unwrap()])
+    );
+    let message = verdict["message"].as_str().unwrap();
+    assert!(
+        message.contains("insufficient cpu") && message.contains("equal or higher priority"),
+        "{message}"
+    );
+    assert!(
+        verdict["next"].as_str().unwrap().contains("PriorityClass"),
         "{summary:#}"
     );
 }
