@@ -804,6 +804,19 @@ async fn surge_impossible_beside_a_host_port() {
         (&json!(1), &json!(1), &json!(1)),
         "{summary:#}"
     );
+    // The next action works: without surge the controller's manage() keeps the scheduled old
+    // pod and deletes the Pending one, then replaces the old pods one at a time.
+    env.ds_api()
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"updateStrategy": {"rollingUpdate":
+                {"maxSurge": 0, "maxUnavailable": 1}}}})),
+        )
+        .await
+        .expect("patch the strategy");
+    let done = env.run(&["status", "agent", "--timeout", "40s"]);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
 }
 
 /// A new revision asking for more cpu than its node has beside a pod of the same priority
