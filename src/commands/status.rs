@@ -29,6 +29,8 @@ const TICK: Duration = Duration::from_millis(200);
 /// Watch events are gathered for this long before a recomputation (a rollout of 5,000 pods
 /// sends tens of thousands of events).
 const SETTLE: Duration = Duration::from_millis(150);
+/// At most this many nodes with a Pending new pod get their other pods read for a stuck verdict.
+const STUCK_FIT_CHECK_NODES: usize = 50;
 /// While a pod waits for minReadySeconds, recompute this often (no event marks the moment).
 const TIME_RECHECK: Duration = Duration::from_secs(1);
 
@@ -312,7 +314,10 @@ impl Follower {
     /// again (the watches do not keep them current). When they cannot be read, the verdict is
     /// made without them.
     async fn stuck_verdicts(&mut self, e: &Explanation) -> Vec<StuckVerdict> {
-        let pending = explain::nodes_needing_fit_check(&self.live.snap);
+        let mut pending = explain::nodes_needing_fit_check(&self.live.snap);
+        // A verdict names ten nodes; a rollout with thousands of Pending pods is not read
+        // node by node at each stuck stretch (the rest keep the scheduler's own reason).
+        pending.truncate(STUCK_FIT_CHECK_NODES);
         if pending.is_empty() {
             return status::stuck_verdicts(&self.live.snap, e, &self.marks);
         }
