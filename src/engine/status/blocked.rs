@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 
 use super::{listing, StuckVerdict};
 use crate::engine::budget;
@@ -31,7 +31,7 @@ struct SurgeBlock<'a> {
 /// mirrors update.go rollingUpdate (surge path: `newPod == nil` -> candidate while
 /// numSurge < maxSurge; new pod not available -> numSurge++) and the scheduler's NodePorts /
 /// NodeResourcesFit filters ([`fit::misfits`]); k/k#106417.
-pub fn surge_impossible(
+pub(super) fn surge_impossible(
     snap: &Snapshot,
     e: &Explanation,
     ns: &str,
@@ -43,11 +43,21 @@ pub fn surge_impossible(
     if budget::is_on_delete(ds) || max_surge == 0 {
         return None;
     }
+    let blocks = surge_blocks(snap, e);
+    if blocks.is_empty() {
+        return None;
+    }
+    Some(surge_verdict(&blocks, max_surge, ns, name))
+}
+
+/// The desired nodes with an old pod and, beside it, a new pod not scheduled that does not fit.
+fn surge_blocks<'a>(snap: &'a Snapshot, e: &Explanation) -> Vec<SurgeBlock<'a>> {
+    let ds = &snap.daemon_set;
     let rules = Rules::for_version(snap.server_version.as_ref());
     let hash = revision::current_revision(ds, &snap.revisions, &rules).map(revision::revision_hash);
     let generation = revision::template_generation(ds);
     let by_node: HashMap<String, Vec<&Pod>> = pods_by_node(ds, &snap.pods);
-    let nodes: HashMap<&str, &k8s_openapi::api::core::v1::Node> = snap
+    let nodes: HashMap<&str, &Node> = snap
         .nodes
         .iter()
         .filter_map(|n| Some((n.metadata.name.as_deref()?, n)))
@@ -85,9 +95,10 @@ pub fn surge_impossible(
             why,
         });
     }
-    if blocks.is_empty() {
-        return None;
-    }
+    blocks
+}
+
+fn surge_verdict(blocks: &[SurgeBlock], max_surge: usize, ns: &str, name: &str) -> StuckVerdict {
     let host_port = blocks.iter().any(|b| {
         b.why
             .iter()
@@ -110,7 +121,7 @@ pub fn surge_impossible(
     } else {
         "the node has no room for both pods"
     };
-    Some(StuckVerdict {
+    StuckVerdict {
         code: "SurgeImpossible".into(),
         message: format!(
             "maxSurge {max_surge}: the new pod cannot start next to the old one on {} node(s), so it never becomes available and no other node starts (the controller surges on at most {max_surge} node(s) at a time): {details}",
@@ -122,19 +133,14 @@ pub fn surge_impossible(
             olds.iter().take(10).cloned().collect::<Vec<_>>().join(" ")
         ),
         pods: blocks.iter().flat_map(|b| [pod_name(b.new), pod_name(b.old)]).collect(),
-    })
+    }
 }
 
 /// Why the new pod does not fit beside the pods on the node: every pod bound there when they
 /// were fetched (`pods_on_nodes`), else the DaemonSet's own (the old pod: enough for a host
 /// port). Falls back to the scheduler's own words (PodScheduled condition) when the model
 /// finds nothing it can name.
-fn surge_misfits(
-    snap: &Snapshot,
-    node: &k8s_openapi::api::core::v1::Node,
-    new: &Pod,
-    own: &[&Pod],
-) -> Vec<Reason> {
+fn surge_misfits(snap: &Snapshot, node: &Node, new: &Pod, own: &[&Pod]) -> Vec<Reason> {
     let node_name = node.metadata.name.as_deref().unwrap_or("");
     let new_uid = new.metadata.uid.as_deref();
     let mut others: Vec<Pod> = snap
@@ -177,7 +183,7 @@ fn scheduler_message(pod: &Pod) -> Option<String> {
 /// The preemption model's answer for a node whose new pod is Pending and does not fit: why
 /// preemption cannot make room (from the node's reasons, computed by explain from the pods on
 /// the node).
-pub fn preemption_not_helpful(v: &NodeVerdict) -> Option<(NotHelpful, String)> {
+pub(super) fn preemption_not_helpful(v: &NodeVerdict) -> Option<(NotHelpful, String)> {
     v.reasons.iter().find_map(|r| match r {
         Reason::PreemptionNotHelpful { why, .. } => Some((*why, r.message())),
         _ => None,
@@ -187,7 +193,7 @@ pub fn preemption_not_helpful(v: &NodeVerdict) -> Option<(NotHelpful, String)> {
 /// Pending new pods for which preemption cannot help: the scheduler will not make room, so
 /// the nodes wait for someone to. mirrors default_preemption.go (PodEligibleToPreemptOthers,
 /// SelectVictimsOnNode) through [`crate::engine::preemption`].
-pub fn preemption_impossible(
+pub(super) fn preemption_impossible(
     pending: &[&NodeVerdict],
     budget_note: Option<String>,
     ns: &str,
