@@ -178,7 +178,20 @@ fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
     }
     out.push(line);
     if out.len() > max {
-        let rest = out.split_off(max - 1).join(" ");
+        // The continuation indent of the lines folded back in is dropped.
+        let rest: Vec<String> = out
+            .split_off(max - 1)
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    l.clone()
+                } else {
+                    l.trim_start().to_string()
+                }
+            })
+            .collect();
+        let rest = rest.join(" ");
         out.push(clip(rest + " ", width));
     }
     out.into_iter().map(|l| clip(l, width)).collect()
@@ -396,6 +409,8 @@ mod tests {
         assert_eq!(lines[0], "STUCK OnDelete: one");
         assert!(lines[2].ends_with('…'), "{lines:?}");
         assert_eq!(wrap("short", 20, 3), ["short"]);
+        // Lines folded into the last one keep single spaces between words.
+        assert_eq!(wrap("xx yy zzzzzzzzzzzzzzzzzzzz", 12, 1), ["xx yy zzzzz…"]);
     }
 
     #[test]
