@@ -11,13 +11,13 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::cli::{Output, StatusArgs};
-use crate::cluster::client;
+use crate::cluster::client::{self, Cluster};
 use crate::cluster::fetch;
 use crate::cluster::watch::{self, LiveSnapshot};
 use crate::engine::explain::{self, Explanation, NodeFilter, API_VERSION};
 use crate::engine::snapshot::Snapshot;
 use crate::engine::status::{
-    self, NodeMark, Outcome, Progress, StatusSummary, StuckReport, StuckVerdict,
+    self, NodeMark, Outcome, Progress, StatusSummary, StuckReport, StuckVerdict, Wave,
 };
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -29,6 +29,8 @@ const TICK: Duration = Duration::from_millis(200);
 /// Watch events are gathered for this long before a recomputation (a rollout of 5,000 pods
 /// sends tens of thousands of events).
 const SETTLE: Duration = Duration::from_millis(150);
+/// At most this many nodes with a Pending new pod get their other pods read for a stuck verdict.
+const STUCK_FIT_CHECK_NODES: usize = 50;
 /// While a pod waits for minReadySeconds, recompute this often (no event marks the moment).
 const TIME_RECHECK: Duration = Duration::from_secs(1);
 
@@ -89,7 +91,7 @@ pub async fn run(args: StatusArgs, settings: &Settings) -> Result<Exit> {
         ..Default::default()
     });
     let mut out = std::io::stdout().lock();
-    let mut follower = Follower::new(live, opts);
+    let mut follower = Follower::new(live, opts, cluster);
     let result = follower.follow(&mut out, updates).await;
     if follower.opts.mode == Mode::Screen {
         // Whatever happened: the cursor visible again, the prompt below the screen.
@@ -113,13 +115,18 @@ struct Follower {
     first: Option<(Instant, Progress)>,
     last_move: Instant,
     stuck: Vec<StuckVerdict>,
+    /// The rolling update's wave at the last recomputation.
+    wave: Option<Wave>,
     changes: usize,
+    /// For what the watches do not keep: the other pods on nodes where a new pod is Pending
+    /// (fit and preemption), read once when a stuck verdict is made.
+    cluster: Cluster,
     /// A watch error was reported on stderr and no event got through since.
     warned: bool,
 }
 
 impl Follower {
-    fn new(live: LiveSnapshot, opts: Options) -> Follower {
+    fn new(live: LiveSnapshot, opts: Options, cluster: Cluster) -> Follower {
         Follower {
             live,
             opts,
@@ -129,7 +136,9 @@ impl Follower {
             first: None,
             last_move: Instant::now(),
             stuck: Vec::new(),
+            wave: None,
             changes: 0,
+            cluster,
             warned: false,
         }
     }
@@ -193,11 +202,16 @@ impl Follower {
                 }
             }
             if let Some(e) = current.as_ref() {
-                if let Some(exit) = self.check_stuck(out, e)? {
+                if let Some(exit) = self.check_stuck(out, e).await? {
                     return Ok(exit);
                 }
             }
             if deadline.is_some_and(|d| now >= d) {
+                if self.stuck.is_empty() {
+                    if let Some(e) = current.as_ref() {
+                        self.stuck = self.stuck_verdicts(e).await;
+                    }
+                }
                 return self.finish(out, current.as_ref(), Outcome::Timeout);
             }
             if self.opts.mode == Mode::Screen
@@ -244,6 +258,7 @@ impl Follower {
         }
         out.flush().map_err(render::io_err)?;
         let progress = status::progress(&e, &marks);
+        self.wave = status::wave(&self.live.snap, &e, &marks);
         if self.first.is_none() {
             self.first = Some((Instant::now(), progress));
         }
@@ -257,12 +272,16 @@ impl Follower {
     }
 
     /// Reports a stretch without progress once; with --fail-on-stuck, ends the run.
-    fn check_stuck<W: Write>(&mut self, out: &mut W, e: &Explanation) -> Result<Option<Exit>> {
+    async fn check_stuck<W: Write>(
+        &mut self,
+        out: &mut W,
+        e: &Explanation,
+    ) -> Result<Option<Exit>> {
         let quiet = self.last_move.elapsed();
         if quiet < self.opts.stuck_after || !self.stuck.is_empty() {
             return Ok(None);
         }
-        self.stuck = status::stuck_verdicts(&self.live.snap, e, &self.marks);
+        self.stuck = self.stuck_verdicts(e).await;
         if self.opts.fail_on_stuck {
             return self.finish(out, Some(e), Outcome::Stuck).map(Some);
         }
@@ -287,6 +306,35 @@ impl Follower {
         }
         out.flush().map_err(render::io_err)?;
         Ok(None)
+    }
+
+    /// Why nothing progresses. Where a new pod is Pending, the pods bound to its node (and the
+    /// PodDisruptionBudgets of possible preemption victims) are read once, as `explain` reads
+    /// them, so the verdict can name the misfit and what preemption would do; they are dropped
+    /// again (the watches do not keep them current). When they cannot be read, the verdict is
+    /// made without them.
+    async fn stuck_verdicts(&mut self, e: &Explanation) -> Vec<StuckVerdict> {
+        let mut pending = explain::nodes_needing_fit_check(&self.live.snap);
+        // A verdict names ten nodes; a rollout with thousands of Pending pods is not read
+        // node by node at each stuck stretch (the rest keep the scheduler's own reason).
+        pending.truncate(STUCK_FIT_CHECK_NODES);
+        if pending.is_empty() {
+            return status::stuck_verdicts(&self.live.snap, e, &self.marks);
+        }
+        let snap = &mut self.live.snap;
+        if let Ok(on_nodes) = fetch::fetch_pods_on_nodes(&self.cluster, &pending).await {
+            snap.pods_on_nodes = on_nodes;
+            let namespaces = explain::preemption_namespaces(snap);
+            snap.priorities.pdbs = fetch::fetch_pdbs(&self.cluster, &namespaces)
+                .await
+                .ok()
+                .flatten();
+        }
+        let enriched = explain::explain(snap, &NodeFilter::default());
+        let verdicts = status::stuck_verdicts(snap, &enriched, &self.marks);
+        snap.pods_on_nodes = Default::default();
+        snap.priorities = Default::default();
+        verdicts
     }
 
     /// The summary (line, JSON object, or the last screen and a line) and the exit code.
@@ -316,6 +364,7 @@ impl Follower {
             } else {
                 self.stuck.clone()
             },
+            wave: self.wave,
         };
         match self.opts.mode {
             Mode::Json => json_line(out, &summary)?,
@@ -358,6 +407,7 @@ impl Follower {
                 name: self.live.snap.name(),
                 strategy: &strategy,
                 progress: self.progress,
+                wave: self.wave,
                 elapsed: self.started.elapsed(),
                 left: self.estimate(),
                 marks: &self.marks,

@@ -19,6 +19,10 @@ use super::revision;
 use super::snapshot::Snapshot;
 use super::version::Rules;
 
+mod blocked;
+mod wave;
+pub use wave::{wave, Wave};
+
 /// What a change line shows of one node: its state and its first reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeMark {
@@ -80,8 +84,9 @@ pub struct Progress {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StuckVerdict {
-    /// `OnDelete`, `MaxUnavailableUsed`, `NewPodsNotAvailable`, `TerminatingOnNotReadyNode`,
-    /// `WaitingMinReadySeconds`, `NoProgress`.
+    /// `OnDelete`, `MaxUnavailableUsed`, `NewPodsNotAvailable`, `SurgeImpossible`,
+    /// `PreemptionImpossible`, `TerminatingOnNotReadyNode`, `WaitingMinReadySeconds`,
+    /// `NoProgress`.
     pub code: String,
     pub message: String,
     pub nodes: Vec<String>,
@@ -118,6 +123,8 @@ pub struct StatusSummary {
     pub changes: usize,
     /// Why the rollout is stuck or not done (empty when complete).
     pub stuck: Vec<StuckVerdict>,
+    /// The rolling update's wave at the last observation (null for OnDelete).
+    pub wave: Option<Wave>,
 }
 
 /// A stuck rollout seen while following it (without `--fail-on-stuck`): a `kubectl-ds/v1`
@@ -295,8 +302,9 @@ pub fn stuck_verdicts(
         if let Some(v) = on_delete(e, ns) {
             out.push(v);
         }
-    } else if let Some(v) = budget_used(snap, e, marks, ns, name) {
-        out.push(v);
+    } else {
+        out.extend(blocked::surge_impossible(snap, e, ns, name));
+        out.extend(budget_used(snap, e, marks, ns, name));
     }
     if out.is_empty() {
         if let Some(v) = waiting_min_ready(snap, e, marks) {
@@ -395,7 +403,7 @@ fn budget_used(
     marks: &BTreeMap<String, NodeMark>,
     ns: &str,
     name: &str,
-) -> Option<StuckVerdict> {
+) -> Vec<StuckVerdict> {
     let unavailable: Vec<&NodeVerdict> = e
         .nodes
         .iter()
@@ -405,7 +413,7 @@ fn budget_used(
         .filter(|v| !matches!(marks.get(&v.name), Some(m) if m.code == Some("MinReadySeconds")))
         .collect();
     if unavailable.is_empty() {
-        return None;
+        return Vec::new();
     }
     let desired = usize::try_from(e.summary.computed.desired).unwrap_or(0);
     let max = budget::budgets(&snap.daemon_set, desired).max_unavailable;
@@ -415,8 +423,26 @@ fn budget_used(
                 .iter()
                 .any(|r| matches!(r, Reason::OutdatedRevision { .. }))
     });
+    // Pending pods preemption cannot help get their own verdict, with the model's reason.
+    let (no_preemption, unavailable): (Vec<&NodeVerdict>, Vec<&NodeVerdict>) = unavailable
+        .into_iter()
+        .partition(|v| blocked::preemption_not_helpful(v).is_some());
+    let used_up = outdated_left && no_preemption.len() + unavailable.len() >= max;
+    let mut out: Vec<StuckVerdict> = blocked::preemption_impossible(
+        &no_preemption,
+        used_up.then(|| {
+            format!("maxUnavailable {max} is used up by the nodes not available, so no more old pods are replaced")
+        }),
+        ns,
+        name,
+    )
+    .into_iter()
+    .collect();
+    if unavailable.is_empty() {
+        return out;
+    }
     let details = listing(unavailable.iter().map(|v| node_detail(v, marks)));
-    let (code, message) = if outdated_left && unavailable.len() >= max {
+    let (code, message) = if used_up {
         (
             "MaxUnavailableUsed",
             format!(
@@ -451,7 +477,7 @@ fn budget_used(
             unavailable[0].name
         ),
     };
-    Some(StuckVerdict {
+    out.push(StuckVerdict {
         code: code.into(),
         message,
         nodes: unavailable.iter().map(|v| v.name.clone()).collect(),
@@ -460,7 +486,8 @@ fn budget_used(
             .filter_map(|v| v.pod.as_ref().map(|p| p.name.clone()))
             .collect(),
         next: format!("{fix}; or roll back: kubectl rollout undo daemonset/{name} -n {ns}"),
-    })
+    });
+    out
 }
 
 /// A pod deleted on a node whose kubelet does not answer never finishes terminating, and the
@@ -550,6 +577,7 @@ mod tests {
     use super::*;
     use crate::engine::explain::{explain, NodeFilter};
     use crate::engine::testutil::{daemon_set, node, pod};
+    use k8s_openapi::api::core::v1::PodSpec;
 
     fn ds(strategy: &str) -> String {
         format!(
@@ -854,5 +882,194 @@ status: {phase: Running}
         let (e, m) = observe(&snap);
         assert_eq!(m["n1"].state, AVAILABLE);
         assert!(is_done(&snap, &e, &progress(&e, &m)));
+    }
+
+    /// A pod of the new revision not scheduled yet: pinned to `node` by the controller's
+    /// affinity, with the scheduler's PodScheduled condition. `extra` is more spec YAML.
+    fn pending_pod(name: &str, node: &str, extra: &str, message: &str) -> Pod {
+        pod(&format!(
+            r#"
+metadata:
+  name: {name}
+  namespace: ns
+  uid: uid-{name}
+  creationTimestamp: "2026-01-01T00:09:00Z"
+  labels: {{app: agent, controller-revision-hash: new}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: ds-uid, controller: true}}]
+spec:
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+        - matchFields: [{{key: metadata.name, operator: In, values: [{node}]}}]
+{extra}
+status:
+  phase: Pending
+  conditions: [{{type: PodScheduled, status: "False", reason: Unschedulable, message: "{message}"}}]
+"#
+        ))
+    }
+
+    const PORTS: &str = "  containers: [{name: agent, image: agent, ports: [{containerPort: 8080, hostPort: 8080, protocol: TCP}]}]";
+
+    /// maxSurge 1 and a host port: the new pod on n1 waits beside the old one, which holds the
+    /// port; the controller surges on no other node. The verdict names the node, both pods,
+    /// the port and the next action.
+    #[test]
+    fn surge_is_impossible_beside_a_pod_holding_the_host_port() {
+        let with_port = |p: Pod| {
+            let mut p = p;
+            let spec: PodSpec = crate::yaml::from_str(PORTS).unwrap();
+            p.spec.as_mut().unwrap().containers = spec.containers;
+            p
+        };
+        let mut snap = snapshot(
+            "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}",
+            vec![
+                with_port(agent_pod("a", "n1", "old", READY)),
+                pending_pod(
+                    "a2",
+                    "n1",
+                    PORTS,
+                    "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.",
+                ),
+                with_port(agent_pod("b", "n2", "old", READY)),
+                with_port(agent_pod("c", "n3", "old", READY)),
+            ],
+        );
+        let template_spec: PodSpec = crate::yaml::from_str(PORTS).unwrap();
+        snap.daemon_set
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers = template_spec.containers;
+        let (e, m) = observe(&snap);
+        // explain shows the old pod on n1 (the controller keeps the oldest): Outdated, not a
+        // budget problem, so the budget verdict alone would have said nothing.
+        assert_eq!(m["n1"].state, "Outdated");
+        let v = stuck_verdicts(&snap, &e, &m);
+        assert_eq!(v[0].code, "SurgeImpossible", "{v:#?}");
+        assert_eq!(v[0].nodes, ["n1"]);
+        assert_eq!(v[0].pods, ["a2", "a"]);
+        assert!(v[0].message.contains("maxSurge 1"), "{}", v[0].message);
+        assert!(
+            v[0].message
+                .contains("host port 0.0.0.0:8080/TCP is held by pod ns/a")
+                || v[0]
+                    .message
+                    .contains("host port 0.0.0.0:8080/TCP is held by pod a"),
+            "{}",
+            v[0].message
+        );
+        assert!(
+            v[0].next.contains("\"maxSurge\":0,\"maxUnavailable\":1"),
+            "{}",
+            v[0].next
+        );
+        assert!(
+            v[0].next.contains("kubectl delete pod -n ns a"),
+            "{}",
+            v[0].next
+        );
+        assert!(v.iter().all(|v| v.code != "NoProgress"), "{v:#?}");
+        // The wave: n1 is being updated (its new pod exists), n2 and n3 wait; one per wave.
+        let w = wave(&snap, &e, &m).unwrap();
+        assert_eq!((w.current, w.total, w.per_wave), (1, 3, 1), "{w:?}");
+        assert_eq!((w.nodes_to_update, w.nodes_in_progress), (2, 1));
+        assert_eq!(w.max_surge, 1);
+
+        // Without the host port the same surge fits (the scheduler has not said otherwise yet):
+        // no SurgeImpossible.
+        let mut free = snap.clone();
+        for p in &mut free.pods {
+            p.spec.as_mut().unwrap().containers[0].ports = None;
+        }
+        free.pods[1].status = None;
+        let (e, m) = observe(&free);
+        let v = stuck_verdicts(&free, &e, &m);
+        assert!(v.iter().all(|v| v.code != "SurgeImpossible"), "{v:#?}");
+    }
+
+    /// maxUnavailable 1: n1's old pod is gone and its new pod is Pending for cpu; the other
+    /// pod on n1 has a higher priority, so preemption cannot make room. The verdict says so
+    /// with the model's reason instead of a plain InsufficientResources.
+    #[test]
+    fn preemption_impossible_for_a_pending_new_pod() {
+        let mut snap = snapshot(
+            "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 1}}",
+            vec![
+                pending_pod(
+                    "a2",
+                    "n1",
+                    "  priority: 0\n  containers: [{name: agent, image: agent, resources: {requests: {cpu: '2'}}}]",
+                    "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
+                ),
+                agent_pod("b", "n2", "old", READY),
+                agent_pod("c", "n3", "old", READY),
+            ],
+        );
+        std::sync::Arc::make_mut(&mut snap.nodes)[0] = node(
+            "metadata: {name: n1}\nstatus: {allocatable: {cpu: '2', memory: 8Gi, pods: '110'}, conditions: [{type: Ready, status: 'True'}]}",
+        );
+        let db = pod(r#"
+metadata: {name: db, namespace: other, uid: uid-db}
+spec:
+  nodeName: n1
+  priority: 1000
+  containers: [{name: db, image: db, resources: {requests: {cpu: '1'}}}]
+status: {phase: Running}
+"#);
+        snap.pods_on_nodes.insert("n1".into(), vec![db]);
+        let (e, m) = observe(&snap);
+        let v = stuck_verdicts(&snap, &e, &m);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(v[0].code, "PreemptionImpossible");
+        assert_eq!(v[0].nodes, ["n1"]);
+        assert_eq!(v[0].pods, ["a2"]);
+        assert!(
+            v[0].message.contains("insufficient cpu"),
+            "{}",
+            v[0].message
+        );
+        assert!(
+            v[0].message.contains("preemption cannot help")
+                && v[0].message.contains("equal or higher priority"),
+            "{}",
+            v[0].message
+        );
+        assert!(
+            v[0].message.contains("maxUnavailable 1 is used up"),
+            "{}",
+            v[0].message
+        );
+        assert!(v[0].next.contains("PriorityClass"), "{}", v[0].next);
+
+        // preemptionPolicy Never: the model's reason changes, and so does the advice.
+        let mut never = snap.clone();
+        never.pods[0].spec.as_mut().unwrap().preemption_policy = Some("Never".into());
+        let (e, m) = observe(&never);
+        let v = stuck_verdicts(&never, &e, &m);
+        assert_eq!(v[0].code, "PreemptionImpossible", "{v:#?}");
+        assert!(
+            v[0].message.contains("preemptionPolicy is Never"),
+            "{}",
+            v[0].message
+        );
+
+        // A lower-priority pod there: preemption makes room, so it is not "impossible".
+        let mut low = snap.clone();
+        low.pods_on_nodes.get_mut("n1").unwrap()[0]
+            .spec
+            .as_mut()
+            .unwrap()
+            .priority = Some(-10);
+        let (e, m) = observe(&low);
+        let v = stuck_verdicts(&low, &e, &m);
+        assert!(v.iter().all(|v| v.code != "PreemptionImpossible"), "{v:#?}");
+        assert_eq!(v[0].code, "MaxUnavailableUsed", "{v:#?}");
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::engine::status::{
-    NodeChange, NodeMark, Outcome, Progress, StatusSummary, StuckVerdict, AVAILABLE, GONE,
+    NodeChange, NodeMark, Outcome, Progress, StatusSummary, StuckVerdict, Wave, AVAILABLE, GONE,
 };
 use crate::render::term::escape;
 
@@ -56,8 +56,12 @@ pub fn summary_lines(s: &StatusSummary) -> Vec<String> {
         Outcome::Stuck => "stuck",
         Outcome::Interrupted => "interrupted",
     };
+    let wave = s
+        .wave
+        .map(|w| format!(" ({})", wave_text(&w)))
+        .unwrap_or_default();
     let mut out = vec![format!(
-        "{} {what}: daemonset {}/{} {}/{} nodes updated, {}/{} available after {}",
+        "{} {what}: daemonset {}/{} {}/{} nodes updated, {}/{} available after {}{wave}",
         s.time,
         s.namespace,
         s.name,
@@ -71,6 +75,26 @@ pub fn summary_lines(s: &StatusSummary) -> Vec<String> {
         out.extend(stuck_lines(&s.time, &s.stuck));
     }
     out
+}
+
+/// `wave 2 of 5, 1 node per wave (maxUnavailable 1), 3 nodes to update, 1 in progress`.
+pub fn wave_text(w: &Wave) -> String {
+    let budget = if w.max_surge > 0 {
+        format!("maxSurge {}", w.max_surge)
+    } else {
+        format!("maxUnavailable {}", w.max_unavailable)
+    };
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    format!(
+        "wave {} of {}, {} node{} per wave ({budget}), {} node{} to update, {} in progress",
+        w.current,
+        w.total,
+        w.per_wave,
+        plural(w.per_wave),
+        w.nodes_to_update,
+        plural(w.nodes_to_update),
+        w.nodes_in_progress
+    )
 }
 
 /// `1h02m`, `3m05s`, `12s`.
@@ -89,6 +113,8 @@ pub struct ScreenView<'a> {
     pub name: &'a str,
     pub strategy: &'a str,
     pub progress: Progress,
+    /// The rolling update's wave (None for OnDelete).
+    pub wave: Option<Wave>,
     pub elapsed: Duration,
     /// Rate-based estimate of the time left; None before any node finished.
     pub left: Option<Duration>,
@@ -152,7 +178,20 @@ fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
     }
     out.push(line);
     if out.len() > max {
-        let rest = out.split_off(max - 1).join(" ");
+        // The continuation indent of the lines folded back in is dropped.
+        let rest: Vec<String> = out
+            .split_off(max - 1)
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    l.clone()
+                } else {
+                    l.trim_start().to_string()
+                }
+            })
+            .collect();
+        let rest = rest.join(" ");
         out.push(clip(rest + " ", width));
     }
     out.into_iter().map(|l| clip(l, width)).collect()
@@ -188,6 +227,9 @@ pub fn screen(v: &ScreenView, width: usize, height: usize) -> Vec<String> {
             p.desired
         ),
     ];
+    if let Some(w) = &v.wave {
+        lines.push(wave_text(w));
+    }
     if let Some(note) = v.note {
         lines.push(format!("note: {}", escape(note)));
     }
@@ -321,6 +363,15 @@ mod tests {
                 available: 50,
                 done: 50,
             },
+            wave: Some(Wave {
+                current: 51,
+                total: 71,
+                per_wave: 1,
+                max_unavailable: 1,
+                max_surge: 0,
+                nodes_to_update: 19,
+                nodes_in_progress: 1,
+            }),
             elapsed: Duration::from_secs(65),
             left: Some(Duration::from_secs(30)),
             marks: &marks,
@@ -333,6 +384,10 @@ mod tests {
         assert!(lines.iter().all(|l| l.chars().count() <= 100));
         assert!(lines[0].contains("elapsed 1m05s") && lines[0].contains("~30s left"));
         assert!(lines[1].contains("51/71"), "{}", lines[1]);
+        assert_eq!(
+            lines[3],
+            "wave 51 of 71, 1 node per wave (maxUnavailable 1), 19 nodes to update, 1 in progress"
+        );
         let header = lines.iter().position(|l| l.starts_with("NODE")).unwrap();
         assert!(
             lines[header + 1].starts_with("sick "),
@@ -354,6 +409,8 @@ mod tests {
         assert_eq!(lines[0], "STUCK OnDelete: one");
         assert!(lines[2].ends_with('…'), "{lines:?}");
         assert_eq!(wrap("short", 20, 3), ["short"]);
+        // Lines folded into the last one keep single spaces between words.
+        assert_eq!(wrap("xx yy zzzzzzzzzzzzzzzzzzzz", 12, 1), ["xx yy zzzzz…"]);
     }
 
     #[test]
