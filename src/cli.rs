@@ -416,6 +416,12 @@ pub struct RolloutPreviewArgs {
     /// Print no header line (custom-columns).
     #[arg(long)]
     pub no_headers: bool,
+    /// Node labels to show as columns of the node table (e.g. -L topology.kubernetes.io/zone).
+    #[arg(short = 'L', long = "label-columns", value_name = "KEY,...")]
+    pub label_columns: Vec<String>,
+    /// Show each node's labels as a column of the node table.
+    #[arg(long)]
+    pub show_labels: bool,
     /// Exit 1 when anything would roll, 0 when nothing would (as kubectl diff).
     #[arg(long)]
     pub exit_code: bool,

@@ -87,7 +87,7 @@ async fn explain_to<W: Write>(out: &mut W, args: ExplainArgs, settings: &Setting
     }
     if args.name.is_none() && (!print.opts.label_columns.is_empty() || print.opts.show_labels) {
         return Err(Error::Usage(
-            "-L and --show-labels add node label columns: they need the DaemonSet NAME".into(),
+            "-L and --show-labels add node label columns to one DaemonSet's node table; the overview lists DaemonSets, not nodes: pass the DaemonSet NAME (kubectl get ds -L KEY shows DaemonSet labels)".into(),
         ));
     }
     let cluster = client::connect(settings).await?;
@@ -136,9 +136,8 @@ fn emit<W: Write>(
     print: &Print,
     palette: &Palette,
 ) -> Result<Exit> {
-    let ds = &snap.daemon_set;
     if print.fix {
-        return emit_fixed_manifest(out, &e, ds);
+        return emit_fixed_manifest(out, &e, snap);
     }
     let labels = &node_labels(snap);
     // The gate looks at every node explained (after --node and -l), not only those shown.
@@ -157,13 +156,13 @@ fn emit<W: Write>(
         e.nodes = printer::reorder(std::mem::take(&mut e.nodes), &order);
     }
     match &print.format {
-        Format::Json => render::json(out, &with_fixes(&e, ds)?)?,
-        Format::Yaml => render::yaml(out, &with_fixes(&e, ds)?)?,
+        Format::Json => render::json(out, &with_fixes(&e, snap)?)?,
+        Format::Yaml => render::yaml(out, &with_fixes(&e, snap)?)?,
         Format::Table | Format::Wide => {
             let wide = print.format == Format::Wide;
             render::explain::explanation_table_with(out, &e, wide, palette, &print.opts, labels)?;
             if !print.opts.no_headers {
-                fix_lines(out, &e, ds)?;
+                fix_lines(out, &e, snap)?;
             }
         }
         Format::Name => {
@@ -171,10 +170,10 @@ fn emit<W: Write>(
                 writeln!(out, "node/{}", v.name).map_err(render::io_err)?;
             }
         }
-        Format::JsonPath(t) => printer::jsonpath(out, t, &with_fixes(&e, ds)?, false)?,
-        Format::JsonPathAsJson(t) => printer::jsonpath(out, t, &with_fixes(&e, ds)?, true)?,
+        Format::JsonPath(t) => printer::jsonpath(out, t, &with_fixes(&e, snap)?, false)?,
+        Format::JsonPathAsJson(t) => printer::jsonpath(out, t, &with_fixes(&e, snap)?, true)?,
         Format::CustomColumns(cols) => {
-            let doc = with_fixes(&e, ds)?;
+            let doc = with_fixes(&e, snap)?;
             let values = doc["nodes"].as_array().cloned().unwrap_or_default();
             printer::custom_columns(out, cols, &values, print.opts.no_headers)?
         }
@@ -183,20 +182,19 @@ fn emit<W: Write>(
 }
 
 /// The explanation's JSON with each reason's suggested `fix` (engine::fix) beside its facts.
-fn with_fixes(e: &Explanation, ds: &DaemonSet) -> Result<Value> {
-    let spec = fix::template_spec(ds);
+fn with_fixes(e: &Explanation, snap: &Snapshot) -> Result<Value> {
+    let spec = fix::template_spec(&snap.daemon_set);
     let mut doc = to_value(e)?;
     for (v, node) in e
         .nodes
         .iter()
         .zip(doc["nodes"].as_array_mut().into_iter().flatten())
     {
-        for (r, reason) in v
-            .reasons
-            .iter()
+        for (f, reason) in fix::node_fixes(snap, &spec, v)
+            .into_iter()
             .zip(node["reasons"].as_array_mut().into_iter().flatten())
         {
-            if let Some(f) = fix::fix_for(r, &spec, &v.name) {
+            if let Some(f) = f {
                 reason["fix"] = to_value(&f)?;
             }
         }
@@ -205,12 +203,12 @@ fn with_fixes(e: &Explanation, ds: &DaemonSet) -> Result<Value> {
 }
 
 /// One line per suggested fix under the table.
-fn fix_lines<W: Write>(out: &mut W, e: &Explanation, ds: &DaemonSet) -> Result<()> {
-    let spec = fix::template_spec(ds);
+fn fix_lines<W: Write>(out: &mut W, e: &Explanation, snap: &Snapshot) -> Result<()> {
+    let spec = fix::template_spec(&snap.daemon_set);
     let mut first = true;
     for v in &e.nodes {
-        for r in &v.reasons {
-            let Some(f) = fix::fix_for(r, &spec, &v.name) else {
+        for (r, f) in v.reasons.iter().zip(fix::node_fixes(snap, &spec, v)) {
+            let Some(f) = f else {
                 continue;
             };
             if first {
@@ -220,6 +218,7 @@ fn fix_lines<W: Write>(out: &mut W, e: &Explanation, ds: &DaemonSet) -> Result<(
             let how = match f.target {
                 fix::FixTarget::Manifest => format!(" (explain --node {} --fix)", v.name),
                 fix::FixTarget::Node => " (node change: not applied)".into(),
+                fix::FixTarget::Cluster => " (cluster change: not applied)".into(),
             };
             writeln!(
                 out,
@@ -234,21 +233,22 @@ fn fix_lines<W: Write>(out: &mut W, e: &Explanation, ds: &DaemonSet) -> Result<(
     Ok(())
 }
 
-/// `--fix`: the DaemonSet's manifest with every template fix for the node applied, as YAML.
-fn emit_fixed_manifest<W: Write>(out: &mut W, e: &Explanation, ds: &DaemonSet) -> Result<Exit> {
-    let spec = fix::template_spec(ds);
-    let mut manifest = fix::manifest_of(ds);
+/// `--fix`: the DaemonSet's manifest with the node's template fixes applied
+/// (fix::patches_to_apply), as YAML.
+fn emit_fixed_manifest<W: Write>(out: &mut W, e: &Explanation, snap: &Snapshot) -> Result<Exit> {
+    let spec = fix::template_spec(&snap.daemon_set);
+    let mut manifest = fix::manifest_of(&snap.daemon_set);
     let mut applied = 0;
     let mut described = Vec::new();
     for v in &e.nodes {
-        for r in &v.reasons {
-            match fix::fix_for(r, &spec, &v.name) {
-                Some(fix::Fix { patch: Some(p), .. }) => {
-                    fix::apply_patch(&mut manifest, &p);
-                    applied += 1;
-                }
-                Some(f) => described.push(format!("{}: {}", r.code(), f.description)),
-                None => {}
+        let fixes = fix::node_fixes(snap, &spec, v);
+        for p in fix::patches_to_apply(&v.reasons, &fixes) {
+            fix::apply_patch(&mut manifest, p);
+            applied += 1;
+        }
+        for (r, f) in v.reasons.iter().zip(&fixes) {
+            if let Some(f) = f.as_ref().filter(|f| f.patch.is_none()) {
+                described.push(format!("{}: {}", r.code(), f.description));
             }
         }
     }
@@ -257,7 +257,7 @@ fn emit_fixed_manifest<W: Write>(out: &mut W, e: &Explanation, ds: &DaemonSet) -
         let why = if described.is_empty() {
             String::new()
         } else {
-            format!(" (node changes: {})", described.join("; "))
+            format!(" (changes elsewhere: {})", described.join("; "))
         };
         return Err(Error::Usage(format!(
             "node {node} has nothing a template change fixes{why}"

@@ -16,7 +16,8 @@ use crate::engine::rollout::Action;
 use crate::engine::{managed, revision, rollout, threeway};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::render::printer::{self, Format};
+use crate::render::explain::NodeLabels;
+use crate::render::printer::{self, split_label_columns, Format, TableOptions};
 use crate::render::rollout::{Document, DryRun};
 use crate::render::{self, palette::Palette};
 use crate::settings::Settings;
@@ -85,12 +86,25 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         dry_run: request.describe(),
         template_diff: template_diff(&live, &new)?,
     };
+    let opts = TableOptions {
+        no_headers: args.no_headers,
+        label_columns: split_label_columns(&args.label_columns),
+        show_labels: args.show_labels,
+    };
+    let labels: NodeLabels = snap
+        .nodes
+        .iter()
+        .map(|n| {
+            let labels = n.metadata.labels.clone().unwrap_or_default();
+            (n.metadata.name.clone().unwrap_or_default(), labels)
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     emit(
         &mut out,
         &doc,
         &format,
-        args.no_headers,
+        (&opts, &labels),
         &Palette::new(settings.color),
     )?;
     Ok(if args.exit_code && preview.would_roll {
@@ -215,15 +229,18 @@ fn emit<W: Write>(
     out: &mut W,
     doc: &Document,
     format: &Format,
-    no_headers: bool,
+    (opts, labels): (&TableOptions, &NodeLabels),
     palette: &Palette,
 ) -> Result<()> {
+    let no_headers = opts.no_headers;
     let value = || serde_json::to_value(doc).map_err(|e| Error::Io(format!("rendering JSON: {e}")));
     match format {
         Format::Json => render::json(out, doc),
         Format::Yaml => render::yaml(out, doc),
-        Format::Table => render::rollout::preview_table(out, doc, false, palette),
-        Format::Wide => render::rollout::preview_table(out, doc, true, palette),
+        Format::Table | Format::Wide => {
+            let wide = *format == Format::Wide;
+            render::rollout::preview_table_with(out, doc, wide, palette, opts, labels)
+        }
         // The nodes the change would touch (create, restart, delete) or cannot (blocked).
         Format::Name => {
             for n in &doc.preview.nodes {

@@ -107,7 +107,7 @@ fn quantities(map: Option<&BTreeMap<String, Quantity>>) -> Resources {
         .collect()
 }
 
-fn container_requests(c: &Container) -> Resources {
+pub fn container_requests(c: &Container) -> Resources {
     let res = c.resources.as_ref();
     // Requests default to limits when only limits are given (apiserver defaulting).
     let mut r = quantities(res.and_then(|r| r.limits.as_ref()));

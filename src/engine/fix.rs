@@ -4,14 +4,22 @@
 //!
 //! PodSpec's `tolerations` and `nodeSelectorTerms` carry no patch merge key (core/v1 types.go),
 //! so a strategic-merge patch replaces those lists whole: each patch below repeats the existing
-//! entries and adds one. With lists replaced and maps merged, the same patch applies as a JSON
-//! merge patch (RFC 7386), which is how [`apply_patch`] applies it.
+//! entries and adds one. `containers` and `initContainers` do carry one (`patchStrategy:"merge"
+//! patchMergeKey:"name"`): a smaller-request patch names only the containers it changes, and
+//! [`apply_patch`] merges those lists by name as the apiserver does; everything else applies as
+//! a JSON merge patch (RFC 7386).
 
 use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::explain::NodeVerdict;
+use super::fit;
+use super::placement;
+use super::preemption::{self, ClusterPriorities, Outcome, SYSTEM_CLASSES};
 use super::reason::Reason;
+use super::snapshot::{is_claimed_by, Snapshot};
 
 /// Who can apply a fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -21,6 +29,8 @@ pub enum FixTarget {
     Manifest,
     /// A change to the node (described only; kubectl-ds never changes nodes for a fix).
     Node,
+    /// A change elsewhere in the cluster, e.g. a PriorityClass to create (described only).
+    Cluster,
 }
 
 /// A suggested fix for one reason.
@@ -137,14 +147,20 @@ pub fn fix_for(reason: &Reason, spec: &Value, node_name: &str) -> Option<Fix> {
     }
 }
 
-/// Applies a patch from [`fix_for`] to a manifest (merge semantics: maps merge, `null`
-/// deletes, lists replace).
+/// PodSpec lists merged by `name` (core/v1 types.go `patchMergeKey:"name"`).
+const MERGED_BY_NAME: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
+
+/// Applies a patch from [`fix_for`] to a manifest (strategic-merge semantics for what these
+/// patches hold: maps merge, `null` deletes, container lists merge by name, other lists
+/// replace).
 pub fn apply_patch(target: &mut Value, patch: &Value) {
     match (target.as_object_mut(), patch.as_object()) {
         (Some(t), Some(p)) => {
             for (k, v) in p {
                 if v.is_null() {
                     t.remove(k);
+                } else if MERGED_BY_NAME.contains(&k.as_str()) && v.is_array() {
+                    merge_by_name(t.entry(k.clone()).or_insert(json!([])), v);
                 } else {
                     apply_patch(t.entry(k.clone()).or_insert(Value::Null), v);
                 }
@@ -152,6 +168,277 @@ pub fn apply_patch(target: &mut Value, patch: &Value) {
         }
         _ => *target = patch.clone(),
     }
+}
+
+/// mirrors apimachinery strategicpatch mergeSlice for a merge-keyed list: an entry with the
+/// key of an existing one merges into it, any other is appended.
+fn merge_by_name(target: &mut Value, patch: &Value) {
+    if !target.is_array() {
+        *target = json!([]);
+    }
+    let list = target.as_array_mut().expect("an array");
+    for entry in patch.as_array().into_iter().flatten() {
+        match list.iter_mut().find(|t| t["name"] == entry["name"]) {
+            Some(t) => apply_patch(t, entry),
+            None => list.push(entry.clone()),
+        }
+    }
+}
+
+/// Every fix for one node's verdict, aligned with its reasons (`None` where none is known).
+/// Beside [`fix_for`]'s per-reason fixes, it computes what needs the node and the cluster: a
+/// priorityClassName that makes preemption work (on `PreemptionNotHelpful`, replacing the
+/// `NoPriorityClass` hint) and the largest request that fits (on `InsufficientResources`).
+pub fn node_fixes(snap: &Snapshot, spec_json: &Value, v: &NodeVerdict) -> Vec<Option<Fix>> {
+    let spec = placement::template_spec(&snap.daemon_set);
+    let node = snap
+        .nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(v.name.as_str()));
+    // The DaemonSet's own pods there are the ones the fixed pod replaces.
+    let others: Vec<Pod> = snap
+        .pods_on_nodes
+        .get(&v.name)
+        .into_iter()
+        .flatten()
+        .filter(|p| !is_claimed_by(&snap.daemon_set, &p.metadata))
+        .cloned()
+        .collect();
+    let needs_priority = v
+        .reasons
+        .iter()
+        .any(|r| matches!(r, Reason::PreemptionNotHelpful { .. }));
+    let mut priority = match (node, needs_priority) {
+        (Some(node), true) => {
+            priority_fix(&spec, &snap.priorities, node, &others, snap.namespace())
+        }
+        _ => None,
+    };
+    let has_priority_fix = priority.is_some();
+    v.reasons
+        .iter()
+        .map(|r| match r {
+            Reason::PreemptionNotHelpful { .. } => priority.take(),
+            // The priority fix replaces the hint.
+            Reason::NoPriorityClass {} if has_priority_fix => None,
+            Reason::InsufficientResources {
+                resource,
+                allocatable,
+                used_by_other_pods,
+                ..
+            } => smaller_request_fix(&spec, resource, allocatable, used_by_other_pods, &v.name)
+                .or_else(|| fix_for(r, spec_json, &v.name)),
+            _ => fix_for(r, spec_json, &v.name),
+        })
+        .collect()
+}
+
+/// The lowest existing PriorityClass (PreemptLowerPriority) whose value lets the pod fit on
+/// `node` by preempting (see [`preemption::select_victims_on_node`]), as a template patch; or,
+/// when none exists but a user-definable value would do, a description of the class to create.
+/// `None` when no priority helps (the pod does not fit even with every other pod evicted) or
+/// the pod's own priority is unknown.
+pub fn priority_fix(
+    spec: &PodSpec,
+    priorities: &ClusterPriorities,
+    node: &Node,
+    others: &[Pod],
+    namespace: &str,
+) -> Option<Fix> {
+    let current = priorities.priority_of(spec);
+    let now = current.value?;
+    let preempts =
+        |value: i32| match preemption::select_victims_on_node(spec, value, node, others, &[]) {
+            Outcome::Preempts { victims, .. } => Some(victims),
+            Outcome::CannotHelp { .. } => None,
+        };
+    // Above the pod's priority (or equal, when only its preemptionPolicy Never stops it).
+    let above = |value: i32| value > now || (current.never && value == now);
+    let is_system = |name: &str| SYSTEM_CLASSES.iter().any(|(n, _)| *n == name);
+    let mut user: Vec<(String, i32)> = priorities
+        .classes
+        .iter()
+        .flatten()
+        .filter(|pc| pc.preemption_policy.as_deref() != Some("Never"))
+        .filter_map(|pc| Some((pc.metadata.name.clone()?, pc.value)))
+        .filter(|(name, _)| !is_system(name))
+        .collect();
+    let mut system: Vec<(String, i32)> = SYSTEM_CLASSES
+        .iter()
+        .map(|(n, v)| (n.to_string(), *v))
+        .collect();
+    for list in [&mut user, &mut system] {
+        list.retain(|(name, value)| above(*value) && current.class.as_deref() != Some(name));
+        list.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    }
+    let lowest = |list: &[(String, i32)]| {
+        list.iter()
+            .find_map(|(n, v)| preempts(*v).map(|victims| (n.clone(), *v, victims)))
+    };
+    let set_class = |name: &str, value: i32, victims: Vec<String>, caveat: &str| {
+        let mut inner = json!({"priorityClassName": name});
+        // Admission refuses a pod spec whose priority or preemptionPolicy differs from the
+        // class's (plugin/pkg/admission/priority admitPod): drop them.
+        if spec.priority.is_some() {
+            inner["priority"] = Value::Null;
+        }
+        if spec.preemption_policy.is_some() {
+            inner["preemptionPolicy"] = Value::Null;
+        }
+        manifest(
+            format!(
+                "set priorityClassName {name} (value {value}, the lowest existing class that does it): the pod then fits by preempting {} lower-priority pod(s): {}{caveat}",
+                victims.len(),
+                victims.join(", ")
+            ),
+            inner,
+        )
+    };
+    // 1. A class the cluster's users defined.
+    if let Some((name, value, victims)) = lowest(&user) {
+        return set_class(&name, value, victims, "");
+    }
+    // 2. In kube-system, the built-in classes meant for node agents.
+    if namespace == "kube-system" {
+        if let Some((name, value, victims)) = lowest(&system) {
+            return set_class(&name, value, victims, "");
+        }
+    }
+    // 3. Elsewhere, the lowest user-definable value that works: a class to create
+    // (HighestUserDefinablePriority, scheduling/types.go).
+    const HIGHEST_USER_DEFINABLE: i32 = 1_000_000_000;
+    let mut levels: Vec<i32> = others
+        .iter()
+        .filter(|p| fit::is_active(p))
+        .map(preemption::pod_priority)
+        .collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let unlisted = if priorities.classes.is_none() {
+        " (PriorityClasses could not be listed: an existing class may already do)"
+    } else {
+        ""
+    };
+    let create = levels
+        .into_iter()
+        .map(|p| p.saturating_add(1))
+        .filter(|v| above(*v) && *v <= HIGHEST_USER_DEFINABLE)
+        .find_map(|v| preempts(v).map(|victims| (v, victims)));
+    if let Some((value, victims)) = create {
+        return Some(Fix {
+            target: FixTarget::Cluster,
+            description: format!(
+                "no existing PriorityClass is high enough{unlisted}: create one with value {value} or more (kubectl create priorityclass NAME --value={value}) and set priorityClassName to it; the pod then fits by preempting {} lower-priority pod(s): {} (system-cluster-critical would also do where the apiserver allows it outside kube-system)",
+                victims.len(),
+                victims.join(", ")
+            ),
+            patch: None,
+        });
+    }
+    // 4. Only a built-in class is high enough.
+    let (name, value, victims) = lowest(&system)?;
+    set_class(
+        &name,
+        value,
+        victims,
+        &format!("; outside kube-system the apiserver may refuse it unless a ResourceQuota in {namespace} allows that class (limited priority consumption)"),
+    )
+}
+
+/// Resources a request may be lowered for: extended resources and hugepages must keep
+/// requests equal to limits (core validation), so they get no patch.
+const LOWERABLE: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+
+/// The largest `resource` request that fits the node's free allocatable (`allocatable` minus
+/// `used` by other pods), spread over the containers requesting it in proportion to their
+/// requests, as a patch of those containers (merged by name). A fit, not a sizing advice.
+pub fn smaller_request_fix(
+    spec: &PodSpec,
+    resource: &str,
+    allocatable: &str,
+    used: &str,
+    node_name: &str,
+) -> Option<Fix> {
+    if !LOWERABLE.contains(&resource) {
+        return None;
+    }
+    let free = fit::parse_quantity(allocatable)? - fit::parse_quantity(used)?;
+    let overhead = spec
+        .overhead
+        .as_ref()
+        .and_then(|o| o.get(resource))
+        .and_then(|q| fit::parse_quantity(&q.0))
+        .unwrap_or(0);
+    let target = free - overhead;
+    let pod_level = spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .is_some_and(|r| r.contains_key(resource));
+    let mut without_overhead = spec.clone();
+    without_overhead.overhead = None;
+    let total = fit::pod_requests(&without_overhead)
+        .get(resource)
+        .copied()
+        .unwrap_or(0);
+    if target <= 0 || total <= target || pod_level {
+        return None;
+    }
+    // Whole bytes for memory-like resources, millicores for cpu.
+    let unit = if resource == "cpu" { 1 } else { 1000 };
+    let scale = |r: i128| (r * target / total) / unit * unit;
+    let mut fixed = spec.clone();
+    let mut inner = json!({});
+    let mut changes = Vec::new();
+    for (key, list) in [
+        ("containers", &mut fixed.containers),
+        (
+            "initContainers",
+            fixed.init_containers.get_or_insert_with(Vec::new),
+        ),
+    ] {
+        let mut patches = Vec::new();
+        for c in list.iter_mut() {
+            let Some(&r) = fit::container_requests(c).get(resource) else {
+                continue;
+            };
+            if r == 0 {
+                continue;
+            }
+            let q = fit::format_quantity(resource, scale(r));
+            let res = c.resources.get_or_insert_with(Default::default);
+            res.requests.get_or_insert_with(Default::default).insert(
+                resource.to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity(q.clone()),
+            );
+            changes.push(format!(
+                "{} {} -> {q}",
+                c.name,
+                fit::format_quantity(resource, r)
+            ));
+            patches.push(json!({"name": c.name, "resources": {"requests": {resource: q}}}));
+        }
+        if !patches.is_empty() {
+            inner[key] = Value::Array(patches);
+        }
+    }
+    // What fits is checked the way the scheduler sums it, not assumed from the arithmetic.
+    let fits = fit::pod_requests(&fixed)
+        .get(resource)
+        .copied()
+        .unwrap_or(0)
+        <= free;
+    if changes.is_empty() || !fits {
+        return None;
+    }
+    manifest(
+        format!(
+            "lower the {resource} request ({}) to fit the {} free on node {node_name}: the largest request that fits this node now, not a sizing recommendation for the workload",
+            changes.join(", "),
+            fit::format_quantity(resource, free)
+        ),
+        inner,
+    )
 }
 
 /// The DaemonSet as a manifest to apply: server-set metadata and status dropped.
@@ -180,89 +467,22 @@ pub fn manifest_of(ds: &DaemonSet) -> Value {
     v
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::reason::PodFate;
-    use crate::engine::testutil::daemon_set;
-
-    const DS: &str = r#"
-metadata: {name: agent, namespace: ops, uid: u1, resourceVersion: "7", generation: 2}
-spec:
-  selector: {matchLabels: {app: agent}}
-  template:
-    metadata: {labels: {app: agent}}
-    spec:
-      nodeSelector: {pool: infra, os: linux}
-      tolerations: [{key: dedicated, operator: Exists, effect: NoSchedule}]
-      containers: [{name: a, image: agent:1}]
-status: {desiredNumberScheduled: 1, currentNumberScheduled: 1, numberMisscheduled: 0, numberReady: 1}
-"#;
-
-    #[test]
-    fn a_toleration_for_exactly_that_taint_keeping_the_others() {
-        let ds = daemon_set(DS);
-        let r = Reason::UntoleratedTaint {
-            key: "gpu".into(),
-            value: Some("true".into()),
-            effect: "NoSchedule".into(),
-            existing_pod: PodFate::Kept,
-        };
-        let fix = fix_for(&r, &template_spec(&ds), "n1").unwrap();
-        assert_eq!(fix.target, FixTarget::Manifest);
-        let mut m = manifest_of(&ds);
-        apply_patch(&mut m, fix.patch.as_ref().unwrap());
-        assert_eq!(
-            m["spec"]["template"]["spec"]["tolerations"],
-            json!([
-                {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"},
-                {"key": "gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
-            ])
-        );
-        assert!(m.get("status").is_none() && m["metadata"].get("uid").is_none());
-        assert_eq!(m["metadata"]["name"], "agent");
-    }
-
-    #[test]
-    fn selector_and_affinity_relaxed_node_changes_described() {
-        let ds = daemon_set(DS);
-        let r = Reason::NodeSelectorMismatch {
-            key: "pool".into(),
-            wanted: "infra".into(),
-            actual: None,
-        };
-        let mut m = manifest_of(&ds);
-        apply_patch(
-            &mut m,
-            fix_for(&r, &template_spec(&ds), "n1")
-                .unwrap()
-                .patch
-                .as_ref()
-                .unwrap(),
-        );
-        assert_eq!(
-            m["spec"]["template"]["spec"]["nodeSelector"],
-            json!({"os": "linux"})
-        );
-
-        let r = Reason::NodeAffinityMismatch {
-            term: Some(0),
-            expression: "zone In [a]".into(),
-        };
-        let p = fix_for(&r, &template_spec(&ds), "n1")
-            .unwrap()
-            .patch
-            .unwrap();
-        let terms = &p["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
-            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
-        assert_eq!(terms[0]["matchFields"][0]["values"], json!(["n1"]));
-
-        let r = Reason::TooManyPods {
-            allocatable: 110,
-            used: 110,
-        };
-        let f = fix_for(&r, &template_spec(&ds), "n1").unwrap();
-        assert_eq!((f.target, f.patch), (FixTarget::Node, None));
-        assert!(fix_for(&Reason::NotYetCreated {}, &Value::Null, "n1").is_none());
-    }
+/// The patches `explain --fix` applies from one node's fixes (aligned with its reasons): every
+/// manifest fix, except that a priorityClassName fix and smaller-request fixes are alternatives
+/// for the same misfit: then only the priority class is applied (preemption is how the
+/// scheduler makes room for a node agent; the request is the workload's sizing).
+pub fn patches_to_apply<'a>(reasons: &[Reason], fixes: &'a [Option<Fix>]) -> Vec<&'a Value> {
+    let priority = reasons.iter().zip(fixes).any(|(r, f)| {
+        matches!(r, Reason::PreemptionNotHelpful { .. })
+            && f.as_ref().is_some_and(|f| f.patch.is_some())
+    });
+    reasons
+        .iter()
+        .zip(fixes)
+        .filter(|(r, _)| !(priority && matches!(r, Reason::InsufficientResources { .. })))
+        .filter_map(|(_, f)| f.as_ref()?.patch.as_ref())
+        .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,6 +2,10 @@
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use serde_json::Value;
+
+use super::snapshot::Snapshot;
 
 pub fn node(yaml: &str) -> Node {
     crate::yaml::from_str(yaml).expect("node yaml")
@@ -21,4 +25,39 @@ pub fn pod_spec(yaml: &str) -> PodSpec {
 
 pub fn daemon_set(yaml: &str) -> DaemonSet {
     crate::yaml::from_str(yaml).expect("daemonset yaml")
+}
+
+/// A saved List (tests/fixtures) as the snapshot `explain -f` builds from it: the DaemonSet
+/// `name`, every node, its pods (those bound to a node also as the pods on that node) and the
+/// PriorityClasses.
+pub fn snapshot_of_list(text: &str, name: &str) -> Snapshot {
+    let list: Value = crate::yaml::from_str(text).expect("list yaml");
+    let mut snap = Snapshot::default();
+    let mut nodes = Vec::new();
+    let mut classes: Vec<PriorityClass> = Vec::new();
+    let mut pods: Vec<Pod> = Vec::new();
+    for item in list["items"].as_array().expect("a List") {
+        let o = item.clone();
+        match item["kind"].as_str().unwrap_or("") {
+            "DaemonSet" if item["metadata"]["name"] == name => {
+                snap.daemon_set = serde_json::from_value(o).expect("daemonset")
+            }
+            "Node" => nodes.push(serde_json::from_value::<Node>(o).expect("node")),
+            "Pod" => pods.push(serde_json::from_value(o).expect("pod")),
+            "PriorityClass" => classes.push(serde_json::from_value(o).expect("class")),
+            _ => {}
+        }
+    }
+    let namespace = snap.daemon_set.metadata.namespace.clone();
+    for pod in pods {
+        if let Some(n) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+            snap.pods_on_nodes.entry(n).or_default().push(pod.clone());
+        }
+        if pod.metadata.namespace == namespace {
+            snap.pods.push(pod);
+        }
+    }
+    snap.nodes = nodes.into();
+    snap.priorities.classes = Some(classes);
+    snap
 }

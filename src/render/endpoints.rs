@@ -241,5 +241,9 @@ mod tests {
                 "PodNotReady"
             ]
         );
+        insta::assert_snapshot!("endpoints_table", text);
+        let mut wide = Vec::new();
+        table(&mut wide, &doc, true, &Palette::new(false)).unwrap();
+        insta::assert_snapshot!("endpoints_wide", String::from_utf8(wide).unwrap());
     }
 }

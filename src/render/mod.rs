@@ -10,6 +10,8 @@ pub mod printer;
 pub mod rollout;
 pub mod status;
 pub mod table;
+#[cfg(test)]
+mod tables_tests;
 pub mod term;
 pub mod why;
 pub mod workflow;

@@ -7,7 +7,9 @@ use crate::engine::reason::Reason;
 use crate::engine::rollout::{Action, NodePreview};
 use crate::error::Result;
 
+use super::explain::NodeLabels;
 use super::palette::Palette;
+use super::printer::TableOptions;
 use super::term::escape;
 use super::{diff, io_err, table};
 
@@ -187,13 +189,24 @@ fn all_reasons(n: &NodePreview) -> String {
             _ if outdated => format!("OutdatedRevision: pod at revision {rev} is outdated"),
             _ => main_reason(n),
         };
-        parts.insert(0, text);
+        // A preempting restart's main reason is its Preemption reason: listed once.
+        if !parts.contains(&text) {
+            parts.insert(0, text);
+        }
     }
     parts.join("; ")
 }
 
-/// The table (`-o table`) or the wide table (`-o wide`).
-pub fn preview_table<W: Write>(out: &mut W, doc: &Document, wide: bool, p: &Palette) -> Result<()> {
+/// The table (`-o table`) or the wide table (`-o wide`), with `-L`/`--show-labels` node label
+/// columns (before the free-text reason, as in explain's table).
+pub fn preview_table_with<W: Write>(
+    out: &mut W,
+    doc: &Document,
+    wide: bool,
+    p: &Palette,
+    opts: &TableOptions,
+    labels: &NodeLabels,
+) -> Result<()> {
     let v = doc.preview;
     header(out, doc, p)?;
     if !doc.template_diff.is_empty() {
@@ -208,21 +221,32 @@ pub fn preview_table<W: Write>(out: &mut W, doc: &Document, wide: bool, p: &Pale
         .nodes
         .iter()
         .map(|n| {
-            if !wide {
-                return vec![n.name.clone(), action(n.action, p), main_reason(n)];
-            }
-            vec![
-                n.name.clone(),
-                action(n.action, p),
-                n.pod.clone().unwrap_or_else(|| "-".into()),
-                n.pod_revision.clone().unwrap_or_else(|| "-".into()),
-                all_reasons(n),
-            ]
+            let mut row = if wide {
+                vec![
+                    n.name.clone(),
+                    action(n.action, p),
+                    n.pod.clone().unwrap_or_else(|| "-".into()),
+                    n.pod_revision.clone().unwrap_or_else(|| "-".into()),
+                    all_reasons(n),
+                ]
+            } else {
+                vec![n.name.clone(), action(n.action, p), main_reason(n)]
+            };
+            let at = row.len() - 1;
+            row.splice(at..at, opts.label_cells(labels.get(&n.name)));
+            row
         })
         .collect();
-    if wide {
-        table::write(out, &["NODE", "ACTION", "POD", "REVISION", "REASONS"], rows)
+    let mut headers: Vec<String> = if wide {
+        vec!["NODE", "ACTION", "POD", "REVISION", "REASONS"]
     } else {
-        table::write(out, &["NODE", "ACTION", "REASON"], rows)
+        vec!["NODE", "ACTION", "REASON"]
     }
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let at = headers.len() - 1;
+    headers.splice(at..at, opts.label_headers());
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    table::write(out, &headers, rows)
 }

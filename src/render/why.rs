@@ -186,5 +186,9 @@ mod tests {
         assert!(lines[header + 2].contains("evil^[[2J"), "{text}");
         assert!(lines[header + 2].contains("UntoleratedTaint: "), "{text}");
         assert!(!text.contains('\x1b'));
+        insta::assert_snapshot!("why_table", text);
+        let mut wide = Vec::new();
+        table(&mut wide, &doc, true, &Palette::new(false)).unwrap();
+        insta::assert_snapshot!("why_wide", String::from_utf8(wide).unwrap());
     }
 }

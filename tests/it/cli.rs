@@ -509,3 +509,99 @@ fn explain_from_saved_list_with_preemption() {
         table.stdout
     );
 }
+
+/// The priorityClassName and smaller-request fixes from saved Lists: JSON `fix`, one table
+/// line each, and the manifest `--fix` writes.
+#[test]
+fn priority_and_request_fixes_from_saved_lists() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    let priority = format!("{dir}fix-priority.yaml");
+    let args = [
+        "explain",
+        "log-agent",
+        "-n",
+        "logging",
+        "-f",
+        priority.as_str(),
+    ];
+    let o = run(&[&args[..], &["-o", "json"]].concat(), &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let reasons = v["nodes"][0]["reasons"].as_array().unwrap();
+    let by_code = |code: &str| reasons.iter().find(|r| r["code"] == code).cloned();
+    let not_helpful = by_code("PreemptionNotHelpful").unwrap();
+    assert_eq!(not_helpful["fix"]["target"], "manifest");
+    assert_eq!(
+        not_helpful["fix"]["patch"]["spec"]["template"]["spec"]["priorityClassName"],
+        "node-agents"
+    );
+    assert!(by_code("NoPriorityClass").unwrap().get("fix").is_none());
+    assert_eq!(
+        by_code("InsufficientResources").unwrap()["fix"]["patch"]["spec"]["template"]["spec"]
+            ["containers"][0]["resources"]["requests"]["cpu"],
+        "200m"
+    );
+    let table = run(&args, &[]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    for line in [
+        "Fix small-1 PreemptionNotHelpful: set priorityClassName node-agents (value 100000",
+        "Fix small-1 InsufficientResources: lower the cpu request (agent 400m -> 200m)",
+    ] {
+        assert!(table.stdout.contains(line), "{line}\n{}", table.stdout);
+    }
+    // --fix applies the class, not both alternatives.
+    let fixed = run(&[&args[..], &["--node", "small-1", "--fix"]].concat(), &[]);
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    let m: serde_json::Value = serde_saphyr::from_str(&fixed.stdout).unwrap();
+    let spec = &m["spec"]["template"]["spec"];
+    assert_eq!(spec["priorityClassName"], "node-agents");
+    assert_eq!(
+        spec["containers"][0]["resources"]["requests"]["cpu"],
+        "400m"
+    );
+
+    let resources = format!("{dir}fix-resources.yaml");
+    let args = [
+        "explain",
+        "log-agent",
+        "-f",
+        resources.as_str(),
+        "--node",
+        "big-1",
+    ];
+    let fixed = run(&[&args[..], &["--fix"]].concat(), &[]);
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    let m: serde_json::Value = serde_saphyr::from_str(&fixed.stdout).unwrap();
+    let c = &m["spec"]["template"]["spec"]["containers"];
+    assert_eq!(
+        (
+            &c[0]["resources"]["requests"]["cpu"],
+            &c[1]["resources"]["requests"]["cpu"]
+        ),
+        (&serde_json::json!("1058m"), &serde_json::json!("441m"))
+    );
+    assert_eq!(c[0]["resources"]["limits"]["memory"], "512Mi");
+    assert_eq!(
+        m["spec"]["template"]["spec"]["priorityClassName"],
+        "system-node-critical"
+    );
+}
+
+/// -L on the overview: its rows are DaemonSets, not nodes; refused before any request.
+#[test]
+fn label_columns_are_refused_on_the_overview() {
+    for args in [
+        &["explain", "-L", "topology.kubernetes.io/zone"][..],
+        &["explain", "-A", "--show-labels"][..],
+    ] {
+        let o = run(args, &[("KUBECONFIG", "/nonexistent/kubeconfig")]);
+        assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
+        one_error_line(&o);
+        assert!(
+            o.stderr
+                .contains("the overview lists DaemonSets, not nodes"),
+            "{}",
+            o.stderr
+        );
+    }
+}

@@ -218,6 +218,39 @@ async fn fix_round_trip_tolerates_the_taint() {
         .collect();
     assert_eq!(got, want, "{}", cc.stderr);
 
+    // -L / --show-labels: node label columns in the per-node table, before the reason.
+    let table = env.run(&[
+        "rollout-preview",
+        "agent",
+        "-f",
+        p,
+        "-L",
+        &format!("{TEST_LABEL},kds.dev/nosuch"),
+        "--show-labels",
+    ]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let header = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("NODE "))
+        .unwrap_or_else(|| panic!("{}", table.stdout));
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["NODE", "ACTION", "KDS-TEST", "NOSUCH", "LABELS", "REASON"]
+    );
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{tainted} ")))
+        .unwrap_or_else(|| panic!("{}", table.stdout));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], "Create", "{row}");
+    assert_eq!(cells[2], env.ns, "{row}");
+    assert!(
+        cells[3].contains(&format!("{TEST_LABEL}={}", env.ns)),
+        "the NOSUCH cell is empty, LABELS follows: {row}"
+    );
+
     let kc = crate::harness::kubeconfig();
     let apply = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
@@ -240,6 +273,87 @@ async fn fix_round_trip_tolerates_the_taint() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("{tainted} never Running: {last:#}");
+}
+
+/// A pod too big for its node: explain offers the largest request that fits; --fix writes it,
+/// rollout-preview -f shows the node's pod replaced, kubectl apply makes it Running.
+#[tokio::test]
+async fn fix_round_trip_lowers_the_request() {
+    let mut env = TestEnv::new("fixreq").await;
+    let small = env
+        .node(
+            "small",
+            NodeSpec {
+                cpu: Some("1"),
+                ..NodeSpec::default()
+            },
+        )
+        .await;
+    let manifest = env.daemon_set(
+        "agent",
+        json!({"containers": [{"name": "agent", "image": "registry.example/agent:1",
+            "resources": {"requests": {"cpu": "1500m", "memory": "64Mi"}}}]}),
+    );
+    env.create_ds(manifest).await;
+    let mut last = Value::Null;
+    for _ in 0..240 {
+        last = env.explain_json("agent");
+        let v = crate::harness::node_verdict(&last, &small);
+        let has = |code: &str| {
+            v["reasons"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["code"] == code))
+        };
+        if v["state"] == "Pending" && has("InsufficientResources") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let v = crate::harness::node_verdict(&last, &small);
+    let r = v["reasons"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["code"] == "InsufficientResources"))
+        .unwrap_or_else(|| panic!("{last:#}"));
+    assert_eq!(r["fix"]["target"], "manifest", "{r:#}");
+    assert_eq!(
+        r["fix"]["patch"]["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "agent", "resources": {"requests": {"cpu": "1"}}}])
+    );
+
+    let fixed = env.run(&["explain", "agent", "--node", &small, "--fix"]);
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let patched = dir.path().join("patched.yaml");
+    std::fs::write(&patched, &fixed.stdout).unwrap();
+    let p = patched.to_str().unwrap();
+    let preview = env.run(&["rollout-preview", "agent", "-f", p, "-o", "json"]);
+    assert_eq!(preview.code, 0, "{}{}", preview.stdout, preview.stderr);
+    let doc: Value = serde_json::from_str(&preview.stdout).unwrap();
+    assert_eq!(
+        action_of(&doc, &small).as_deref(),
+        Some("Restart"),
+        "the pending pod is replaced by one that fits: {doc:#}"
+    );
+
+    let apply = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(crate::harness::kubeconfig())
+        .args(["apply", "-f", p])
+        .output()
+        .unwrap();
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    for _ in 0..240 {
+        last = env.explain_json("agent");
+        if crate::harness::node_verdict(&last, &small)["state"] == "Running" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{small} never Running: {last:#}");
 }
 
 /// The rollout-preview action of `node`, wherever the document lists it.

@@ -117,14 +117,25 @@ fn krew_installs_the_release_archive_offline() {
     let dist = tmp.path().join("dist");
     let url = serve(dist.clone());
 
-    // 1. The release: archive, sums and manifest for linux/amd64.
-    check(
-        "scripts/release",
-        Command::new(repo().join("scripts/release"))
-            .args(["--platform", "linux/amd64", "--url", &url, "--out"])
-            .arg(&dist)
-            .output()
-            .unwrap(),
+    // 1. The release: archive, sums and both manifests for linux/amd64 (.krew.yaml rendered by
+    //    krew-release-bot's own `template` command, built by install-release-tools).
+    let bot = tools.join("krew-release-bot");
+    assert!(
+        bot.is_file(),
+        "{} missing: run scripts/install-release-tools",
+        bot.display()
+    );
+    let release = Command::new(repo().join("scripts/release"))
+        .args(["--platform", "linux/amd64", "--url", &url, "--out"])
+        .arg(&dist)
+        .env("KREW_RELEASE_BOT", &bot)
+        .output()
+        .unwrap();
+    let release_log = String::from_utf8_lossy(&release.stderr).into_owned();
+    check("scripts/release", release);
+    assert!(
+        release_log.contains("manifest: ") && release_log.contains("/.krew.yaml (krew-release-bot"),
+        "{release_log}"
     );
     let archive_name = format!("kubectl-ds_{}_linux_amd64.tar.gz", version());
     let archive = dist.join(&archive_name);
@@ -161,17 +172,37 @@ fn krew_installs_the_release_archive_offline() {
     assert!(!rendered.contains("{{"), "placeholder left:\n{rendered}");
     assert_eq!(rendered.matches("- selector:").count(), 1, "{rendered}");
 
-    // 2. krew's validator: structure, selectors, and an install of each platform with a
-    //    LICENSE extracted (it downloads from `uri`, served above).
-    check(
-        "validate-krew-manifest",
-        Command::new(tools.join("validate-krew-manifest"))
-            .arg("-manifest")
-            .arg(&manifest)
-            .env("PATH", path_with(&[&tools]))
-            .output()
-            .unwrap(),
+    // The bot's rendering: the same platform, its uri and the sha256 it computed by
+    // downloading the archive.
+    let by_bot = std::fs::read_to_string(dist.join(".krew.yaml")).unwrap();
+    assert!(!by_bot.contains("{{"), "placeholder left:\n{by_bot}");
+    assert_eq!(scalar(&by_bot, "version"), format!("v{}", version()));
+    assert_eq!(by_bot.matches("- selector:").count(), 1, "{by_bot}");
+    assert!(
+        by_bot.contains(&format!("uri: {url}/{archive_name}")),
+        "{by_bot}"
     );
+    assert!(by_bot.contains(&format!("sha256: {sum}")), "{by_bot}");
+    assert_eq!(platforms(&by_bot).len(), 1, "{by_bot}");
+    // krew's validator wants the file named after the plugin.
+    let bot_dir = tmp.path().join("bot");
+    std::fs::create_dir_all(&bot_dir).unwrap();
+    let bot_manifest = bot_dir.join("ds.yaml");
+    std::fs::write(&bot_manifest, &by_bot).unwrap();
+
+    // 2. krew's validator on both: structure, selectors, and an install of each platform with a
+    //    LICENSE extracted (it downloads from `uri`, served above).
+    for m in [&manifest, &bot_manifest] {
+        check(
+            "validate-krew-manifest",
+            Command::new(tools.join("validate-krew-manifest"))
+                .arg("-manifest")
+                .arg(m)
+                .env("PATH", path_with(&[&tools]))
+                .output()
+                .unwrap(),
+        );
+    }
 
     // 3. Install from the archive, offline, into a throwaway KREW_ROOT.
     let krew_root = tmp.path().join("krew");
@@ -315,8 +346,10 @@ fn platforms(manifest: &str) -> Vec<(String, String, String, String)> {
 }
 
 /// krew-index's review rules (its bot and the reviewers' checklist) on both manifests, and the
-/// krew-release-bot template rendered as the bot renders it (TagName, Version, addURIAndSha)
-/// agreeing with scripts/release's template field by field.
+/// krew-release-bot template rendered with the bot's template semantics (TagName; inside
+/// addURIAndSha's URL only TagName, so `slice .TagName 1` for the version) agreeing with
+/// scripts/release's template field by field. The bot itself renders it in
+/// `krew_installs_the_release_archive_offline`.
 #[test]
 fn manifest_follows_the_index_rules() {
     let ds = std::fs::read_to_string(repo().join("krew/ds.yaml")).unwrap();
@@ -378,10 +411,16 @@ fn manifest_follows_the_index_rules() {
         scalar(&bot, "shortDescription")
     );
 
-    // Rendered as krew-release-bot does (pkg/source/template.go RenderTemplate).
+    // Rendered as krew-release-bot does (pkg/source/template.go RenderTemplate): the URL inside
+    // addURIAndSha is a template over {TagName} alone in every released bot (v0.0.46 to
+    // v0.0.51): `.Version` there would fail the release.
+    assert!(
+        !bot.contains(".Version"),
+        "the released bot has no .Version"
+    );
     let tag = format!("v{}", version());
     let rendered: String = bot
-        .replace("{{ .Version }}", version())
+        .replace("{{ slice .TagName 1 }}", &tag[1..])
         .replace("{{ .TagName }}", &tag)
         .lines()
         .map(|l| match l.trim().strip_prefix("{{addURIAndSha \"") {
