@@ -1,9 +1,9 @@
 //! Mutations as data: each workflow returns a [`Plan`] — its report, its checks, the exact
 //! [`Mutation`]s it would send and the DaemonSet whose lease it needs — and one executor,
 //! [`execute`], runs every plan: refuse when a check blocks; stop after the plan
-//! (`--dry-run`); send every mutation with dryRun=All (`--dry-run=server` ends there, and so
-//! does a run the apiserver rejects: nothing changed); take the lease ([`super::lock`]); confirm;
-//! send each mutation with its preconditions ([`send_preconditioned`]: the orphaning delete
+//! (`--dry-run`); send every mutation with dryRun=All (`--dry-run=server` ends there); when
+//! acting, take the lease ([`super::lock`]) first, then the same dry run (a run the apiserver
+//! rejects ends there: nothing changed, the lease released); confirm; send each mutation with its preconditions ([`send_preconditioned`]: the orphaning delete
 //! re-reads the DaemonSet right before it is sent and retries a 409 while the spec and UID are
 //! unchanged); verify; report. The lease is released on every path once taken. `migrate`'s
 //! plan is the orphan plan followed by the adopt plan ([`Plan::then`]).
@@ -328,10 +328,11 @@ pub async fn read_as_planned(
     }
 }
 
-/// Runs a plan: refuse on a block -> plan only (`--dry-run`) -> server dry run of every
-/// mutation (`--dry-run=server` ends there) -> take the plan's lease -> confirm -> for each
-/// mutation: `steps.before`, send it with its preconditions, `steps.after` -> `steps.verify`.
-/// The lease is released on every path once taken. A refusal before anything changed still
+/// Runs a plan: refuse on a block -> plan only (`--dry-run`) -> `--dry-run=server`: the
+/// server dry run of every mutation, and the end; acting: take the plan's lease -> server dry
+/// run of every mutation -> confirm -> for each mutation: `steps.before`, send it with its
+/// preconditions, `steps.after` -> `steps.verify`. The lease is released on every path once
+/// taken. A refusal before anything changed still
 /// prints the report (`-o json`) before the error.
 pub async fn execute<R: Report, S: Steps<R>>(
     ctx: &Ctx<'_>,
@@ -364,10 +365,8 @@ pub async fn execute<R: Report, S: Steps<R>>(
         }
         Mode::Act => {}
     }
-    if let Err(e) = dry_run_before_acting(ctx, &mutations).await {
-        ctx.document(&report)?;
-        return Err(e);
-    }
+    // The lease first: the dry run then sees the objects as this run will act on them (a
+    // concurrent run is refused by the lease, not by its changes tripping this run's dry run).
     if let Some(daemon_set) = &lock {
         if let Err(e) = ctx.lock(daemon_set).await {
             ctx.document(&report)?;
@@ -401,7 +400,8 @@ async fn dry_run_before_acting(ctx: &Ctx<'_>, mutations: &[Mutation]) -> Result<
     Ok(())
 }
 
-/// Confirm, then each mutation with the workflow's steps around it, then its verification.
+/// The server dry run, the confirmation, then each mutation with the workflow's steps around
+/// it, then its verification.
 async fn act<R: Report, S: Steps<R>>(
     ctx: &Ctx<'_>,
     mut report: R,
@@ -409,6 +409,10 @@ async fn act<R: Report, S: Steps<R>>(
     what: &str,
     steps: &mut S,
 ) -> Result<Exit> {
+    if let Err(e) = dry_run_before_acting(ctx, &mutations).await {
+        ctx.document(&report)?;
+        return Err(e);
+    }
     if let Err(e) = ctx.confirm(what) {
         ctx.document(&report)?;
         return Err(e);
@@ -748,12 +752,16 @@ status: {phase: Running}
         }
     }
 
-    /// `migrate agent -f agent-v2.yaml --yes` against the scripted server at `url`: the
-    /// orphan plan then the adopt plan, run by the executor with recording steps.
-    async fn run_migrate_plan(url: &str) -> (Result<Exit>, Vec<String>) {
-        let settings = test_settings();
+    /// A context acting with `--yes` against the scripted server at `url`, namespace `ns`.
+    fn test_ctx(url: &str) -> Ctx<'static> {
+        test_ctx_with(url, true)
+    }
+
+    /// The same, with or without `--yes` (no terminal to ask on).
+    fn test_ctx_with(url: &str, yes: bool) -> Ctx<'static> {
+        let settings: &'static _ = Box::leak(Box::new(test_settings()));
         let flags = crate::cli::MutationFlags {
-            yes: true,
+            yes,
             dry_run: crate::cli::DryRun::None,
             timeout: "1s".into(),
             output: crate::cli::Output::Table,
@@ -763,7 +771,59 @@ status: {phase: Running}
             namespace: "ns".into(),
             protobuf: false,
         };
-        let ctx = Ctx::new(cluster, &settings, &flags).unwrap();
+        Ctx::new(cluster, settings, &flags).unwrap()
+    }
+
+    /// A run that finds its DaemonSet gone while another run holds its lease (that run deleted
+    /// it mid-way) says so instead of "not found"; an expired lease says nothing.
+    #[tokio::test]
+    async fn a_daemon_set_gone_under_a_held_lease_is_reported_as_another_run() {
+        use crate::cluster::mock::{self, Reply};
+        let held = |renewed: k8s_openapi::jiff::Timestamp| {
+            let mut l = lease_json();
+            l["spec"]["holderIdentity"] = json!("kubectl-ds:other-host:4242:ab12");
+            l["spec"]["renewTime"] = serde_json::to_value(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(renewed),
+            )
+            .unwrap();
+            l
+        };
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let (url, seen) = mock::serve(vec![
+            Reply::json(200, held(now)),
+            Reply::json(
+                200,
+                held(now - k8s_openapi::jiff::SignedDuration::from_secs(31)),
+            ),
+        ])
+        .await;
+        let ctx = test_ctx(&url);
+        let err = super::super::lock::held_by_another_run(&ctx, "agent")
+            .await
+            .expect("held");
+        assert_eq!(err.exit_code(), Exit::Refused, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("is being changed by another run")
+                && text.contains("held by kubectl-ds on host other-host (pid 4242)"),
+            "{text}"
+        );
+        assert!(super::super::lock::held_by_another_run(&ctx, "agent")
+            .await
+            .is_none());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen.iter().all(|s| s.line.starts_with("GET ")), "{seen:?}");
+    }
+
+    /// `migrate agent -f agent-v2.yaml --yes` against the scripted server at `url`: the
+    /// orphan plan then the adopt plan, run by the executor with recording steps.
+    async fn run_migrate_plan(url: &str) -> (Result<Exit>, Vec<String>) {
+        run_migrate_plan_with(url, true).await
+    }
+
+    async fn run_migrate_plan_with(url: &str, yes: bool) -> (Result<Exit>, Vec<String>) {
+        let ctx = test_ctx_with(url, yes);
         let plan = orphan_plan(&old_ds()).then(adopt_plan(&new_ds("agent-v2"), false), |_, _| {
             TestReport::default()
         });
@@ -818,21 +878,21 @@ status: {phase: Running}
             .collect()
     }
 
-    /// With --yes: every mutation's dry run (dryRun=All) before anything real; then the lease,
-    /// created before the first real mutation; the delete re-reads the DaemonSet right before
+    /// With --yes: the lease, created before anything else is sent; every mutation's dry run
+    /// (dryRun=All) before anything real; the delete re-reads the DaemonSet right before
     /// it is sent and is conditioned on that read (a 409 reads and deletes again); the steps
     /// around each mutation; the verification; the lease deleted at the end.
     #[tokio::test]
-    async fn with_yes_the_dry_runs_then_the_lease_then_the_mutations_then_the_release() {
+    async fn with_yes_the_lease_then_the_dry_runs_then_the_mutations_then_the_release() {
         use crate::cluster::mock::{self, Reply};
         let mut stored = serde_json::to_value(new_ds("agent-v2")).unwrap();
         stored["metadata"]["uid"] = json!("new-uid");
         let (url, seen) = mock::serve(vec![
+            Reply::status(404, "NotFound"),
+            Reply::json(201, lease_json()),
             Reply::json(200, with_rv("4711")),
             Reply::json(200, with_rv("4711")),
             Reply::json(201, stored.clone()),
-            Reply::status(404, "NotFound"),
-            Reply::json(201, lease_json()),
             Reply::json(200, with_rv("4712")),
             Reply::status(409, "Conflict"),
             Reply::json(200, with_rv("4713")),
@@ -848,11 +908,11 @@ status: {phase: Running}
         assert_eq!(
             summary(&seen.lock().unwrap()),
             [
+                format!("GET {lease}"),
+                format!("POST {LEASE}"),
                 format!("GET {ds}"),
                 format!("DELETE {ds} dry rv=4711"),
                 format!("POST {PATH} dry"),
-                format!("GET {lease}"),
-                format!("POST {LEASE}"),
                 format!("GET {ds}"),
                 format!("DELETE {ds} rv=4712"),
                 format!("GET {ds}"),
@@ -880,11 +940,11 @@ status: {phase: Running}
         use crate::cluster::mock::{self, Reply};
         let stored = serde_json::to_value(new_ds("agent-v2")).unwrap();
         let (url, seen) = mock::serve(vec![
+            Reply::status(404, "NotFound"),
+            Reply::json(201, lease_json()),
             Reply::json(200, with_rv("4711")),
             Reply::json(200, with_rv("4711")),
             Reply::json(201, stored),
-            Reply::status(404, "NotFound"),
-            Reply::json(201, lease_json()),
             Reply::json(200, with_rv("4711")),
             Reply::json(200, success()),
             Reply::status(403, "Forbidden"),
@@ -906,14 +966,17 @@ status: {phase: Running}
     }
 
     /// A dry run the apiserver rejects (here the create, 422) refuses the run with its
-    /// message: no lease, no real mutation, no step run.
+    /// message: no real mutation, no step run, the lease released.
     #[tokio::test]
     async fn a_rejected_dry_run_sends_no_real_mutation() {
         use crate::cluster::mock::{self, Reply};
         let (url, seen) = mock::serve(vec![
+            Reply::status(404, "NotFound"),
+            Reply::json(201, lease_json()),
             Reply::json(200, with_rv("4711")),
             Reply::json(200, with_rv("4711")),
             Reply::status(422, "Invalid"),
+            Reply::json(200, success()),
         ])
         .await;
         let (out, steps) = run_migrate_plan(&url).await;
@@ -929,10 +992,47 @@ status: {phase: Running}
         assert_eq!(
             summary(&seen.lock().unwrap()),
             [
+                format!("GET {LEASE}/kubectl-ds-migrate-agent"),
+                format!("POST {LEASE}"),
                 format!("GET {ds}"),
                 format!("DELETE {ds} dry rv=4711"),
                 format!("POST {PATH} dry"),
+                format!("DELETE {LEASE}/kubectl-ds-migrate-agent rv=9"),
             ]
+        );
+        assert!(steps.is_empty(), "{steps:?}");
+    }
+
+    /// Without --yes and without a terminal: the dry runs pass, the run is refused at the
+    /// confirmation (exit 6), nothing real is sent and the lease is released.
+    #[tokio::test]
+    async fn not_confirmed_sends_no_real_mutation_and_releases_the_lease() {
+        use crate::cluster::mock::{self, Reply};
+        let stored = serde_json::to_value(new_ds("agent-v2")).unwrap();
+        let (url, seen) = mock::serve(vec![
+            Reply::status(404, "NotFound"),
+            Reply::json(201, lease_json()),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(201, stored),
+            Reply::json(200, success()),
+        ])
+        .await;
+        let (out, steps) = run_migrate_plan_with(&url, false).await;
+        let err = out.unwrap_err();
+        assert_eq!(err.exit_code(), Exit::Refused, "{err}");
+        assert!(err.to_string().contains("not confirmed"), "{err}");
+        let seen = summary(&seen.lock().unwrap());
+        assert_eq!(seen.len(), 6, "{seen:#?}");
+        assert!(
+            seen[2..5]
+                .iter()
+                .all(|l| l.starts_with("GET ") || l.contains(" dry")),
+            "{seen:#?}"
+        );
+        assert_eq!(
+            seen[5],
+            format!("DELETE {LEASE}/kubectl-ds-migrate-agent rv=9")
         );
         assert!(steps.is_empty(), "{steps:?}");
     }

@@ -61,6 +61,9 @@ pub async fn run(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<Exit> {
     let old = find(&objects, req.old_name);
     let new = find(&objects, &new_name);
     let Some(stage) = migrate_stage(req.old_name, old, new, &manifest, journal.as_ref()) else {
+        if let Some(held) = super::lock::held_by_another_run(ctx, req.old_name).await {
+            return Err(held);
+        }
         return Err(Error::NotFound {
             message: format!(
                 "daemonset {:?} not found in namespace {ns:?}, and {} holds no backup of it to resume from",

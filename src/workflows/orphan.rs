@@ -141,6 +141,9 @@ pub async fn run(
         if let Some(journal) = existing.as_ref().and_then(|b| b.journal_of(&ns, name)) {
             return resume_after_delete(ctx, journal, backup_path).await;
         }
+        if let Some(held) = super::lock::held_by_another_run(ctx, name).await {
+            return Err(held);
+        }
         return Err(fetch::fetch_daemon_set(&ctx.cluster, &ns, name)
             .await
             .err()
