@@ -1,7 +1,7 @@
 //! The orphaning workflows against what real clusters throw at them (issue 11): another
 //! controller that would adopt the orphans, a DaemonSet owned by Helm or Argo CD, a reconciler
 //! that recreates the old DaemonSet mid-run, a foreign finalizer, a pod lost mid-run, two
-//! runs at once, and an admission policy that rejects the server dry run run before acting.
+//! runs at once, and an admission policy that rejects the server dry run made before acting.
 //! Each asserts the exit code, the message, and the pods' UIDs before and after.
 
 use std::collections::BTreeSet;
