@@ -7,7 +7,7 @@ use std::path::Path;
 use k8s_openapi::api::apps::v1::DaemonSet;
 
 use super::backup::{self, Backup};
-use super::executor::{gate, Gate, Mutation, Plan};
+use super::executor::{execute, Acted, Mutation, Plan, Steps};
 use super::report::{
     AdoptPlan, AdoptReport, AdoptResult, ObjectRef, PredecessorRef, ServerDryRun, API_VERSION,
 };
@@ -193,28 +193,9 @@ fn predecessor_from(backup: &Backup, ns: &str) -> Result<Predecessor> {
 }
 
 /// `kubectl ds adopt -f NEW.yaml [--from-backup FILE]`.
-/// Holds a lease while it acts: the one of the DaemonSet named by `--from-backup` (the same
-/// lock `migrate` and `orphan` of that DaemonSet take), else the new DaemonSet's.
+/// The executor holds a lease while it acts: the one of the DaemonSet named by `--from-backup`
+/// (the same lock `migrate` and `orphan` of that DaemonSet take), else the new DaemonSet's.
 pub async fn run(
-    ctx: &Ctx<'_>,
-    manifest: DaemonSet,
-    file: &Path,
-    from_backup: Option<&Path>,
-    overrides: &Overrides,
-) -> Result<Exit> {
-    let predecessor = from_backup
-        .and_then(|p| backup::read(p).ok().flatten())
-        .and_then(|b| b.daemon_set.metadata.name);
-    let lock_name = predecessor
-        .or_else(|| manifest.metadata.name.clone())
-        .unwrap_or_default();
-    ctx.lock(&lock_name).await?;
-    let out = run_locked(ctx, manifest, file, from_backup, overrides).await;
-    ctx.unlock().await;
-    out
-}
-
-async fn run_locked(
     ctx: &Ctx<'_>,
     manifest: DaemonSet,
     file: &Path,
@@ -275,26 +256,56 @@ async fn run_locked(
             server_dry_run: Vec::new(),
             result: None,
         });
+    if let Some(b) = &predecessor {
+        plan.lock = Some(b.name.clone());
+    }
     ctx.table(|out, p| render::workflow::adopt_plan(out, &plan.report.plan, p))?;
+    let mut steps = AdoptSteps {
+        name: &name,
+        journal: journal.as_ref(),
+    };
     if !resumed {
         let what = format!("create daemonset {ns}/{name} and let it adopt the pods");
-        if let Gate::Done(exit) = gate(ctx, &mut plan, &what).await? {
-            return Ok(exit);
-        }
-        create(ctx, &manifest, &marker, &plan.report.plan.analysis).await?;
-    } else {
-        if let Err(e) = refuse_if_blocked(&plan.checks) {
-            ctx.document(&plan.report)?;
-            return Err(e);
-        }
-        ctx.progress(&format!(
-            "daemonset {ns}/{name} was created by an earlier run: verifying the adoption"
-        ));
+        return execute(ctx, plan, &what, &mut steps).await;
     }
-    let mut report = plan.report;
-    let (result, verified) = verify(ctx, &report.plan.analysis, &name, journal.as_ref()).await?;
-    report.result = Some(result);
-    finish(ctx, &report, verified)
+    // Created by an earlier run: nothing to send, only the verification (no lock: it
+    // changes nothing).
+    if let Err(e) = refuse_if_blocked(&plan.checks) {
+        ctx.document(&plan.report)?;
+        return Err(e);
+    }
+    ctx.progress(&format!(
+        "daemonset {ns}/{name} was created by an earlier run: verifying the adoption"
+    ));
+    steps.verify(ctx, plan.report).await
+}
+
+/// `adopt`'s steps: after the create, the wait for the adoption and the report.
+struct AdoptSteps<'a> {
+    name: &'a str,
+    journal: Option<&'a Journal>,
+}
+
+impl Steps<AdoptReport> for AdoptSteps<'_> {
+    async fn before(
+        &mut self,
+        _: &Ctx<'_>,
+        m: &Mutation,
+        _: &mut AdoptReport,
+    ) -> Result<Option<Mutation>> {
+        Ok(Some(m.clone()))
+    }
+
+    async fn after(&mut self, ctx: &Ctx<'_>, acted: Acted, _: &mut AdoptReport) -> Result<()> {
+        created(ctx, acted).await
+    }
+
+    async fn verify(&mut self, ctx: &Ctx<'_>, mut report: AdoptReport) -> Result<Exit> {
+        let (result, verified) =
+            verify(ctx, &report.plan.analysis, self.name, self.journal).await?;
+        report.result = Some(result);
+        finish(ctx, &report, verified)
+    }
 }
 
 fn finish(ctx: &Ctx<'_>, report: &AdoptReport, verified: bool) -> Result<Exit> {
@@ -368,20 +379,16 @@ pub fn mutation_plan(
     Plan {
         checks: plan.analysis.checks.clone(),
         mutations,
+        lock: manifest.metadata.name.clone(),
         report: plan,
     }
 }
 
-/// Creates the DaemonSet with the marker and the decided template generation.
-pub async fn create(
-    ctx: &Ctx<'_>,
-    manifest: &DaemonSet,
-    marker: &str,
-    analysis: &AdoptAnalysis,
-) -> Result<DaemonSet> {
-    ctx.ensure_locked()?;
-    let ds = manifest::prepare_for_create(manifest, marker, analysis.template_generation);
-    let created = super::executor::send_create(ctx, &ds, false).await?;
+/// Right after the create went through: says so; the failpoint `after-create`.
+pub async fn created(ctx: &Ctx<'_>, acted: Acted) -> Result<()> {
+    let Acted::Created(created) = acted else {
+        return Ok(());
+    };
     ctx.progress(&format!(
         "daemonset {}/{} created (uid {}); waiting for the DaemonSet controller to adopt the pods",
         created.metadata.namespace.as_deref().unwrap_or(""),
@@ -389,7 +396,7 @@ pub async fn create(
         created.metadata.uid.as_deref().unwrap_or("")
     ));
     ctx.failpoint("after-create").await;
-    Ok(created)
+    Ok(())
 }
 
 impl WaitState for (AdoptionProgress, DaemonSet, Vec<ObjectRecord>) {

@@ -1,19 +1,29 @@
-//! Mutations as data: each workflow returns a [`Plan`] — its report, its checks and the exact
-//! [`Mutation`]s it would send — and one gate runs the part every workflow shares: refuse when
-//! a check blocks, stop after the plan (`--dry-run`), send every mutation with dryRun=All
-//! (`--dry-run=server`), ask for confirmation. `migrate`'s plan is the orphan plan followed by
-//! the adopt plan ([`Plan::then`]). Each mutation's request (method, path, query, body with its
-//! preconditions, propagationPolicy and dryRun) is built in one place, [`Mutation::request`],
-//! from the same options the cluster layer sends, and [`send`] is the one place every
-//! workflow mutation goes out (dry run or not, through the client's retry policy). What is
-//! still the workflows' own: when to act (the delete re-reads its preconditions right before it
-//! is sent and retries a 409; migrate's create waits for the orphaning), waiting and verifying.
+//! Mutations as data: each workflow returns a [`Plan`] — its report, its checks, the exact
+//! [`Mutation`]s it would send and the DaemonSet whose lease it needs — and one executor,
+//! [`execute`], runs every plan: refuse when a check blocks; stop after the plan
+//! (`--dry-run`); send every mutation with dryRun=All (`--dry-run=server` ends there); when
+//! acting, take the lease ([`super::lock`]) first, then the same dry run (a run the apiserver
+//! rejects ends there: nothing changed, the lease released); confirm; send each mutation with its preconditions ([`send_preconditioned`]: the orphaning delete
+//! re-reads the DaemonSet right before it is sent and retries a 409 while the spec and UID are
+//! unchanged); verify; report. The lease is released on every path once taken. `migrate`'s
+//! plan is the orphan plan followed by the adopt plan ([`Plan::then`]).
+//!
+//! Each mutation's request (method, path, query, body with its preconditions,
+//! propagationPolicy and dryRun) is built in one place, [`Mutation::request`], from the same
+//! options the cluster layer sends, and [`send`] is the one place every workflow mutation goes
+//! out (through the client's retry policy). What stays the workflows' own is in their
+//! [`Steps`]: what to check or write right before a mutation (the re-check and the backup
+//! before the delete; migrate's wait for the orphans and the adoption planned again from
+//! them before the create), what to do right after it, and how to wait and verify.
+
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde::Serialize;
 
 use super::report::{AdoptReport, MigrateReport, OrphanReport, ServerDryRun};
 use super::{adopt, orphan, refuse_if_blocked, Ctx, Mode};
+use crate::cluster::fetch::get_daemon_set_raw;
 use crate::cluster::mutate::{self, DeleteOutcome};
 use crate::engine::checks::Check;
 use crate::error::{Error, Result};
@@ -64,6 +74,9 @@ pub struct Plan<R> {
     pub report: R,
     pub checks: Vec<Check>,
     pub mutations: Vec<Mutation>,
+    /// The DaemonSet whose lease (`lock`) the run holds from before the confirmation until the
+    /// end, when it acts; `None`: no lock (nothing to send).
+    pub lock: Option<String>,
 }
 
 impl<R> Plan<R> {
@@ -78,6 +91,7 @@ impl<R> Plan<R> {
             report: join(self.report, next.report),
             checks,
             mutations,
+            lock: self.lock.or(next.lock),
         }
     }
 
@@ -87,6 +101,7 @@ impl<R> Plan<R> {
             report: f(self.report),
             checks: self.checks,
             mutations: self.mutations,
+            lock: self.lock,
         }
     }
 }
@@ -114,13 +129,38 @@ impl Report for MigrateReport {
     }
 }
 
-/// What the gate decided.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Gate {
-    /// Confirmed: act now.
-    Act,
-    /// The run is over (plan printed, or server dry run done) with this exit code.
-    Done(Exit),
+/// What a mutation did once it went through for real (or, in the dry run before acting, would
+/// do).
+#[derive(Debug)]
+pub enum Acted {
+    /// The orphaning delete was accepted: `object` (and `raw`, as the server sent it) is the
+    /// DaemonSet as read right before it, whose UID and resourceVersion were its preconditions.
+    Deleted {
+        raw: serde_json::Value,
+        object: Box<DaemonSet>,
+    },
+    /// The created object (for a dry run: as it would be stored).
+    Created(Box<DaemonSet>),
+}
+
+/// What a workflow does around the executor's mutations: its re-checks, its backup, its
+/// waits and its verification. The executor decides when each runs and sends every mutation
+/// itself; a workflow never sends one.
+#[allow(async_fn_in_trait)] // used with concrete types only, never as `dyn Steps` nor across threads
+pub trait Steps<R> {
+    /// Right before `m` is sent for real (its dry run passed, the lease is held, confirmed):
+    /// re-checks, the backup, waits, or a re-planned mutation. The mutation to send, or `None`
+    /// when there is nothing to send (an earlier run did it).
+    async fn before(
+        &mut self,
+        ctx: &Ctx<'_>,
+        m: &Mutation,
+        report: &mut R,
+    ) -> Result<Option<Mutation>>;
+    /// Right after it went through.
+    async fn after(&mut self, ctx: &Ctx<'_>, acted: Acted, report: &mut R) -> Result<()>;
+    /// Once every mutation went through: wait, verify, print the result; the run's exit.
+    async fn verify(&mut self, ctx: &Ctx<'_>, report: R) -> Result<Exit>;
 }
 
 /// What the apiserver answered to a mutation.
@@ -172,26 +212,6 @@ async fn send_with(client: &kube::Client, m: &Mutation, dry_run: bool) -> Result
     }
 }
 
-/// Sends the orphaning delete of `ds` (its preconditions are `ds`'s uid and resourceVersion).
-pub async fn send_delete(ctx: &Ctx<'_>, ds: &DaemonSet, dry_run: bool) -> Result<DeleteOutcome> {
-    match send(ctx, &Mutation::OrphanDelete(ds.clone()), dry_run).await? {
-        Sent::Delete(outcome) => Ok(outcome),
-        other => Err(Error::Io(format!(
-            "unexpected answer to a delete: {other:?}"
-        ))),
-    }
-}
-
-/// Sends the create of `ds`; the object as stored (or, for a dry run, as it would be).
-pub async fn send_create(ctx: &Ctx<'_>, ds: &DaemonSet, dry_run: bool) -> Result<DaemonSet> {
-    match send(ctx, &Mutation::Create(ds.clone()), dry_run).await? {
-        Sent::Created(created) => Ok(*created),
-        other => Err(Error::Io(format!(
-            "unexpected answer to a create: {other:?}"
-        ))),
-    }
-}
-
 /// `ns/name` (or `ns/generateName`) for messages.
 fn qualified(ds: &DaemonSet) -> String {
     let m = &ds.metadata;
@@ -212,38 +232,201 @@ async fn dry_run(ctx: &Ctx<'_>, m: &Mutation) -> Result<ServerDryRun> {
     })
 }
 
-/// Refuse on a block -> plan only -> server dry run of every mutation -> confirm. On a refusal
-/// the report is still printed (`-o json`) before the error.
-pub async fn gate<R: Report>(ctx: &Ctx<'_>, plan: &mut Plan<R>, what: &str) -> Result<Gate> {
+/// How often the orphaning delete is tried when the DaemonSet's resourceVersion moved on between
+/// the read and the delete (the controller writes its status, a tool its annotations) but its
+/// spec did not. An attempt is one read and the delete right after it (two round trips), so
+/// against a writer patching back to back (tens of writes a second) some attempt gets through;
+/// [`DELETE_PAUSE`] more between attempts each time, up to [`DELETE_PAUSE_MAX`] (about 4 s in all).
+const DELETE_ATTEMPTS: u32 = 50;
+const DELETE_PAUSE: Duration = Duration::from_millis(7);
+const DELETE_PAUSE_MAX: Duration = Duration::from_millis(100);
+
+/// Sends `m` with its preconditions as they are now: a delete re-reads the DaemonSet right
+/// before it is sent (nothing but that read lies between them, so a namespace where something
+/// keeps writing the DaemonSet's status or annotations does not make every attempt fail) and
+/// is conditioned on that read's UID and resourceVersion; the read must show the planned UID
+/// and generation (the spec the plan and the backup saw), and a 409 reads and deletes again, up
+/// to [`DELETE_ATTEMPTS`] times. A create is sent as planned. `dry_run`: with dryRun=All.
+pub async fn send_preconditioned(ctx: &Ctx<'_>, m: &Mutation, dry_run: bool) -> Result<Acted> {
+    let planned = match m {
+        Mutation::Create(_) => {
+            return match send(ctx, m, dry_run).await? {
+                Sent::Created(created) => Ok(Acted::Created(created)),
+                other => Err(Error::Io(format!(
+                    "unexpected answer to a create: {other:?}"
+                ))),
+            }
+        }
+        Mutation::OrphanDelete(planned) => planned,
+    };
+    let (ns, name) = (namespace_of(planned), name_of(planned));
+    let mut last_conflict = String::new();
+    for attempt in 0..DELETE_ATTEMPTS {
+        if attempt > 0 {
+            // A short, growing pause: out of step with a writer that keeps patching.
+            tokio::time::sleep(DELETE_PAUSE.saturating_mul(attempt).min(DELETE_PAUSE_MAX)).await;
+        }
+        let (raw, fresh) = read_as_planned(ctx, planned).await?;
+        let delete = Mutation::OrphanDelete(fresh.clone());
+        match send(ctx, &delete, dry_run).await? {
+            Sent::Delete(DeleteOutcome::Conflict(msg)) => last_conflict = msg,
+            Sent::Delete(_) => {
+                if attempt > 0 && !dry_run {
+                    ctx.progress(&format!(
+                        "daemonset {ns}/{name}: the delete went through at attempt {} ({last_conflict})",
+                        attempt + 1
+                    ));
+                }
+                return Ok(Acted::Deleted {
+                    raw,
+                    object: Box::new(fresh),
+                });
+            }
+            other => {
+                return Err(Error::Io(format!(
+                    "unexpected answer to a delete: {other:?}"
+                )))
+            }
+        }
+    }
+    Err(Error::Forbidden(format!(
+        "daemonset {ns}/{name} kept changing; the orphaning delete failed its preconditions {DELETE_ATTEMPTS} times ({last_conflict}); nothing was deleted"
+    )))
+}
+
+fn namespace_of(ds: &DaemonSet) -> String {
+    ds.metadata.namespace.clone().unwrap_or_default()
+}
+
+fn name_of(ds: &DaemonSet) -> String {
+    ds.metadata.name.clone().unwrap_or_default()
+}
+
+/// Reads the DaemonSet (raw and typed) and checks it is still the planned one: same UID, same
+/// generation (spec unchanged).
+pub async fn read_as_planned(
+    ctx: &Ctx<'_>,
+    planned: &DaemonSet,
+) -> Result<(serde_json::Value, DaemonSet)> {
+    let (ns, name) = (namespace_of(planned), name_of(planned));
+    let planned_generation = planned.metadata.generation;
+    match get_daemon_set_raw(&ctx.cluster, &ns, &name).await? {
+        Some((raw, f))
+            if f.metadata.uid == planned.metadata.uid
+                && f.metadata.generation == planned_generation =>
+        {
+            Ok((raw, f))
+        }
+        Some((_, f)) if f.metadata.uid == planned.metadata.uid => Err(Error::Refused(format!(
+            "daemonset {ns}/{name} was changed since the plan (generation {} -> {}); nothing was deleted: run again to see the new plan",
+            planned_generation.unwrap_or(0),
+            f.metadata.generation.unwrap_or(0)
+        ))),
+        _ => Err(Error::Refused(format!(
+            "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
+        ))),
+    }
+}
+
+/// Runs a plan: refuse on a block -> plan only (`--dry-run`) -> `--dry-run=server`: the
+/// server dry run of every mutation, and the end; acting: take the plan's lease -> server dry
+/// run of every mutation -> confirm -> for each mutation: `steps.before`, send it with its
+/// preconditions, `steps.after` -> `steps.verify`. The lease is released on every path once
+/// taken. A refusal before anything changed still
+/// prints the report (`-o json`) before the error.
+pub async fn execute<R: Report, S: Steps<R>>(
+    ctx: &Ctx<'_>,
+    plan: Plan<R>,
+    what: &str,
+    steps: &mut S,
+) -> Result<Exit> {
     let Plan {
-        report,
+        mut report,
         checks,
         mutations,
+        lock,
     } = plan;
-    if let Err(e) = refuse_if_blocked(checks) {
-        ctx.document(report)?;
+    if let Err(e) = refuse_if_blocked(&checks) {
+        ctx.document(&report)?;
         return Err(e);
     }
     match ctx.mode {
         Mode::Plan => {
-            ctx.document(report)?;
-            return Ok(Gate::Done(Exit::Ok));
+            ctx.document(&report)?;
+            return Ok(Exit::Ok);
         }
         Mode::ServerDryRun => {
-            for m in mutations {
+            for m in &mutations {
                 let answer = dry_run(ctx, m).await?;
                 report.server_dry_run().push(answer);
             }
             let answers = report.server_dry_run().clone();
-            return ctx.server_dry_run_done(&answers, report).map(Gate::Done);
+            return ctx.server_dry_run_done(&answers, &report);
         }
         Mode::Act => {}
     }
-    if let Err(e) = ctx.confirm(what) {
-        ctx.document(report)?;
+    // The lease first: the dry run then sees the objects as this run will act on them (a
+    // concurrent run is refused by the lease, not by its changes tripping this run's dry run).
+    if let Some(daemon_set) = &lock {
+        if let Err(e) = ctx.lock(daemon_set).await {
+            ctx.document(&report)?;
+            return Err(e);
+        }
+    }
+    let out = act(ctx, report, mutations, what, steps).await;
+    ctx.unlock().await;
+    out
+}
+
+/// Every mutation sent with dryRun=All, with its preconditions as they are now (as the real
+/// one will be sent): the first answer the apiserver rejects (RBAC, admission, validation, a
+/// precondition that keeps failing) refuses the run before anything is changed.
+async fn dry_run_before_acting(ctx: &Ctx<'_>, mutations: &[Mutation]) -> Result<()> {
+    for m in mutations {
+        send_preconditioned(ctx, m, true)
+            .await
+            .map_err(|e| match e {
+                // Not the server's answer: the object moved on since the plan (already says so).
+                Error::Refused(_) => e,
+                e => e.context("server dry run rejected, nothing was changed"),
+            })?;
+    }
+    if !mutations.is_empty() {
+        ctx.progress(&format!(
+            "server dry run passed: the apiserver accepts {} mutation(s)",
+            mutations.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The server dry run, the confirmation, then each mutation with the workflow's steps around
+/// it, then its verification.
+async fn act<R: Report, S: Steps<R>>(
+    ctx: &Ctx<'_>,
+    mut report: R,
+    mutations: Vec<Mutation>,
+    what: &str,
+    steps: &mut S,
+) -> Result<Exit> {
+    if let Err(e) = dry_run_before_acting(ctx, &mutations).await {
+        ctx.document(&report)?;
         return Err(e);
     }
-    Ok(Gate::Act)
+    if let Err(e) = ctx.confirm(what) {
+        ctx.document(&report)?;
+        return Err(e);
+    }
+    for planned in &mutations {
+        ctx.ensure_locked()?;
+        let Some(m) = steps.before(ctx, planned, &mut report).await? else {
+            continue;
+        };
+        ctx.ensure_locked()?;
+        let acted = send_preconditioned(ctx, &m, false).await?;
+        steps.after(ctx, acted, &mut report).await?;
+    }
+    steps.verify(ctx, report).await
 }
 
 #[cfg(test)]
@@ -502,6 +685,356 @@ status: {phase: Running}
         let third: Value = serde_json::from_str(&seen[2].body).unwrap();
         assert!(third.get("dryRun").is_none(), "{third}");
         assert!(!seen[4].line.contains("dryRun"), "{}", seen[4].line);
+    }
+
+    /// A report for the executor tests.
+    #[derive(Debug, Default, Serialize)]
+    struct TestReport {
+        server_dry_run: Vec<ServerDryRun>,
+    }
+
+    impl Report for TestReport {
+        fn server_dry_run(&mut self) -> &mut Vec<ServerDryRun> {
+            &mut self.server_dry_run
+        }
+    }
+
+    /// Steps that only record when the executor calls them.
+    #[derive(Default)]
+    struct Recorded(Vec<String>);
+
+    fn kind(m: &Mutation) -> &'static str {
+        match m {
+            Mutation::OrphanDelete(_) => "delete",
+            Mutation::Create(_) => "create",
+        }
+    }
+
+    impl Steps<TestReport> for Recorded {
+        async fn before(
+            &mut self,
+            _: &Ctx<'_>,
+            m: &Mutation,
+            _: &mut TestReport,
+        ) -> Result<Option<Mutation>> {
+            self.0.push(format!("before {}", kind(m)));
+            Ok(Some(m.clone()))
+        }
+
+        async fn after(&mut self, _: &Ctx<'_>, acted: Acted, _: &mut TestReport) -> Result<()> {
+            self.0.push(match acted {
+                Acted::Deleted { object, .. } => format!(
+                    "deleted rv {}",
+                    object.metadata.resource_version.unwrap_or_default()
+                ),
+                Acted::Created(ds) => format!("created {}", ds.metadata.uid.unwrap_or_default()),
+            });
+            Ok(())
+        }
+
+        async fn verify(&mut self, _: &Ctx<'_>, _: TestReport) -> Result<Exit> {
+            self.0.push("verify".into());
+            Ok(Exit::Ok)
+        }
+    }
+
+    fn test_settings() -> crate::settings::Settings {
+        crate::settings::Settings {
+            global: crate::cli::GlobalFlags::default(),
+            color: false,
+            request_timeout: None,
+            stdout_is_tty: false,
+            interactive: false,
+            #[cfg(any(debug_assertions, feature = "failpoints"))]
+            failpoint: None,
+            protobuf: false,
+            command_line: "kubectl ds migrate agent -f new.yaml --yes".into(),
+        }
+    }
+
+    /// A context acting with `--yes` against the scripted server at `url`, namespace `ns`.
+    fn test_ctx(url: &str) -> Ctx<'static> {
+        test_ctx_with(url, true)
+    }
+
+    /// The same, with or without `--yes` (no terminal to ask on).
+    fn test_ctx_with(url: &str, yes: bool) -> Ctx<'static> {
+        let settings: &'static _ = Box::leak(Box::new(test_settings()));
+        let flags = crate::cli::MutationFlags {
+            yes,
+            dry_run: crate::cli::DryRun::None,
+            timeout: "1s".into(),
+            output: crate::cli::Output::Table,
+        };
+        let cluster = crate::cluster::client::Cluster {
+            client: crate::cluster::mock::client(url),
+            namespace: "ns".into(),
+            protobuf: false,
+        };
+        Ctx::new(cluster, settings, &flags).unwrap()
+    }
+
+    /// A run that finds its DaemonSet gone while another run holds its lease (that run deleted
+    /// it mid-way) says so instead of "not found"; an expired lease says nothing.
+    #[tokio::test]
+    async fn a_daemon_set_gone_under_a_held_lease_is_reported_as_another_run() {
+        use crate::cluster::mock::{self, Reply};
+        let held = |renewed: k8s_openapi::jiff::Timestamp| {
+            let mut l = lease_json();
+            l["spec"]["holderIdentity"] = json!("kubectl-ds:other-host:4242:ab12");
+            l["spec"]["renewTime"] = serde_json::to_value(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(renewed),
+            )
+            .unwrap();
+            l
+        };
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let (url, seen) = mock::serve(vec![
+            Reply::json(200, held(now)),
+            Reply::json(
+                200,
+                held(now - k8s_openapi::jiff::SignedDuration::from_secs(31)),
+            ),
+        ])
+        .await;
+        let ctx = test_ctx(&url);
+        let err = super::super::lock::held_by_another_run(&ctx, "agent")
+            .await
+            .expect("held");
+        assert_eq!(err.exit_code(), Exit::Refused, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("is being changed by another run")
+                && text.contains("held by kubectl-ds on host other-host (pid 4242)"),
+            "{text}"
+        );
+        assert!(super::super::lock::held_by_another_run(&ctx, "agent")
+            .await
+            .is_none());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen.iter().all(|s| s.line.starts_with("GET ")), "{seen:?}");
+    }
+
+    /// `migrate agent -f agent-v2.yaml --yes` against the scripted server at `url`: the
+    /// orphan plan then the adopt plan, run by the executor with recording steps.
+    async fn run_migrate_plan(url: &str) -> (Result<Exit>, Vec<String>) {
+        run_migrate_plan_with(url, true).await
+    }
+
+    async fn run_migrate_plan_with(url: &str, yes: bool) -> (Result<Exit>, Vec<String>) {
+        let ctx = test_ctx_with(url, yes);
+        let plan = orphan_plan(&old_ds()).then(adopt_plan(&new_ds("agent-v2"), false), |_, _| {
+            TestReport::default()
+        });
+        assert_eq!(plan.lock.as_deref(), Some("agent"));
+        let mut steps = Recorded::default();
+        let out = execute(&ctx, plan, "migrate", &mut steps).await;
+        (out, steps.0)
+    }
+
+    const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases";
+
+    fn lease_json() -> Value {
+        json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "kubectl-ds-migrate-agent", "namespace": "ns",
+                "uid": "lease-uid", "resourceVersion": "9"},
+            "spec": {"holderIdentity": "kubectl-ds:test", "leaseDurationSeconds": 30}
+        })
+    }
+
+    fn with_rv(rv: &str) -> Value {
+        let mut v = serde_json::to_value(old_ds()).unwrap();
+        v["metadata"]["resourceVersion"] = json!(rv);
+        v
+    }
+
+    fn success() -> Value {
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+    }
+
+    /// Each request as `METHOD path dryRun` (the delete's dryRun and preconditions travel in
+    /// its body, a create's dryRun in its query).
+    fn summary(seen: &[crate::cluster::mock::Seen]) -> Vec<String> {
+        seen.iter()
+            .map(|s| {
+                let body: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
+                let (line, query) = s.line.split_once('?').unwrap_or((&s.line, ""));
+                let dry = body["dryRun"] == json!(["All"]) || query.contains("dryRun=All");
+                let rv = body["preconditions"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("");
+                format!(
+                    "{line}{}{}",
+                    if dry { " dry" } else { "" },
+                    if rv.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" rv={rv}")
+                    }
+                )
+            })
+            .collect()
+    }
+
+    /// With --yes: the lease, created before anything else is sent; every mutation's dry run
+    /// (dryRun=All) before anything real; the delete re-reads the DaemonSet right before
+    /// it is sent and is conditioned on that read (a 409 reads and deletes again); the steps
+    /// around each mutation; the verification; the lease deleted at the end.
+    #[tokio::test]
+    async fn with_yes_the_lease_then_the_dry_runs_then_the_mutations_then_the_release() {
+        use crate::cluster::mock::{self, Reply};
+        let mut stored = serde_json::to_value(new_ds("agent-v2")).unwrap();
+        stored["metadata"]["uid"] = json!("new-uid");
+        let (url, seen) = mock::serve(vec![
+            Reply::status(404, "NotFound"),
+            Reply::json(201, lease_json()),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(201, stored.clone()),
+            Reply::json(200, with_rv("4712")),
+            Reply::status(409, "Conflict"),
+            Reply::json(200, with_rv("4713")),
+            Reply::json(200, success()),
+            Reply::json(201, stored),
+            Reply::json(200, success()),
+        ])
+        .await;
+        let (out, steps) = run_migrate_plan(&url).await;
+        assert_eq!(out.unwrap(), Exit::Ok);
+        let ds = format!("{PATH}/agent");
+        let lease = format!("{LEASE}/kubectl-ds-migrate-agent");
+        assert_eq!(
+            summary(&seen.lock().unwrap()),
+            [
+                format!("GET {lease}"),
+                format!("POST {LEASE}"),
+                format!("GET {ds}"),
+                format!("DELETE {ds} dry rv=4711"),
+                format!("POST {PATH} dry"),
+                format!("GET {ds}"),
+                format!("DELETE {ds} rv=4712"),
+                format!("GET {ds}"),
+                format!("DELETE {ds} rv=4713"),
+                format!("POST {PATH}"),
+                format!("DELETE {lease} rv=9"),
+            ]
+        );
+        assert_eq!(
+            steps,
+            [
+                "before delete",
+                "deleted rv 4713",
+                "before create",
+                "created new-uid",
+                "verify"
+            ]
+        );
+    }
+
+    /// A mutation the apiserver refuses for real (after its dry run passed) ends the run with
+    /// its error, and the lease is still deleted.
+    #[tokio::test]
+    async fn the_lease_is_released_when_a_mutation_fails() {
+        use crate::cluster::mock::{self, Reply};
+        let stored = serde_json::to_value(new_ds("agent-v2")).unwrap();
+        let (url, seen) = mock::serve(vec![
+            Reply::status(404, "NotFound"),
+            Reply::json(201, lease_json()),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(201, stored),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(200, success()),
+            Reply::status(403, "Forbidden"),
+            Reply::json(200, success()),
+        ])
+        .await;
+        let (out, steps) = run_migrate_plan(&url).await;
+        let err = out.unwrap_err();
+        assert_eq!(err.exit_code(), Exit::Forbidden, "{err}");
+        assert!(err.to_string().contains("scripted 403"), "{err}");
+        let seen = summary(&seen.lock().unwrap());
+        assert_eq!(seen.len(), 9, "{seen:#?}");
+        assert_eq!(seen[7], format!("POST {PATH}"));
+        assert_eq!(
+            seen[8],
+            format!("DELETE {LEASE}/kubectl-ds-migrate-agent rv=9")
+        );
+        assert_eq!(steps, ["before delete", "deleted rv 4711", "before create"]);
+    }
+
+    /// A dry run the apiserver rejects (here the create, 422) refuses the run with its
+    /// message: no real mutation, no step run, the lease released.
+    #[tokio::test]
+    async fn a_rejected_dry_run_sends_no_real_mutation() {
+        use crate::cluster::mock::{self, Reply};
+        let (url, seen) = mock::serve(vec![
+            Reply::status(404, "NotFound"),
+            Reply::json(201, lease_json()),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(200, with_rv("4711")),
+            Reply::status(422, "Invalid"),
+            Reply::json(200, success()),
+        ])
+        .await;
+        let (out, steps) = run_migrate_plan(&url).await;
+        let err = out.unwrap_err();
+        assert_eq!(err.exit_code(), Exit::Forbidden, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("server dry run rejected, nothing was changed")
+                && text.contains("scripted 422"),
+            "{text}"
+        );
+        let ds = format!("{PATH}/agent");
+        assert_eq!(
+            summary(&seen.lock().unwrap()),
+            [
+                format!("GET {LEASE}/kubectl-ds-migrate-agent"),
+                format!("POST {LEASE}"),
+                format!("GET {ds}"),
+                format!("DELETE {ds} dry rv=4711"),
+                format!("POST {PATH} dry"),
+                format!("DELETE {LEASE}/kubectl-ds-migrate-agent rv=9"),
+            ]
+        );
+        assert!(steps.is_empty(), "{steps:?}");
+    }
+
+    /// Without --yes and without a terminal: the dry runs pass, the run is refused at the
+    /// confirmation (exit 6), nothing real is sent and the lease is released.
+    #[tokio::test]
+    async fn not_confirmed_sends_no_real_mutation_and_releases_the_lease() {
+        use crate::cluster::mock::{self, Reply};
+        let stored = serde_json::to_value(new_ds("agent-v2")).unwrap();
+        let (url, seen) = mock::serve(vec![
+            Reply::status(404, "NotFound"),
+            Reply::json(201, lease_json()),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(200, with_rv("4711")),
+            Reply::json(201, stored),
+            Reply::json(200, success()),
+        ])
+        .await;
+        let (out, steps) = run_migrate_plan_with(&url, false).await;
+        let err = out.unwrap_err();
+        assert_eq!(err.exit_code(), Exit::Refused, "{err}");
+        assert!(err.to_string().contains("not confirmed"), "{err}");
+        let seen = summary(&seen.lock().unwrap());
+        assert_eq!(seen.len(), 6, "{seen:#?}");
+        assert!(
+            seen[2..5]
+                .iter()
+                .all(|l| l.starts_with("GET ") || l.contains(" dry")),
+            "{seen:#?}"
+        );
+        assert_eq!(
+            seen[5],
+            format!("DELETE {LEASE}/kubectl-ds-migrate-agent rv=9")
+        );
+        assert!(steps.is_empty(), "{steps:?}");
     }
 
     /// A resumed adoption (the DaemonSet exists from an earlier run) sends nothing.

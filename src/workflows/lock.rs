@@ -172,6 +172,23 @@ pub async fn acquire(ctx: &Ctx<'_>, daemon_set: &str) -> Result<RunLock> {
     )))
 }
 
+/// The refusal to give when `daemon_set` is not there to plan from while another run holds
+/// its lease (that run deleted it a moment ago, mid-way through its own workflow): a run only
+/// takes the lease once it has a plan, so this one would otherwise say "not found". Reads only;
+/// `None` when no live lease is held (or it cannot be read).
+pub async fn held_by_another_run(ctx: &Ctx<'_>, daemon_set: &str) -> Option<Error> {
+    let ns = ctx.ns().to_string();
+    let name = lease_name(daemon_set);
+    let lease = get_lease_opt(&ctx.cluster, &ns, &name).await.ok()??;
+    let me = me();
+    match lease_state(&lease, &me, Timestamp::now(), &me.host, host_has_pid) {
+        LeaseState::Held { holder, expires } => {
+            Some(held_error(&ns, daemon_set, &name, &holder, expires))
+        }
+        _ => None,
+    }
+}
+
 /// Renews the lease every [`RENEW_EVERY`] until aborted; marks it lost if someone else took it.
 async fn renew(
     cluster: Cluster,

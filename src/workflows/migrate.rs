@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 
 use super::adopt::{self, in_namespace, name_state, server_defaults, PlanInput};
 use super::backup::{self, Backup};
-use super::executor::{gate, Gate, Mutation, Plan};
+use super::executor::{execute, Acted, Mutation, Plan, Steps};
 use super::orphan;
 use super::report::{AdoptPlan, MigrateReport, MigrateResult, ObjectRef, API_VERSION};
 use super::{poll_for, refuse_if_blocked, Ctx, Poll};
@@ -45,16 +45,10 @@ fn find<'o>(objects: &'o NamespaceObjects, name: &str) -> Option<&'o DaemonSet> 
         .find(|d| d.metadata.name.as_deref() == Some(name))
 }
 
-/// `kubectl ds migrate OLD -f NEW.yaml`: holds the old DaemonSet's lease while it acts, so a
-/// second run (to the same or another new name) is refused instead of splitting the pods.
+/// `kubectl ds migrate OLD -f NEW.yaml`: the executor holds the old DaemonSet's lease while it
+/// acts, so a second run (to the same or another new name) is refused instead of splitting the
+/// pods.
 pub async fn run(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<Exit> {
-    ctx.lock(req.old_name).await?;
-    let out = run_locked(ctx, req).await;
-    ctx.unlock().await;
-    out
-}
-
-async fn run_locked(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<Exit> {
     let ns = ctx.ns().to_string();
     let manifest = in_namespace(req.manifest.clone(), req.file, &ns)?;
     let new_name = manifest.metadata.name.clone().unwrap_or_default();
@@ -67,6 +61,9 @@ async fn run_locked(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<Exit> {
     let old = find(&objects, req.old_name);
     let new = find(&objects, &new_name);
     let Some(stage) = migrate_stage(req.old_name, old, new, &manifest, journal.as_ref()) else {
+        if let Some(held) = super::lock::held_by_another_run(ctx, req.old_name).await {
+            return Err(held);
+        }
         return Err(Error::NotFound {
             message: format!(
                 "daemonset {:?} not found in namespace {ns:?}, and {} holds no backup of it to resume from",
@@ -131,12 +128,6 @@ fn skeleton(ctx: &Ctx<'_>, req: &Request<'_>, stage: Stage, adopt: AdoptPlan) ->
         server_dry_run: Vec::new(),
         result: None,
     }
-}
-
-/// Prints the report (JSON) and passes `err` on.
-fn fail(ctx: &Ctx<'_>, report: &MigrateReport, err: Error) -> Result<Exit> {
-    ctx.document(report)?;
-    Err(err)
 }
 
 /// What the live stages read: the old DaemonSet, the namespace, its selector-claiming
@@ -205,7 +196,7 @@ async fn from_live(
     // generateName while the old DaemonSet holds the name).
     let orphan = orphan::mutation_plan(&old_ds, orphan_plan);
     let adopt = adopt::mutation_plan(manifest, &marker, adopt_plan, false, same_name);
-    let mut plan = orphan.then(adopt, |orphan, adopt| MigrateReport {
+    let plan = orphan.then(adopt, |orphan, adopt| MigrateReport {
         orphan: Some(orphan),
         ..skeleton(ctx, req, stage, adopt)
     });
@@ -214,32 +205,155 @@ async fn from_live(
         "orphan-delete daemonset {ns}/{} and create {ns}/{new_name} to adopt its pods",
         req.old_name
     );
-    if let Gate::Done(exit) = gate(ctx, &mut plan, &what).await? {
-        return Ok(exit);
-    }
-    let report = plan.report;
-    let journal = match stage {
-        Stage::Start => {
-            let recheck =
-                orphan::recheck_before_delete(ctx, &old_ds, req.backup_path, &req.overrides);
-            if let Err(e) = recheck.await {
-                return fail(ctx, &report, e);
-            }
-            orphan::backup_and_delete(ctx, old_ds.clone(), req.backup_path).await?
-        }
-        _ => orphan::ensure_backup(ctx, &old_ds, backup.as_ref(), req.backup_path).await?,
+    let mut steps = MigrateSteps {
+        req,
+        manifest,
+        old_ds: Some(old_ds.clone()),
+        delete: orphan::DeleteSteps::new(req.backup_path, &req.overrides, backup),
+        fallback: None,
     };
-    let fallback = report.clone();
-    after_orphan_delete(ctx, req, manifest, &old_ds, &journal, report)
-        .await
-        .map_err(|e| {
-            ctx.after_delete(
-                e,
-                &deleted_state(ctx, req, &new_name),
-                req.backup_path,
-                &fallback,
-            )
-        })
+    execute(ctx, plan, &what, &mut steps).await
+}
+
+/// `migrate`'s steps around the executor's mutations. From a live old DaemonSet (`old_ds`):
+/// the orphaning delete's steps; before the create, the wait for the orphans and the adoption
+/// planned again from them (the create is then sent with the name, which is free); after it,
+/// the verification. From the backup (stage Orphaned): the wait before the planned create.
+struct MigrateSteps<'s, 'a> {
+    req: &'s Request<'a>,
+    manifest: &'s DaemonSet,
+    old_ds: Option<DaemonSet>,
+    delete: orphan::DeleteSteps<'s>,
+    /// The report as confirmed: what `-o json` prints for a failure after the delete that
+    /// printed none.
+    fallback: Option<MigrateReport>,
+}
+
+impl MigrateSteps<'_, '_> {
+    fn new_name(&self) -> String {
+        self.manifest.metadata.name.clone().unwrap_or_default()
+    }
+
+    /// A failure after the old DaemonSet's delete says what state the cluster is in and how to
+    /// resume (from the backup, `run` says it for every failure already).
+    fn after_delete(&self, ctx: &Ctx<'_>, e: Error, report: &MigrateReport) -> Error {
+        if self.old_ds.is_none() {
+            return e;
+        }
+        let state = deleted_state(ctx, self.req, &self.new_name());
+        let fallback = self.fallback.as_ref().unwrap_or(report);
+        ctx.after_delete(e, &state, self.req.backup_path, fallback)
+    }
+
+    /// Before the create: the pods are orphaned (waits for the garbage collector); from a live
+    /// old DaemonSet, the adoption planned again from the orphans and re-checked.
+    async fn before_create(
+        &mut self,
+        ctx: &Ctx<'_>,
+        planned: &Mutation,
+        report: &mut MigrateReport,
+    ) -> Result<Mutation> {
+        let ns = ctx.ns().to_string();
+        let req = self.req;
+        let journal = self.delete.journal()?;
+        let (orphan_result, orphaned) =
+            orphan::wait_orphaned(ctx, &journal, req.backup_path).await?;
+        let Some(old_ds) = &self.old_ds else {
+            if !orphaned {
+                report.result = Some(MigrateResult {
+                    orphan: Some(orphan_result),
+                    adopt: None,
+                    recreated: None,
+                });
+                let e = Error::Unverified(format!(
+                    "pods of the deleted daemonset {ns}/{} still carry its ownerReference",
+                    req.old_name
+                ));
+                return Err(fail_doc(ctx, report, e));
+            }
+            return Ok(planned.clone());
+        };
+        report.result = Some(MigrateResult {
+            orphan: Some(orphan_result),
+            adopt: None,
+            recreated: None,
+        });
+        if !orphaned {
+            let e = Error::Unverified(format!(
+                "timed out waiting for the garbage collector to orphan daemonset {ns}/{}'s pods",
+                req.old_name
+            ));
+            return Err(fail_doc(ctx, report, e));
+        }
+        ctx.failpoint("after-orphan").await;
+        let backup = Backup {
+            daemon_set: manifest::clean_for_reapply(old_ds),
+            journal: Some(journal.clone()),
+        };
+        let create = replan_adoption(ctx, req, self.manifest, &backup, &journal, report).await?;
+        if let Err(e) = refuse_if_blocked(&report.adopt.analysis.checks) {
+            return Err(fail_doc(
+                ctx,
+                report,
+                e.context("the adoption is now refused"),
+            ));
+        }
+        Ok(create)
+    }
+
+    async fn verify_adoption(&mut self, ctx: &Ctx<'_>, report: MigrateReport) -> Result<Exit> {
+        let journal = self.delete.journal()?;
+        let new_name = self.new_name();
+        let analysis = &report.adopt.analysis;
+        let (result, verified) = adopt::verify(ctx, analysis, &new_name, Some(&journal)).await?;
+        finish(ctx, self.req, &journal, report, result, verified).await
+    }
+}
+
+impl Steps<MigrateReport> for MigrateSteps<'_, '_> {
+    async fn before(
+        &mut self,
+        ctx: &Ctx<'_>,
+        m: &Mutation,
+        report: &mut MigrateReport,
+    ) -> Result<Option<Mutation>> {
+        match m {
+            Mutation::OrphanDelete(ds) => {
+                self.fallback = Some(report.clone());
+                Ok(self
+                    .delete
+                    .before(ctx, ds, report)
+                    .await?
+                    .then(|| m.clone()))
+            }
+            Mutation::Create(_) => match self.before_create(ctx, m, report).await {
+                Ok(create) => Ok(Some(create)),
+                Err(e) => Err(self.after_delete(ctx, e, report)),
+            },
+        }
+    }
+
+    async fn after(&mut self, ctx: &Ctx<'_>, acted: Acted, _: &mut MigrateReport) -> Result<()> {
+        match acted {
+            deleted @ Acted::Deleted { .. } => self.delete.after(ctx, deleted).await,
+            created => adopt::created(ctx, created).await,
+        }
+    }
+
+    async fn verify(&mut self, ctx: &Ctx<'_>, report: MigrateReport) -> Result<Exit> {
+        let fallback = report.clone();
+        self.verify_adoption(ctx, report)
+            .await
+            .map_err(|e| self.after_delete(ctx, e, &fallback))
+    }
+}
+
+/// Prints the report (JSON) and gives `err` back.
+fn fail_doc(ctx: &Ctx<'_>, report: &MigrateReport, err: Error) -> Error {
+    match ctx.document(report) {
+        Ok(()) => err,
+        Err(e) => e,
+    }
 }
 
 /// What the cluster looks like once the old DaemonSet is deleted, for a failure's message.
@@ -249,37 +363,6 @@ fn deleted_state(ctx: &Ctx<'_>, req: &Request<'_>, new_name: &str) -> String {
         "daemonset {ns}/{} is deleted (propagationPolicy=Orphan) and its pods keep running, without an owner until {ns}/{new_name} adopts them",
         req.old_name
     )
-}
-
-/// The rest of a run that deleted the old DaemonSet: wait for the orphans, then adopt them.
-async fn after_orphan_delete(
-    ctx: &Ctx<'_>,
-    req: &Request<'_>,
-    manifest: &DaemonSet,
-    old_ds: &DaemonSet,
-    journal: &Journal,
-    mut report: MigrateReport,
-) -> Result<Exit> {
-    let ns = ctx.ns().to_string();
-    let (orphan_result, orphaned) = orphan::wait_orphaned(ctx, journal, req.backup_path).await?;
-    report.result = Some(MigrateResult {
-        orphan: Some(orphan_result),
-        adopt: None,
-        recreated: None,
-    });
-    if !orphaned {
-        let e = Error::Unverified(format!(
-            "timed out waiting for the garbage collector to orphan daemonset {ns}/{}'s pods",
-            req.old_name
-        ));
-        return fail(ctx, &report, e);
-    }
-    ctx.failpoint("after-orphan").await;
-    let backup = Backup {
-        daemon_set: manifest::clean_for_reapply(old_ds),
-        journal: Some(journal.clone()),
-    };
-    adopt_orphans(ctx, req, manifest, &backup, journal, report, false).await
 }
 
 /// Stages Orphaned and Created: the old DaemonSet is gone; its backup says what it was.
@@ -296,7 +379,7 @@ async fn from_backup(
         return verify_created(ctx, req, manifest, objects, backup, journal).await;
     }
     let placeholder = skeleton(ctx, req, stage, empty_plan(manifest));
-    adopt_orphans(ctx, req, manifest, backup, journal, placeholder, true).await
+    adopt_orphans(ctx, req, manifest, backup, journal, placeholder).await
 }
 
 fn empty_plan(manifest: &DaemonSet) -> AdoptPlan {
@@ -315,9 +398,9 @@ fn empty_plan(manifest: &DaemonSet) -> AdoptPlan {
     }
 }
 
-/// The adoption half: plan from the orphans (the backup's journal names the old pods), check,
-/// create, verify. `first_plan`: this run starts here (stage Orphaned), so the plan is shown
-/// and confirmed now; otherwise it was confirmed before the delete and is only re-checked.
+/// Stage Orphaned: the old DaemonSet is deleted; plan the adoption from the orphans (the
+/// backup's journal names the old pods), show and confirm it, then wait for the orphaning,
+/// create, verify.
 async fn adopt_orphans(
     ctx: &Ctx<'_>,
     req: &Request<'_>,
@@ -325,8 +408,44 @@ async fn adopt_orphans(
     backup: &Backup,
     journal: &Journal,
     mut report: MigrateReport,
-    first_plan: bool,
 ) -> Result<Exit> {
+    let ns = ctx.ns().to_string();
+    let new_name = manifest.metadata.name.clone().unwrap_or_default();
+    let create = replan_adoption(ctx, req, manifest, backup, journal, &mut report).await?;
+    ctx.table(|out, p| render::workflow::migrate_plan(out, &report, p))?;
+    let what = format!(
+        "create daemonset {ns}/{new_name} to adopt the pods of the deleted {}",
+        req.old_name
+    );
+    let plan = Plan {
+        checks: report.adopt.analysis.checks.clone(),
+        report,
+        mutations: vec![create],
+        lock: Some(req.old_name.to_string()),
+    };
+    let mut delete = orphan::DeleteSteps::new(req.backup_path, &req.overrides, None);
+    delete.journal = Some(journal.clone());
+    let mut steps = MigrateSteps {
+        req,
+        manifest,
+        old_ds: None,
+        delete,
+        fallback: None,
+    };
+    execute(ctx, plan, &what, &mut steps).await
+}
+
+/// The adoption planned from the orphans (the backup's journal names the old pods) into
+/// `report.adopt`; the create it sends. Refuses (printing the report) when the old object still
+/// holds the new name, or its owner of record recreated it.
+async fn replan_adoption(
+    ctx: &Ctx<'_>,
+    req: &Request<'_>,
+    manifest: &DaemonSet,
+    backup: &Backup,
+    journal: &Journal,
+    report: &mut MigrateReport,
+) -> Result<Mutation> {
     let ns = ctx.ns().to_string();
     let new_name = manifest.metadata.name.clone().unwrap_or_default();
     let marker = manifest::adopted_from_value(&journal.name, Some(&journal.uid));
@@ -339,7 +458,7 @@ async fn adopt_orphans(
             "daemonset {ns}/{new_name} is deleted but kept by finalizer(s) {} (not kubectl-ds's to remove): the name is free once they are removed",
             foreign_finalizers(held).join(", ")
         ));
-        return fail(ctx, &report, e);
+        return Err(fail_doc(ctx, report, e));
     }
     if let Some(again) = find(&objects, &journal.name).filter(|d| {
         journal.name != new_name && d.metadata.uid.as_deref() != Some(journal.uid.as_str())
@@ -351,7 +470,7 @@ async fn adopt_orphans(
             again.metadata.uid.as_deref().unwrap_or("?"),
             journal.name
         ));
-        return fail(ctx, &report, e);
+        return Err(fail_doc(ctx, report, e));
     }
     let mut pred = Predecessor::from_backup(&backup.daemon_set, Some(journal));
     // The old object is gone: the garbage collector removes any ownerReference left to it.
@@ -374,49 +493,8 @@ async fn adopt_orphans(
         overrides: &req.overrides,
         marker: &marker,
     });
-    if first_plan {
-        ctx.table(|out, p| render::workflow::migrate_plan(out, &report, p))?;
-    }
-    let checks = report.adopt.analysis.checks.clone();
-    if !first_plan {
-        if let Err(e) = refuse_if_blocked(&checks) {
-            return fail(ctx, &report, e.context("the adoption is now refused"));
-        }
-    }
-    if first_plan {
-        let what = format!(
-            "create daemonset {ns}/{new_name} to adopt the pods of the deleted {}",
-            req.old_name
-        );
-        let create = adopt::to_create(manifest, &marker, &report.adopt.analysis, false);
-        let mut plan = Plan {
-            report,
-            checks,
-            mutations: vec![Mutation::Create(create)],
-        };
-        if let Gate::Done(exit) = gate(ctx, &mut plan, &what).await? {
-            return Ok(exit);
-        }
-        report = plan.report;
-        let (orphan_result, orphaned) =
-            orphan::wait_orphaned(ctx, journal, req.backup_path).await?;
-        if !orphaned {
-            report.result = Some(MigrateResult {
-                orphan: Some(orphan_result),
-                adopt: None,
-                recreated: None,
-            });
-            let e = Error::Unverified(format!(
-                "pods of the deleted daemonset {ns}/{} still carry its ownerReference",
-                req.old_name
-            ));
-            return fail(ctx, &report, e);
-        }
-    }
-    adopt::create(ctx, manifest, &marker, &report.adopt.analysis).await?;
-    let (result, verified) =
-        adopt::verify(ctx, &report.adopt.analysis, &new_name, Some(journal)).await?;
-    finish(ctx, req, journal, report, result, verified).await
+    let create = adopt::to_create(manifest, &marker, &report.adopt.analysis, false);
+    Ok(Mutation::Create(create))
 }
 
 /// Stage Created: an earlier run created the new DaemonSet; verify the adoption.

@@ -6,10 +6,9 @@ use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
-use serde_json::Value;
 
 use super::backup::{self, Backup};
-use super::executor::{gate, Gate, Mutation, Plan};
+use super::executor::{execute, read_as_planned, Acted, Mutation, Plan, Steps};
 use super::report::{
     ObjectRef, OrphanPlan, OrphanPod, OrphanReport, OrphanResult, OrphanRevision, ServerDryRun,
     API_VERSION,
@@ -30,15 +29,7 @@ use crate::engine::snapshot::controller_of;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::render;
-
-/// How often the orphaning delete is tried when the DaemonSet's resourceVersion moved on between
-/// the read and the delete (the controller writes its status, a tool its annotations) but its
-/// spec did not. An attempt is one read and the delete right after it (two round trips), so
-/// against a writer patching back to back (tens of writes a second) some attempt gets through;
-/// [`DELETE_PAUSE`] more between attempts each time, up to [`DELETE_PAUSE_MAX`] (about 4 s in all).
-const DELETE_ATTEMPTS: u32 = 50;
-const DELETE_PAUSE: std::time::Duration = std::time::Duration::from_millis(7);
-const DELETE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(100);
+use serde::Serialize;
 
 fn controlled_by(
     uid: &str,
@@ -131,24 +122,13 @@ pub fn mutation_plan(ds: &DaemonSet, plan: OrphanPlan) -> Plan<OrphanPlan> {
     Plan {
         checks: plan.checks.clone(),
         mutations: vec![Mutation::OrphanDelete(ds.clone())],
+        lock: ds.metadata.name.clone(),
         report: plan,
     }
 }
 
-/// `kubectl ds orphan NAME`: holds the DaemonSet's lease while it acts.
+/// `kubectl ds orphan NAME`: the executor holds the DaemonSet's lease while it acts.
 pub async fn run(
-    ctx: &Ctx<'_>,
-    name: &str,
-    backup_path: &Path,
-    overrides: &Overrides,
-) -> Result<Exit> {
-    ctx.lock(name).await?;
-    let out = run_locked(ctx, name, backup_path, overrides).await;
-    ctx.unlock().await;
-    out
-}
-
-async fn run_locked(
     ctx: &Ctx<'_>,
     name: &str,
     backup_path: &Path,
@@ -160,6 +140,9 @@ async fn run_locked(
         // Gone already: an earlier run may have deleted it; finish its verification.
         if let Some(journal) = existing.as_ref().and_then(|b| b.journal_of(&ns, name)) {
             return resume_after_delete(ctx, journal, backup_path).await;
+        }
+        if let Some(held) = super::lock::held_by_another_run(ctx, name).await {
+            return Err(held);
         }
         return Err(fetch::fetch_daemon_set(&ctx.cluster, &ns, name)
             .await
@@ -182,7 +165,7 @@ async fn run_locked(
         overrides,
         new_name: None,
     });
-    let mut plan = mutation_plan(&ds, plan).map(|plan| OrphanReport {
+    let plan = mutation_plan(&ds, plan).map(|plan| OrphanReport {
         api_version: API_VERSION,
         kind: "OrphanReport",
         dry_run: ctx.mode.as_str(),
@@ -192,29 +175,148 @@ async fn run_locked(
     });
     ctx.table(|out, p| render::workflow::orphan_plan(out, &plan.report.plan, p))?;
     let what = format!("orphan-delete daemonset {ns}/{name}");
-    if let Gate::Done(exit) = gate(ctx, &mut plan, &what).await? {
-        return Ok(exit);
-    }
-    let mut report = plan.report;
-    let journal = match ds.metadata.deletion_timestamp {
-        None => {
-            if let Err(e) = recheck_before_delete(ctx, &ds, backup_path, overrides).await {
-                ctx.document(&report)?;
-                return Err(e);
-            }
-            backup_and_delete(ctx, ds, backup_path).await?
-        }
-        Some(_) => ensure_backup(ctx, &ds, existing.as_ref(), backup_path).await?,
+    let mut steps = OrphanSteps {
+        delete: DeleteSteps::new(backup_path, overrides, existing),
+        state: format!(
+            "daemonset {ns}/{name} is being deleted with propagationPolicy=Orphan and its pods keep running"
+        ),
     };
-    let state = format!(
-        "daemonset {ns}/{name} is being deleted with propagationPolicy=Orphan and its pods keep running"
-    );
-    let (result, _) = wait_orphaned(ctx, &journal, backup_path)
-        .await
-        .map_err(|e| ctx.after_delete(e, &state, backup_path, &report))?;
-    let verified = result.verified;
-    report.result = Some(result);
-    finish(ctx, &report, verified).map_err(|e| ctx.after_delete(e, &state, backup_path, &report))
+    execute(ctx, plan, &what, &mut steps).await
+}
+
+/// The orphaning delete's own steps around the executor's send, shared by orphan and migrate:
+/// before it, the re-check and the backup on disk (or, when an earlier run's delete is under
+/// way, only its backup); after it, the backup made exactly what was deleted.
+pub struct DeleteSteps<'a> {
+    backup_path: &'a Path,
+    overrides: &'a Overrides,
+    /// The backup file as found (an earlier run's).
+    existing: Option<Backup>,
+    /// The backup's journal, once written, and the pods and revisions it was written from.
+    pub journal: Option<Journal>,
+    pods: Vec<Pod>,
+    revisions: Vec<ControllerRevision>,
+}
+
+impl<'a> DeleteSteps<'a> {
+    pub fn new(backup_path: &'a Path, overrides: &'a Overrides, existing: Option<Backup>) -> Self {
+        DeleteSteps {
+            backup_path,
+            overrides,
+            existing,
+            journal: None,
+            pods: Vec::new(),
+            revisions: Vec::new(),
+        }
+    }
+
+    /// Right before the delete of `planned`: true when it is to be sent. An orphaning delete
+    /// already under way (an earlier run) needs only its backup. Else the checks run again
+    /// (a refusal prints `report` first), then the backup is written from a fresh read (the
+    /// long lists and the backup's fsync come before the executor's re-read and delete).
+    pub async fn before(
+        &mut self,
+        ctx: &Ctx<'_>,
+        planned: &DaemonSet,
+        report: &impl Serialize,
+    ) -> Result<bool> {
+        if planned.metadata.deletion_timestamp.is_some() {
+            let existing = self.existing.as_ref();
+            self.journal = Some(ensure_backup(ctx, planned, existing, self.backup_path).await?);
+            return Ok(false);
+        }
+        if let Err(e) = recheck_before_delete(ctx, planned, self.backup_path, self.overrides).await
+        {
+            ctx.document(report)?;
+            return Err(e);
+        }
+        let ns = planned.metadata.namespace.clone().unwrap_or_default();
+        let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
+        let (raw, ds) = read_as_planned(ctx, planned).await?;
+        let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
+        backup::write(self.backup_path, &raw, &journal)?;
+        ctx.progress(&format!(
+            "backup of daemonset {ns}/{} written to {}",
+            journal.name,
+            self.backup_path.display()
+        ));
+        ctx.failpoint("after-backup").await;
+        self.journal = Some(journal);
+        self.pods = pods;
+        self.revisions = revisions;
+        Ok(true)
+    }
+
+    /// Right after the delete went through. Both reads (the backup's, the delete's) showed the
+    /// planned UID and generation: the spec that was deleted is the spec in the backup. If only
+    /// metadata or status moved in between (the resourceVersion differs), the backup is
+    /// rewritten at once from the object the delete was conditioned on, so it is exactly what
+    /// was deleted.
+    pub async fn after(&mut self, ctx: &Ctx<'_>, acted: Acted) -> Result<()> {
+        let Acted::Deleted { raw, object } = acted else {
+            return Ok(());
+        };
+        let moved = self.journal.as_ref().is_none_or(|j| {
+            object.metadata.resource_version.as_deref() != Some(j.resource_version.as_str())
+        });
+        if moved {
+            let j = backup::journal_for(&object, &self.pods, &self.revisions, now_rfc3339());
+            backup::write(self.backup_path, &raw, &j)?;
+            self.journal = Some(j);
+        }
+        ctx.progress(&format!(
+            "daemonset {}/{} deleted with propagationPolicy=Orphan; waiting for the garbage collector",
+            object.metadata.namespace.as_deref().unwrap_or(""),
+            object.metadata.name.as_deref().unwrap_or("")
+        ));
+        ctx.failpoint("after-delete").await;
+        Ok(())
+    }
+
+    /// The journal the verification follows (written by [`DeleteSteps::before`]).
+    pub fn journal(&self) -> Result<Journal> {
+        self.journal
+            .clone()
+            .ok_or_else(|| Error::Io("the backup's journal is missing".into()))
+    }
+}
+
+/// `orphan`'s steps: the delete's, then the wait for the garbage collector and the report.
+struct OrphanSteps<'a> {
+    delete: DeleteSteps<'a>,
+    /// The cluster's state once the delete went through, for a failure's message.
+    state: String,
+}
+
+impl Steps<OrphanReport> for OrphanSteps<'_> {
+    async fn before(
+        &mut self,
+        ctx: &Ctx<'_>,
+        m: &Mutation,
+        report: &mut OrphanReport,
+    ) -> Result<Option<Mutation>> {
+        Ok(match m {
+            Mutation::OrphanDelete(ds) => self.delete.before(ctx, ds, report).await?,
+            Mutation::Create(_) => true,
+        }
+        .then(|| m.clone()))
+    }
+
+    async fn after(&mut self, ctx: &Ctx<'_>, acted: Acted, _: &mut OrphanReport) -> Result<()> {
+        self.delete.after(ctx, acted).await
+    }
+
+    async fn verify(&mut self, ctx: &Ctx<'_>, mut report: OrphanReport) -> Result<Exit> {
+        let journal = self.delete.journal()?;
+        let backup_path = self.delete.backup_path;
+        let (result, _) = wait_orphaned(ctx, &journal, backup_path)
+            .await
+            .map_err(|e| ctx.after_delete(e, &self.state, backup_path, &report))?;
+        let verified = result.verified;
+        report.result = Some(result);
+        finish(ctx, &report, verified)
+            .map_err(|e| ctx.after_delete(e, &self.state, backup_path, &report))
+    }
 }
 
 fn finish(ctx: &Ctx<'_>, report: &OrphanReport, verified: bool) -> Result<Exit> {
@@ -357,96 +459,6 @@ pub async fn recheck_before_delete(
         new_name: None,
     };
     refuse_if_blocked(&checks(&input)).map_err(|e| e.context("re-checked right before the delete"))
-}
-
-/// Writes the backup, then deletes with UID and resourceVersion preconditions taken from a read
-/// made right before the delete (nothing but that read lies between them; the long lists and the
-/// backup's fsync come before), so a namespace where something keeps writing the DaemonSet (its
-/// status, an annotation) does not make every attempt fail with 409: a 409 reads and deletes
-/// again.
-///
-/// Both reads must show the planned UID and generation: the spec that is deleted is the spec
-/// in the backup. If only metadata or status moved between the backup and the delete (the
-/// resourceVersion differs), the backup is rewritten at once from the object the delete was
-/// conditioned on, so it ends up exactly what was deleted. A changed spec (generation) or a
-/// replaced object (UID) stops the run; a 409 from the delete tries again.
-pub async fn backup_and_delete(
-    ctx: &Ctx<'_>,
-    planned: DaemonSet,
-    backup_path: &Path,
-) -> Result<Journal> {
-    let ns = planned.metadata.namespace.clone().unwrap_or_default();
-    let name = planned.metadata.name.clone().unwrap_or_default();
-    let (pods, revisions) = fetch_pods_and_revisions(&ctx.cluster, &ns).await?;
-    let (raw, ds) = read_as_planned(ctx, &planned).await?;
-    let journal = backup::journal_for(&ds, &pods, &revisions, now_rfc3339());
-    backup::write(backup_path, &raw, &journal)?;
-    ctx.progress(&format!(
-        "backup of daemonset {ns}/{name} written to {}",
-        backup_path.display()
-    ));
-    ctx.failpoint("after-backup").await;
-    let mut last_conflict = String::new();
-    for attempt in 0..DELETE_ATTEMPTS {
-        if attempt > 0 {
-            // A short, growing pause: out of step with a writer that keeps patching.
-            let pause = DELETE_PAUSE.saturating_mul(attempt).min(DELETE_PAUSE_MAX);
-            tokio::time::sleep(pause).await;
-        }
-        let (fresh_raw, fresh) = read_as_planned(ctx, &planned).await?;
-        match super::executor::send_delete(ctx, &fresh, false).await? {
-            DeleteOutcome::Accepted(_) | DeleteOutcome::Deleted => {
-                let journal = if fresh.metadata.resource_version == ds.metadata.resource_version {
-                    journal
-                } else {
-                    // Same spec (generation); metadata or status moved: the backup becomes
-                    // exactly the object that was deleted.
-                    let j = backup::journal_for(&fresh, &pods, &revisions, now_rfc3339());
-                    backup::write(backup_path, &fresh_raw, &j)?;
-                    j
-                };
-                if attempt > 0 {
-                    ctx.progress(&format!(
-                        "daemonset {ns}/{name}: the delete went through at attempt {} ({last_conflict})",
-                        attempt + 1
-                    ));
-                }
-                ctx.progress(&format!(
-                    "daemonset {ns}/{name} deleted with propagationPolicy=Orphan; waiting for the garbage collector"
-                ));
-                ctx.failpoint("after-delete").await;
-                return Ok(journal);
-            }
-            DeleteOutcome::Conflict(msg) => last_conflict = msg,
-        }
-    }
-    Err(Error::Forbidden(format!(
-        "daemonset {ns}/{name} kept changing; the orphaning delete failed its preconditions {DELETE_ATTEMPTS} times ({last_conflict}); nothing was deleted"
-    )))
-}
-
-/// Reads the DaemonSet (raw and typed) and checks it is still the planned one: same UID, same
-/// generation (spec unchanged).
-async fn read_as_planned(ctx: &Ctx<'_>, planned: &DaemonSet) -> Result<(Value, DaemonSet)> {
-    let ns = planned.metadata.namespace.clone().unwrap_or_default();
-    let name = planned.metadata.name.clone().unwrap_or_default();
-    let planned_generation = planned.metadata.generation;
-    match get_daemon_set_raw(&ctx.cluster, &ns, &name).await? {
-        Some((raw, f))
-            if f.metadata.uid == planned.metadata.uid
-                && f.metadata.generation == planned_generation =>
-        {
-            Ok((raw, f))
-        }
-        Some((_, f)) if f.metadata.uid == planned.metadata.uid => Err(Error::Refused(format!(
-            "daemonset {ns}/{name} was changed since the plan (generation {} -> {}); nothing was deleted: run again to see the new plan",
-            planned_generation.unwrap_or(0),
-            f.metadata.generation.unwrap_or(0)
-        ))),
-        _ => Err(Error::Refused(format!(
-            "daemonset {ns}/{name} was deleted or replaced by someone else since the plan; nothing was deleted by kubectl-ds"
-        ))),
-    }
 }
 
 /// An orphaning delete is already under way (an earlier run): make sure its backup is on disk,

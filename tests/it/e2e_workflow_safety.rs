@@ -1,7 +1,8 @@
 //! The orphaning workflows against what real clusters throw at them (issue 11): another
 //! controller that would adopt the orphans, a DaemonSet owned by Helm or Argo CD, a reconciler
-//! that recreates the old DaemonSet mid-run, a foreign finalizer, a pod lost mid-run, and two
-//! runs at once. Each asserts the exit code, the message, and the pods' UIDs before and after.
+//! that recreates the old DaemonSet mid-run, a foreign finalizer, a pod lost mid-run, two
+//! runs at once, and an admission policy that rejects the server dry run made before acting.
+//! Each asserts the exit code, the message, and the pods' UIDs before and after.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -744,4 +745,124 @@ async fn a_daemon_set_recreated_while_its_pods_are_orphaned_stops_before_the_cre
         },
     )
     .await;
+}
+
+/// Cluster-scoped admission objects a test creates, deleted when it ends (even when it fails).
+struct AdmissionPolicy(String);
+
+impl Drop for AdmissionPolicy {
+    fn drop(&mut self) {
+        for kind in [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+        ] {
+            let _ = crate::e2e_rollout_preview::kubectl(&[
+                "delete",
+                kind,
+                &self.0,
+                "--ignore-not-found",
+                "--wait=false",
+            ]);
+        }
+    }
+}
+
+/// With `--yes`, every mutation is sent with dryRun=All before anything is changed: an
+/// admission policy that forbids deleting the DaemonSet (a ValidatingAdmissionPolicy on
+/// DELETE, this test's namespace only) makes orphan and migrate refuse with the apiserver's
+/// message (exit 5) before the backup is written, the lease is left behind or a pod changes.
+#[tokio::test]
+async fn a_rejected_server_dry_run_refuses_before_anything_changes() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let mut env = TestEnv::new("wf-dryrun").await;
+    nodes(&mut env, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = start_old(&env, "agent", "agent", 1).await;
+    let uid = old_uid(&env, "agent").await;
+    let name = format!("kds-freeze-{}", env.ns);
+    let _cleanup = AdmissionPolicy(name.clone());
+    let scope = json!({"matchLabels": {"kubernetes.io/metadata.name": env.ns}});
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "namespaceSelector": scope,
+                "resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                    "operations": ["DELETE"], "resources": ["daemonsets"]}]
+            },
+            "validations": [{"expression": "oldObject.metadata.name != 'agent'",
+                "message": "daemonset agent is frozen by policy"}]
+        }
+    }))
+    .unwrap();
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": scope}}
+    }))
+    .unwrap();
+    let pp = PostParams::default();
+    Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+        .create(&pp, &policy)
+        .await
+        .unwrap();
+    Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
+        .create(&pp, &binding)
+        .await
+        .unwrap();
+    // The apiserver applies a new policy within a second or so: wait until a dry-run delete
+    // is denied.
+    let ds_api = env.ds_api();
+    let dry = kube::api::DeleteParams {
+        dry_run: true,
+        ..kube::api::DeleteParams::orphan()
+    };
+    wait_for(Duration::from_secs(30), "the policy to be in force", || async {
+        matches!(ds_api.delete("agent", &dry).await, Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403)
+    })
+    .await;
+
+    let new = new_manifest_file(&env, dir.path(), "agent-v2", "agent");
+    let runs: [Vec<&str>; 2] = [
+        vec!["orphan", "agent", "--backup", "b.yaml", "--yes"],
+        vec![
+            "migrate",
+            "agent",
+            "-f",
+            new.to_str().unwrap(),
+            "--backup",
+            "b.yaml",
+            "--yes",
+        ],
+    ];
+    for args in runs {
+        let out = cli(&env, dir.path(), &args, &[]);
+        assert_eq!(out.code, 5, "{args:?}: {}", out.stderr);
+        let line = one_error_line(&out);
+        assert!(
+            line.contains("server dry run rejected, nothing was changed")
+                && line.contains("daemonset agent is frozen by policy"),
+            "{line}"
+        );
+        assert!(
+            !dir.path().join("b.yaml").exists(),
+            "{args:?}: no backup is written before the dry run passed"
+        );
+        assert!(
+            get_ds(&env, "agent-v2").await.is_none(),
+            "{args:?}: nothing created"
+        );
+        assert!(
+            lease_api(&env)
+                .get_opt("kubectl-ds-migrate-agent")
+                .await
+                .unwrap()
+                .is_none(),
+            "{args:?}: the lease is released"
+        );
+        assert_untouched(&env, "agent", "agent", &uid, &before).await;
+    }
 }
