@@ -28,7 +28,49 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's memory options (`mi_option_set`, in the mimalloc library the allocator links):
+/// arenas committed on demand rather than eagerly, and freed memory given back to the OS at
+/// once rather than after a delay. Measured on 1,000 and 2,000-node clusters, `explain -o json`
+/// peaked at about a third less RSS with both, at no more CPU. The same options as environment
+/// variables (`MIMALLOC_ARENA_EAGER_COMMIT`, `MIMALLOC_PURGE_DELAY`) take precedence, so the
+/// defaults can still be measured.
+///
+/// They must be set before the first allocation reserves mimalloc's first arena, which happens
+/// before `main` (the runtime's own allocations): on Linux this runs as a constructor right
+/// after mimalloc's own (priority 101, `prim.c` mi_process_attach), as std places its argv
+/// capture (`.init_array.00099`); elsewhere it runs first thing in `main`.
+extern "C" fn tune_allocator() {
+    // Indices in mimalloc v3's `mi_option_t` (include/mimalloc.h).
+    const ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+    const PURGE_DELAY: std::ffi::c_int = 15;
+    unsafe extern "C" {
+        fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+        fn getenv(name: *const std::ffi::c_char) -> *const std::ffi::c_char;
+    }
+    // C's getenv, not std::env: nothing may allocate before the options are set.
+    for (option, env) in [
+        (ARENA_EAGER_COMMIT, c"MIMALLOC_ARENA_EAGER_COMMIT"),
+        (PURGE_DELAY, c"MIMALLOC_PURGE_DELAY"),
+    ] {
+        // SAFETY: getenv reads the environment with a NUL-terminated name (nothing else runs
+        // yet); mi_option_set stores one entry of mimalloc's option table, with an option index
+        // mimalloc defines and a value it documents (0: off / at once).
+        unsafe {
+            if getenv(env.as_ptr()).is_null() {
+                mi_option_set(option, 0);
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array.00102"]
+static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
+
 fn main() -> ExitCode {
+    #[cfg(not(target_os = "linux"))]
+    tune_allocator();
     if let Some(request) = complete::request_from(std::env::args_os()) {
         return commands::complete::run(request);
     }

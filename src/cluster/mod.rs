@@ -15,4 +15,5 @@ pub mod names;
 pub mod node_view;
 pub mod proto;
 pub mod retry;
+pub mod slim;
 pub mod watch;

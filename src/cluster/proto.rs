@@ -42,16 +42,20 @@ pub enum ProtoError {
     Unusable,
 }
 
-/// One page: the objects, and the continue token if there is more.
+/// One page: the objects, the continue token if there is more, and the apiserver's count of
+/// the objects after this page (`remainingItemCount`, when it says).
 pub struct Page<T> {
     pub items: Vec<T>,
     pub continue_: Option<String>,
+    pub remaining: Option<i64>,
 }
 
 /// A list type of the protobuf API and the k8s-openapi object its items convert into.
 pub trait ProtoList: Message + Default {
     type Item;
-    fn into_page(self) -> Page<Self::Item>;
+    /// The page, each item converted then shaped by `shape` one at a time (so a page never
+    /// holds every item in full twice; `shape` may drop an item by answering None).
+    fn into_page(self, shape: fn(Self::Item) -> Option<Self::Item>) -> Page<Self::Item>;
 }
 
 /// `impl ProtoList for LIST { type Item = ITEM; ... }`, items converted by CONVERT.
@@ -59,10 +63,17 @@ macro_rules! proto_list {
     ($list:ty, $item:ty, $convert:path) => {
         impl ProtoList for $list {
             type Item = $item;
-            fn into_page(self) -> Page<$item> {
+            fn into_page(self, shape: fn($item) -> Option<$item>) -> Page<$item> {
+                let remaining = self.metadata.as_ref().and_then(|m| m.remaining_item_count);
                 Page {
                     continue_: list_continue(self.metadata),
-                    items: self.items.into_iter().map($convert).collect(),
+                    remaining,
+                    items: self
+                        .items
+                        .into_iter()
+                        .map($convert)
+                        .filter_map(shape)
+                        .collect(),
                 }
             }
         }
@@ -76,10 +87,12 @@ fn list_continue(m: Option<pbmeta::ListMeta>) -> Option<String> {
     m.and_then(|m| m.r#continue).filter(|c| !c.is_empty())
 }
 
-/// Sends a list request asking for protobuf and decodes the page.
+/// Sends a list request asking for protobuf and decodes the page, each item shaped by `shape`;
+/// the page's bytes are freed before this returns.
 pub async fn get_page<L: ProtoList>(
     client: &kube::Client,
     mut req: http::Request<Vec<u8>>,
+    shape: fn(L::Item) -> Option<L::Item>,
 ) -> Result<Page<L::Item>, ProtoError> {
     req.headers_mut().insert(
         http::header::ACCEPT,
@@ -99,7 +112,9 @@ pub async fn get_page<L: ProtoList>(
         .read_to_end(&mut body)
         .await
         .map_err(|e| ProtoError::Transport(kube::Error::ReadEvents(e)))?;
-    decode::<L>(&body).map(L::into_page)
+    let list = decode::<L>(&body);
+    drop(body);
+    list.map(|l| l.into_page(shape))
 }
 
 /// Decodes a protobuf response body: magic, `runtime.Unknown`, the list in its `raw` field.
@@ -800,7 +815,7 @@ mod tests {
         let page = decode::<pb::NodeList>(&envelope(list.encode_to_vec(), ""))
             .ok()
             .unwrap()
-            .into_page();
+            .into_page(Some);
         let names: Vec<_> = page
             .items
             .iter()
@@ -820,7 +835,7 @@ mod tests {
         let page = decode::<pb::NodeList>(&envelope(last.encode_to_vec(), ""))
             .ok()
             .unwrap()
-            .into_page();
+            .into_page(Some);
         assert!(page.items.is_empty() && page.continue_.is_none());
     }
 

@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use crate::cli::ExplainArgs;
 use crate::cluster::client::{self, Cluster};
-use crate::cluster::fetch::{self, list_all, list_fast, list_fast_filtered};
-use crate::engine::explain::{self, nodes_needing_fit_check, Explanation, NodeFilter};
+use crate::cluster::fetch::{self, list_all, list_fast_shaped};
+use crate::cluster::slim;
+use crate::engine::explain::{self, nodes_needing_fit_check, Explanation, NodeFilter, NodeVerdict};
 use crate::engine::fix;
 use crate::engine::preemption::ClusterPriorities;
 use crate::engine::snapshot::{controller_of, is_claimed_by, Snapshot};
@@ -115,7 +116,12 @@ struct Print {
     fix: bool,
 }
 
-fn node_labels(snap: &Snapshot) -> NodeLabels {
+/// The nodes' labels for `-L` and `--show-labels`; none when no label column is shown (a copy
+/// of every node's labels is several MB at 5,000 nodes).
+fn node_labels(snap: &Snapshot, opts: &TableOptions) -> NodeLabels {
+    if opts.label_columns.is_empty() && !opts.show_labels {
+        return NodeLabels::new();
+    }
     snap.nodes
         .iter()
         .map(|n| {
@@ -139,7 +145,6 @@ fn emit<W: Write>(
     if print.fix {
         return emit_fixed_manifest(out, &e, snap);
     }
-    let labels = &node_labels(snap);
     // The gate looks at every node explained (after --node and -l), not only those shown.
     let exit = if print.exit_code && render::explain::problem_count(&e) > 0 {
         Exit::Problems
@@ -156,10 +161,11 @@ fn emit<W: Write>(
         e.nodes = printer::reorder(std::mem::take(&mut e.nodes), &order);
     }
     match &print.format {
-        Format::Json => render::json(out, &with_fixes(&e, snap)?)?,
+        Format::Json => json_with_fixes(out, &mut e, snap)?,
         Format::Yaml => render::yaml(out, &with_fixes(&e, snap)?)?,
         Format::Table | Format::Wide => {
             let wide = print.format == Format::Wide;
+            let labels = &node_labels(snap, &print.opts);
             render::explain::explanation_table_with(out, &e, wide, palette, &print.opts, labels)?;
             if !print.opts.no_headers {
                 fix_lines(out, &e, snap)?;
@@ -185,21 +191,87 @@ fn emit<W: Write>(
 fn with_fixes(e: &Explanation, snap: &Snapshot) -> Result<Value> {
     let spec = fix::template_spec(&snap.daemon_set);
     let mut doc = to_value(e)?;
-    for (v, node) in e
+    let nodes = e
         .nodes
         .iter()
-        .zip(doc["nodes"].as_array_mut().into_iter().flatten())
+        .map(|v| node_with_fixes(v, &spec, snap))
+        .collect::<Result<Vec<_>>>()?;
+    doc["nodes"] = Value::Array(nodes);
+    Ok(doc)
+}
+
+/// One node's JSON with each reason's suggested `fix` beside its facts.
+fn node_with_fixes(v: &NodeVerdict, spec: &Value, snap: &Snapshot) -> Result<Value> {
+    let mut node = to_value(v)?;
+    for (f, reason) in fix::node_fixes(snap, spec, v)
+        .into_iter()
+        .zip(node["reasons"].as_array_mut().into_iter().flatten())
     {
-        for (f, reason) in fix::node_fixes(snap, &spec, v)
-            .into_iter()
-            .zip(node["reasons"].as_array_mut().into_iter().flatten())
-        {
-            if let Some(f) = f {
-                reason["fix"] = to_value(&f)?;
-            }
+        if let Some(f) = f {
+            reason["fix"] = to_value(&f)?;
         }
     }
-    Ok(doc)
+    Ok(node)
+}
+
+/// `-o json`: what `render::json(out, &with_fixes(e, snap)?)` writes, byte for byte, without
+/// the whole document as one JSON tree (at 5,000 nodes that tree is several times the size of
+/// the explanation it is made from): the top level is a tree with the nodes left out, and each
+/// node is made a tree only while it is written.
+fn json_with_fixes<W: Write>(out: &mut W, e: &mut Explanation, snap: &Snapshot) -> Result<()> {
+    let nodes = std::mem::take(&mut e.nodes);
+    let top = to_value(&*e);
+    e.nodes = nodes;
+    let spec = fix::template_spec(&snap.daemon_set);
+    let doc = Streamed {
+        top: &top?,
+        key: "nodes",
+        items: &e.nodes,
+        each: |v: &NodeVerdict| node_with_fixes(v, &spec, snap),
+    };
+    render::json(out, &doc)
+}
+
+/// A JSON document whose `key` holds a long list: the rest of the document is a tree (`top`,
+/// which has `key` with any value), each item of the list is made a tree (`each`) only while it
+/// is written. Written as the whole tree would be, byte for byte: a tree's map keeps its keys
+/// in its own order, and this writes them in that order.
+struct Streamed<'a, T, F> {
+    top: &'a Value,
+    key: &'a str,
+    items: &'a [T],
+    each: F,
+}
+
+impl<T, F: Fn(&T) -> Result<Value>> serde::Serialize for Streamed<'_, T, F> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap, SerializeSeq};
+        struct Items<'b, T, F>(&'b [T], &'b F);
+        impl<T, F: Fn(&T) -> Result<Value>> serde::Serialize for Items<'_, T, F> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for item in self.0 {
+                    seq.serialize_element(&(self.1)(item).map_err(S::Error::custom)?)?;
+                }
+                seq.end()
+            }
+        }
+        let Value::Object(top) = self.top else {
+            return self.top.serialize(s);
+        };
+        let mut map = s.serialize_map(Some(top.len()))?;
+        for (k, v) in top {
+            if k == self.key {
+                map.serialize_entry(k, &Items(self.items, &self.each))?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// One line per suggested fix under the table.
@@ -288,7 +360,16 @@ fn emit_overview<W: Write>(
         items = printer::reorder(items, &order);
     }
     match &print.format {
-        Format::Json => render::json(out, &list_value(&items))?,
+        Format::Json => {
+            let top = list_top(&items);
+            let doc = Streamed {
+                top: &top,
+                key: "items",
+                items: &items,
+                each: to_value,
+            };
+            render::json(out, &doc)?
+        }
         Format::Yaml => render::yaml(out, &list_value(&items))?,
         Format::Table | Format::Wide => {
             render::explain::overview_table_with(out, &items, all, palette, print.opts.no_headers)?
@@ -309,11 +390,18 @@ fn emit_overview<W: Write>(
 }
 
 fn list_value(items: &[Explanation]) -> Value {
+    let mut list = list_top(items);
+    list["items"] = serde_json::json!(items);
+    list
+}
+
+/// The ExplanationList with its items left empty (see [`Streamed`]).
+fn list_top(items: &[Explanation]) -> Value {
     serde_json::json!({
         "apiVersion": explain::API_VERSION,
         "kind": "ExplanationList",
         "totals": render::explain::totals(items),
-        "items": items,
+        "items": [],
     })
 }
 
@@ -342,18 +430,19 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
     let version = async { Ok::<_, Error>(fetch::fetch_server_version(cluster).await) };
     let (dss, nodes, pods, revs, server_version) = futures::try_join!(
         list_all(dss, lp.clone(), "daemonsets"),
-        list_fast::<_, k8s_pb::api::core::v1::NodeList>(
+        list_fast_shaped::<_, k8s_pb::api::core::v1::NodeList>(
             Api::<Node>::all(c.clone()),
             lp.clone(),
             "nodes",
             cluster.protobuf,
+            slim::some_node,
         ),
-        list_fast_filtered::<_, k8s_pb::api::core::v1::PodList>(
+        list_fast_shaped::<_, k8s_pb::api::core::v1::PodList>(
             pods,
             lp.clone(),
             "pods",
             cluster.protobuf,
-            could_be_daemon_set_pod,
+            daemon_set_pod,
         ),
         list_all(revs, lp.clone(), "controllerrevisions"),
         version,
@@ -386,6 +475,11 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
         .collect();
     render::explain::sort_overview(&mut items);
     Ok(items)
+}
+
+/// A pod some DaemonSet could own, as the engine reads it; None for the others.
+fn daemon_set_pod(pod: Pod) -> Option<Pod> {
+    could_be_daemon_set_pod(&pod).then(|| slim::pod(pod))
 }
 
 /// A pod some DaemonSet could own: controlled by a DaemonSet, or by nothing (an orphan that
@@ -515,4 +609,71 @@ fn latest_time(events: &[Event]) -> Option<k8s_openapi::apimachinery::pkg::apis:
         .iter()
         .filter_map(|e| e.last_timestamp.clone())
         .max_by_key(|t| t.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::{daemon_set, node};
+
+    /// `-o json` written node by node is the whole document's JSON tree, byte for byte, fixes
+    /// included.
+    #[test]
+    fn streamed_json_is_the_documents_json() {
+        let ds = daemon_set(
+            "metadata: {name: agent, namespace: ns, uid: u-1}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: agent:1}]}",
+        );
+        let snap = Snapshot {
+            daemon_set: ds.clone(),
+            nodes: Arc::new(vec![
+                node("metadata: {name: plain}"),
+                node("metadata: {name: gpu}\nspec: {taints: [{key: dedicated, value: gpu, effect: NoSchedule}]}"),
+            ]),
+            ..Default::default()
+        };
+        let mut e = explain::explain(&snap, &NodeFilter::default());
+        let mut tree = Vec::new();
+        render::json(&mut tree, &with_fixes(&e, &snap).unwrap()).unwrap();
+        let mut streamed = Vec::new();
+        json_with_fixes(&mut streamed, &mut e, &snap).unwrap();
+        let (tree, streamed) = (
+            String::from_utf8(tree).unwrap(),
+            String::from_utf8(streamed).unwrap(),
+        );
+        assert!(
+            tree.contains("\"fix\"") && tree.contains("\"gpu\""),
+            "{tree}"
+        );
+        assert_eq!(streamed, tree);
+        assert_eq!(e.nodes.len(), 2, "the explanation keeps its nodes");
+
+        // The overview's list, streamed item by item, is its tree's JSON too.
+        let items = vec![e.clone(), e];
+        let mut tree = Vec::new();
+        render::json(&mut tree, &list_value(&items)).unwrap();
+        let mut streamed = Vec::new();
+        let print = Print {
+            format: Format::Json,
+            opts: TableOptions::default(),
+            sort_by: None,
+            problems: false,
+            exit_code: false,
+            fix: false,
+        };
+        emit_overview(&mut streamed, items, true, &print, &Palette::new(false)).unwrap();
+        let (tree, streamed) = (
+            String::from_utf8(tree).unwrap(),
+            String::from_utf8(streamed).unwrap(),
+        );
+        assert!(
+            tree.contains("\"totals\"") && tree.contains("\"gpu\""),
+            "{tree}"
+        );
+        assert_eq!(streamed, tree);
+    }
 }
