@@ -15,7 +15,6 @@ use crate::cluster::client::{self, Cluster};
 use crate::cluster::fetch;
 use crate::cluster::watch::{self, LiveSnapshot};
 use crate::engine::explain::{self, Explanation, NodeFilter, API_VERSION};
-use crate::engine::snapshot::Snapshot;
 use crate::engine::status::{
     self, NodeMark, Outcome, Progress, StatusSummary, StuckReport, StuckVerdict, Wave,
 };
@@ -83,15 +82,14 @@ pub async fn run(args: StatusArgs, settings: &Settings) -> Result<Exit> {
     let opts = Options::resolve(&args, settings)?;
     let cluster = client::connect(settings).await?;
     let ds = fetch::fetch_daemon_set(&cluster, &cluster.namespace, &args.name).await?;
-    let server_version = fetch::fetch_server_version(&cluster).await;
     let updates = watch::watch_all(&cluster, &ds);
-    let live = LiveSnapshot::new(Snapshot {
-        daemon_set: ds,
-        server_version,
-        ..Default::default()
-    });
+    // The first screen comes from one fetch as explain makes it; the watches start listing
+    // after it, so whatever changes in between is reported as a change.
+    let seed = fetch::fetch_watched(&cluster, ds).await?;
+    let live = LiveSnapshot::new(seed);
     let mut out = std::io::stdout().lock();
     let mut follower = Follower::new(live, opts, cluster);
+    follower.seeded = true;
     let result = follower.follow(&mut out, updates).await;
     if follower.opts.mode == Mode::Screen {
         // Whatever happened: the cursor visible again, the prompt below the screen.
@@ -117,6 +115,9 @@ struct Follower {
     stuck: Vec<StuckVerdict>,
     /// The rolling update's wave at the last recomputation.
     wave: Option<Wave>,
+    /// The snapshot holds a first fetch (cluster::fetch::fetch_watched) to show before the
+    /// watches have listed.
+    seeded: bool,
     changes: usize,
     /// For what the watches do not keep: the other pods on nodes where a new pod is Pending
     /// (fit and preemption), read once when a stuck verdict is made.
@@ -137,6 +138,7 @@ impl Follower {
             last_move: Instant::now(),
             stuck: Vec::new(),
             wave: None,
+            seeded: false,
             changes: 0,
             cluster,
             warned: false,
@@ -159,6 +161,17 @@ impl Follower {
         let mut current: Option<Explanation> = None;
         if self.opts.mode == Mode::Screen {
             write!(out, "{HIDE_CURSOR}\x1b[2J\x1b[H").map_err(render::io_err)?;
+        }
+        if self.seeded {
+            // The first screen from the seed; the watches' lists replace it when all are in.
+            let e = self.recompute(out)?;
+            if status::is_done(&self.live.snap, &e, &self.progress) {
+                return self.finish(out, Some(&e), Outcome::Complete);
+            }
+            current = Some(e);
+            if self.opts.mode == Mode::Screen {
+                self.draw(out, current.as_ref(), false)?;
+            }
         }
         loop {
             tokio::select! {
