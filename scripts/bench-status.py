@@ -13,7 +13,8 @@ On the benchmark cluster, against the same cluster state `scripts/bench run` mea
      NodeChange of every node is compared with the pods the cluster really has: a node whose last
      reported pod, state or revision differs is a missed change;
   4. peak RSS (VmHWM) of that status process over 1-3, against explain's peak RSS.
-Prints one JSON object with the figures on stdout.
+Prints one JSON object with the figures on stdout (only those of 1 when
+KDS_BENCH_STATUS_FIRST_SCREEN_ONLY is set).
 """
 import json
 import os
@@ -130,6 +131,9 @@ def main():
         out["explainPeakRssMB"] = median(explain_rss)
     finally:
         os.kill(KWOK_PID, signal.SIGCONT)
+    if os.environ.get("KDS_BENCH_STATUS_FIRST_SCREEN_ONLY"):
+        print(json.dumps(out))
+        return
 
     # 2. idle, KWOK running.
     s = Status()
