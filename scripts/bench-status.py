@@ -163,8 +163,11 @@ def main():
         pods = json.loads(kubectl("get", "pods", "-n", NS, "-l", f"app={DS}", "-o", "json"))["items"]
         # Done: every desired node has a pod of the new template and no old pod is left.
         old = [p for p in pods if p["spec"]["containers"][0]["image"] != IMAGE]
-        log(f"  {time.monotonic() - t_roll:.0f} s: updated {u}/{d}, available {a}, unavailable {unav}, old pods {len(old)}, status lines {len(s.lines)}")
-        if og == g and u == d and not old and a + unav == d:
+        # Scheduled but not Ready yet (the pods of the full nodes stay unscheduled: not counted).
+        starting = [p for p in pods if p["spec"].get("nodeName") and not any(
+            c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+        log(f"  {time.monotonic() - t_roll:.0f} s: updated {u}/{d}, available {a}, unavailable {unav}, old pods {len(old)}, starting {len(starting)}, status lines {len(s.lines)}")
+        if og == g and u == d and not old and not starting:
             break
         if time.monotonic() - t_roll > 3600:
             raise SystemExit("the rollout did not finish in 60 min")
