@@ -398,30 +398,32 @@ pub async fn fetch_server_version(cluster: &Cluster) -> Option<ServerVersion> {
 pub async fn fetch_watched(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let name = ds.metadata.name.clone().unwrap_or_default();
-    let events = list_all(
-        Api::<Event>::namespaced(cluster.client.clone(), &ns),
-        ListParams::default().fields(&format!(
-            "involvedObject.kind=DaemonSet,involvedObject.name={name}"
-        )),
-        "events",
-    );
+    let events = fetch_daemon_set_events(cluster, &ns, &name);
     let (mut snap, events) = futures::try_join!(fetch_workload(cluster, ds), events)?;
     snap.events = events;
     Ok(snap)
 }
 
+/// The field selector of the events about one DaemonSet (listed here, watched by `status`).
+pub fn daemon_set_events_selector(name: &str) -> String {
+    format!("involvedObject.kind=DaemonSet,involvedObject.name={name}")
+}
+
+/// The events about the DaemonSet.
+async fn fetch_daemon_set_events(cluster: &Cluster, ns: &str, name: &str) -> Result<Vec<Event>> {
+    list_all(
+        Api::<Event>::namespaced(cluster.client.clone(), ns),
+        ListParams::default().fields(&daemon_set_events_selector(name)),
+        "events",
+    )
+    .await
+}
+
 /// Events about the DaemonSet, and the scheduler's FailedScheduling events of the namespace.
 pub async fn fetch_events(cluster: &Cluster, ns: &str, name: &str) -> Result<Vec<Event>> {
-    let events_api = Api::<Event>::namespaced(cluster.client.clone(), ns);
-    let ds_events = list_all(
-        events_api.clone(),
-        ListParams::default().fields(&format!(
-            "involvedObject.kind=DaemonSet,involvedObject.name={name}"
-        )),
-        "events",
-    );
+    let ds_events = fetch_daemon_set_events(cluster, ns, name);
     let sched_events = list_all(
-        events_api,
+        Api::<Event>::namespaced(cluster.client.clone(), ns),
         ListParams::default().fields("involvedObject.kind=Pod,reason=FailedScheduling"),
         "events",
     );

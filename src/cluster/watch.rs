@@ -38,9 +38,8 @@ pub fn watch_all(cluster: &Cluster, ds: &DaemonSet) -> BoxStream<'static, Update
         .unwrap_or_default();
     let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let by_selector = watcher::Config::default().labels(&selector);
-    let events = watcher::Config::default().fields(&format!(
-        "involvedObject.kind=DaemonSet,involvedObject.name={name}"
-    ));
+    let events =
+        watcher::Config::default().fields(&super::fetch::daemon_set_events_selector(&name));
     let streams: Vec<BoxStream<'static, Update>> = vec![
         watch(
             Api::namespaced(client.clone(), &ns),
