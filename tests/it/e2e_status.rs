@@ -15,6 +15,34 @@ use serde_json::{json, Value};
 
 use crate::harness::{kubeconfig, wait_for, NodeSpec, Output, TestEnv};
 
+/// `status agent -o json --stuck-after 3s --fail-on-stuck --timeout TIMEOUT_SECS`, run to its
+/// end, which must be a stuck verdict (exit 12).
+async fn run_until_stuck(env: &TestEnv, timeout_secs: u64) -> Output {
+    let timeout = format!("{timeout_secs}s");
+    let args = [
+        "status",
+        "agent",
+        "-o",
+        "json",
+        "--stuck-after",
+        "3s",
+        "--fail-on-stuck",
+        "--timeout",
+        &timeout,
+    ];
+    let status = Running::start(env, &args);
+    let out =
+        tokio::task::spawn_blocking(move || status.wait(Duration::from_secs(timeout_secs + 5)))
+            .await
+            .unwrap();
+    assert_eq!(
+        out.code, 12,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    out
+}
+
 /// `status` running in the background, its stdout read line by line.
 struct Running {
     child: Child,
@@ -262,28 +290,7 @@ async fn a_crash_looping_revision_is_stuck_with_fail_on_stuck() {
         ),
     )
     .await;
-    let args = [
-        "status",
-        "agent",
-        "-o",
-        "json",
-        "--stuck-after",
-        "3s",
-        "--fail-on-stuck",
-        "--timeout",
-        "45s",
-    ];
-    let out = tokio::task::spawn_blocking({
-        let status = Running::start(&env, &args);
-        move || status.wait(Duration::from_secs(50))
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.code, 12,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
+    let out = run_until_stuck(&env, 45).await;
     let objects: Vec<Value> = out
         .stdout
         .lines()
@@ -698,28 +705,7 @@ async fn surge_impossible_beside_a_host_port() {
         set_image("registry.example/agent:2", json!({})),
     )
     .await;
-    let args = [
-        "status",
-        "agent",
-        "-o",
-        "json",
-        "--stuck-after",
-        "3s",
-        "--fail-on-stuck",
-        "--timeout",
-        "40s",
-    ];
-    let out = tokio::task::spawn_blocking({
-        let status = Running::start(&env, &args);
-        move || status.wait(Duration::from_secs(45))
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.code, 12,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
+    let out = run_until_stuck(&env, 40).await;
     // The cluster as the real controller and scheduler left it: on one node the new pod is
     // Pending (no free port) beside the old one; the other node still has only its old pod.
     let pods = env.pods("agent").await;
@@ -862,28 +848,7 @@ async fn preemption_impossible_for_a_pending_new_pod() {
             {"name": "agent", "resources": {"requests": {"cpu": "600m"}}}]}}}}),
     )
     .await;
-    let args = [
-        "status",
-        "agent",
-        "-o",
-        "json",
-        "--stuck-after",
-        "3s",
-        "--fail-on-stuck",
-        "--timeout",
-        "40s",
-    ];
-    let out = tokio::task::spawn_blocking({
-        let status = Running::start(&env, &args);
-        move || status.wait(Duration::from_secs(45))
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.code, 12,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
+    let out = run_until_stuck(&env, 40).await;
     let pending: Vec<_> = env
         .pods("agent")
         .await
