@@ -189,31 +189,48 @@ fn merge_by_name(target: &mut Value, patch: &Value) {
 /// Beside [`fix_for`]'s per-reason fixes, it computes what needs the node and the cluster: a
 /// priorityClassName that makes preemption work (on `PreemptionNotHelpful`, replacing the
 /// `NoPriorityClass` hint) and the largest request that fits (on `InsufficientResources`).
+///
+/// Called for every node explained (5,000 on a large cluster): the node, its other pods and
+/// the typed template are looked up only for a verdict whose reasons need them.
 pub fn node_fixes(snap: &Snapshot, spec_json: &Value, v: &NodeVerdict) -> Vec<Option<Fix>> {
-    let spec = placement::template_spec(&snap.daemon_set);
-    let node = snap
-        .nodes
-        .iter()
-        .find(|n| n.metadata.name.as_deref() == Some(v.name.as_str()));
-    // The DaemonSet's own pods there are the ones the fixed pod replaces.
-    let others: Vec<Pod> = snap
-        .pods_on_nodes
-        .get(&v.name)
-        .into_iter()
-        .flatten()
-        .filter(|p| !is_claimed_by(&snap.daemon_set, &p.metadata))
-        .cloned()
-        .collect();
+    if v.reasons.is_empty() {
+        return Vec::new();
+    }
     let needs_priority = v
         .reasons
         .iter()
         .any(|r| matches!(r, Reason::PreemptionNotHelpful { .. }));
-    let mut priority = match (node, needs_priority) {
-        (Some(node), true) => {
-            priority_fix(&spec, &snap.priorities, node, &others, snap.namespace())
+    let needs_spec = needs_priority
+        || v.reasons
+            .iter()
+            .any(|r| matches!(r, Reason::InsufficientResources { .. }));
+    if !needs_spec {
+        return v
+            .reasons
+            .iter()
+            .map(|r| fix_for(r, spec_json, &v.name))
+            .collect();
+    }
+    let spec = placement::template_spec(&snap.daemon_set);
+    let mut priority = None;
+    if needs_priority {
+        let node = snap
+            .nodes
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(v.name.as_str()));
+        // The DaemonSet's own pods there are the ones the fixed pod replaces.
+        let others: Vec<Pod> = snap
+            .pods_on_nodes
+            .get(&v.name)
+            .into_iter()
+            .flatten()
+            .filter(|p| !is_claimed_by(&snap.daemon_set, &p.metadata))
+            .cloned()
+            .collect();
+        if let Some(node) = node {
+            priority = priority_fix(&spec, &snap.priorities, node, &others, snap.namespace());
         }
-        _ => None,
-    };
+    }
     let has_priority_fix = priority.is_some();
     v.reasons
         .iter()
