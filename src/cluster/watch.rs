@@ -87,16 +87,14 @@ where
         .boxed()
 }
 
-/// Drops what no verdict reads, as the protobuf lists of `explain` do (cluster::proto): the
-/// watches keep every node and pod for the whole run.
+/// Keeps what the verdicts read, in the shape `explain` and status's first screen read
+/// (cluster::slim): the watches keep every node and pod for the whole run.
 pub trait Trim {
     fn trim(&mut self) {}
 
-    /// `new`, an update of this object, changes nothing a verdict reads: the update is kept but
-    /// no recompute follows (a kubelet's node heartbeat, every node every few minutes, is most
-    /// of a large cluster's watch traffic while nothing happens).
-    /// `new` may be changed while it is compared but is left as it came.
-    fn same_for_verdicts(&self, _new: &mut Self) -> bool {
+    /// `new`, an update of this object (both trimmed), changes nothing a verdict reads: the
+    /// update is kept but no recompute follows.
+    fn same_for_verdicts(&self, _new: &Self) -> bool {
         false
     }
 }
@@ -106,69 +104,26 @@ impl Trim for ControllerRevision {}
 impl Trim for Event {}
 
 impl Trim for Node {
-    /// The node's image list (up to 50 entries with every tag) and volume lists.
+    /// The engine's node (slim::node): name, labels, taints, unschedulable, the Ready
+    /// condition's type and status, allocatable. A kubelet's status write keeps none of what
+    /// it changes every time (resourceVersion, heartbeat times; KWOK also rewrites the
+    /// conditions' lastTransitionTime), and a node's images, addresses and the other
+    /// conditions are not held for the whole run.
     fn trim(&mut self) {
-        if let Some(st) = self.status.as_mut() {
-            st.images = None;
-            st.volumes_attached = None;
-            st.volumes_in_use = None;
-        }
+        *self = super::slim::node(std::mem::take(self));
     }
 
-    /// Equal but for the resourceVersion and the conditions' lastHeartbeatTime (no verdict
-    /// reads either). Compared in place: `new` borrows the old values of those fields for the
-    /// comparison and gets its own back (no copy of either node: at 5,000 nodes this runs for
-    /// every heartbeat).
-    fn same_for_verdicts(&self, new: &mut Self) -> bool {
-        let old_conditions = self.status.as_ref().and_then(|s| s.conditions.as_ref());
-        let new_conditions = new.status.as_mut().and_then(|s| s.conditions.as_mut());
-        let mut beats = Vec::new();
-        match (old_conditions, new_conditions) {
-            (Some(old), Some(new)) if old.len() == new.len() => {
-                for (o, n) in old.iter().zip(new.iter_mut()) {
-                    beats.push(std::mem::replace(
-                        &mut n.last_heartbeat_time,
-                        o.last_heartbeat_time.clone(),
-                    ));
-                }
-            }
-            (None, None) => {}
-            _ => return false,
-        }
-        let rv = std::mem::replace(
-            &mut new.metadata.resource_version,
-            self.metadata.resource_version.clone(),
-        );
-        let same = self == new;
-        new.metadata.resource_version = rv;
-        let conditions = new.status.as_mut().and_then(|s| s.conditions.as_mut());
-        for (n, beat) in conditions.into_iter().flatten().zip(beats) {
-            n.last_heartbeat_time = beat;
-        }
-        same
+    /// Equal once trimmed: a heartbeat (every node every few minutes, most of a large
+    /// cluster's watch traffic while nothing happens) asks for no recompute.
+    fn same_for_verdicts(&self, new: &Self) -> bool {
+        self == new
     }
 }
 
 impl Trim for Pod {
-    /// Volumes, environment, probes and mounts: not read by placement, fit or pod state.
+    /// The engine's pod (slim::pod), as the first screen's list shapes it.
     fn trim(&mut self) {
-        if let Some(spec) = self.spec.as_mut() {
-            spec.volumes = None;
-            for c in spec
-                .containers
-                .iter_mut()
-                .chain(spec.init_containers.iter_mut().flatten())
-            {
-                c.env = None;
-                c.env_from = None;
-                c.volume_mounts = None;
-                c.liveness_probe = None;
-                c.readiness_probe = None;
-                c.startup_probe = None;
-                c.command = None;
-                c.args = None;
-            }
-        }
+        *self = super::slim::pod(std::mem::take(self));
     }
 }
 
@@ -216,11 +171,11 @@ impl<K: Resource + Trim> Kept<K> {
                 self.listed = true;
                 true
             }
-            watcher::Event::Apply(mut o) => {
+            watcher::Event::Apply(o) => {
                 let key = Self::key(&o);
                 match self.index.get(&key) {
                     Some(&i) => {
-                        let same = items[i].same_for_verdicts(&mut o);
+                        let same = items[i].same_for_verdicts(&o);
                         items[i] = o;
                         !same
                     }
@@ -405,13 +360,19 @@ status: {phase: Running, conditions: [{type: Ready, status: "True"}]}
 
     #[test]
     fn a_node_heartbeat_is_kept_but_asks_for_no_recompute() {
-        let at = |rv: &str, beat: &str, ready: &str| {
-            node(&format!(
+        // As the watch delivers them: trimmed. KWOK's status write changes the
+        // resourceVersion, every heartbeat and the conditions' lastTransitionTime.
+        let at = |rv: &str, beat: &str, ready: &str, since: &str| {
+            let mut n = node(&format!(
                 "metadata: {{name: n, uid: u-n, resourceVersion: '{rv}'}}
 status:
+  allocatable: {{cpu: '4'}}
   conditions:
-  - {{type: Ready, status: '{ready}', reason: KubeletReady, lastHeartbeatTime: '{beat}', lastTransitionTime: '2026-11-30T10:00:00Z'}}"
-            ))
+  - {{type: Ready, status: '{ready}', reason: KubeletReady, lastHeartbeatTime: '{beat}', lastTransitionTime: '{since}'}}
+  - {{type: DiskPressure, status: 'False', lastHeartbeatTime: '{beat}', lastTransitionTime: '{since}'}}"
+            ));
+            n.trim();
+            n
         };
         let mut live = LiveSnapshot::new(Snapshot::default());
         live.apply(Update::Node(watcher::Event::Init));
@@ -419,42 +380,36 @@ status:
             "1",
             "2026-12-01T01:00:00Z",
             "True",
+            "2026-11-30T10:00:00Z",
         ))));
         assert!(live.apply(Update::Node(watcher::Event::InitDone)));
-        let beat = at("2", "2026-12-01T01:05:00Z", "True");
+        let beat = at("2", "2026-12-01T01:05:00Z", "True", "2026-11-30T10:02:24Z");
         assert!(
             !live.apply(Update::Node(watcher::Event::Apply(beat.clone()))),
             "a heartbeat alone changes no verdict"
         );
         assert_eq!(live.snap.nodes[0], beat, "but the newer object is kept");
+        let ready = &live.snap.nodes[0].status.as_ref().unwrap().conditions;
+        assert_eq!(ready.as_ref().map(Vec::len), Some(1), "only Ready is kept");
+        let not_ready = at("3", "2026-12-01T01:06:00Z", "False", "2026-12-01T01:06:00Z");
         assert!(
-            live.apply(Update::Node(watcher::Event::Apply(at(
-                "3",
-                "2026-12-01T01:06:00Z",
-                "False"
-            )))),
-            "a condition that changed is a change"
+            live.apply(Update::Node(watcher::Event::Apply(not_ready.clone()))),
+            "a Ready condition that changed is a change"
         );
-        let mut labelled = at("4", "2026-12-01T01:06:00Z", "False");
+        let mut labelled = not_ready.clone();
         labelled.metadata.labels = Some([("pool".to_string(), "a".to_string())].into());
         assert!(live.apply(Update::Node(watcher::Event::Apply(labelled.clone()))));
-        let mut more = labelled.clone();
-        let mut pressure = more.status.as_ref().unwrap().conditions.clone().unwrap();
-        pressure[0].type_ = "DiskPressure".into();
-        more.status
-            .as_mut()
-            .unwrap()
-            .conditions
-            .as_mut()
-            .unwrap()
-            .extend(pressure);
-        assert!(
-            live.apply(Update::Node(watcher::Event::Apply(more))),
-            "a condition added is a change"
-        );
+        let mut tainted = labelled.clone();
+        tainted.spec.get_or_insert_with(Default::default).taints =
+            Some(vec![k8s_openapi::api::core::v1::Taint {
+                key: "dedicated".into(),
+                effect: "NoSchedule".into(),
+                ..Default::default()
+            }]);
+        assert!(live.apply(Update::Node(watcher::Event::Apply(tainted))));
         assert!(
             live.apply(Update::Node(watcher::Event::Apply(labelled))),
-            "and one removed"
+            "untainted"
         );
     }
 
