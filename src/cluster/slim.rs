@@ -16,8 +16,8 @@
 //!   preemption, target node); the status but the pod IPs, QoS class and the containers' ids
 //!   (readiness, availability, waiting reasons, restarts, start time for preemption).
 //!
-//! Only these two commands read objects through here; `status`, `why`, `endpoints` and the
-//! workflows list whole objects.
+//! `explain`, `rollout-preview` and `status` (its first fetch and its watches, cluster::watch)
+//! read objects in this shape; `why`, `endpoints` and the workflows list whole objects.
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerStatus, Node, NodeCondition, NodeSpec, NodeStatus, Pod, PodCondition,
