@@ -76,10 +76,7 @@ where
 {
     watcher(api, config)
         .default_backoff()
-        .modify(|o| {
-            o.meta_mut().managed_fields = None;
-            o.trim();
-        })
+        .modify(Trim::trim)
         .map(move |r| match r {
             Ok(e) => wrap(e),
             Err(e) => Update::Error(e.to_string()),
@@ -89,8 +86,12 @@ where
 
 /// Keeps what the verdicts read, in the shape `explain` and status's first screen read
 /// (cluster::slim): the watches keep every node and pod for the whole run.
-pub trait Trim {
-    fn trim(&mut self) {}
+pub trait Trim: Resource {
+    /// By default the managedFields (no verdict reads them; they are most of a written
+    /// object's size).
+    fn trim(&mut self) {
+        self.meta_mut().managed_fields = None;
+    }
 
     /// `new`, an update of this object (both trimmed), changes nothing a verdict reads: the
     /// update is kept but no recompute follows.

@@ -641,15 +641,7 @@ spec:
         render::json(&mut tree, &with_fixes(&e, &snap).unwrap()).unwrap();
         let mut streamed = Vec::new();
         json_with_fixes(&mut streamed, &mut e, &snap).unwrap();
-        let (tree, streamed) = (
-            String::from_utf8(tree).unwrap(),
-            String::from_utf8(streamed).unwrap(),
-        );
-        assert!(
-            tree.contains("\"fix\"") && tree.contains("\"gpu\""),
-            "{tree}"
-        );
-        assert_eq!(streamed, tree);
+        assert_streamed_is_tree(tree, streamed, "\"fix\"");
         assert_eq!(e.nodes.len(), 2, "the explanation keeps its nodes");
 
         // The overview's list, streamed item by item, is its tree's JSON too.
@@ -666,14 +658,13 @@ spec:
             fix: false,
         };
         emit_overview(&mut streamed, items, true, &print, &Palette::new(false)).unwrap();
-        let (tree, streamed) = (
-            String::from_utf8(tree).unwrap(),
-            String::from_utf8(streamed).unwrap(),
-        );
-        assert!(
-            tree.contains("\"totals\"") && tree.contains("\"gpu\""),
-            "{tree}"
-        );
-        assert_eq!(streamed, tree);
+        assert_streamed_is_tree(tree, streamed, "\"totals\"");
+    }
+
+    /// The streamed JSON is byte for byte the tree's, which holds `key` and the gpu node.
+    fn assert_streamed_is_tree(tree: Vec<u8>, streamed: Vec<u8>, key: &str) {
+        let tree = String::from_utf8(tree).unwrap();
+        assert!(tree.contains(key) && tree.contains("\"gpu\""), "{tree}");
+        assert_eq!(String::from_utf8(streamed).unwrap(), tree);
     }
 }

@@ -193,27 +193,12 @@ fn merge_by_name(target: &mut Value, patch: &Value) {
 /// Called for every node explained (5,000 on a large cluster): the node, its other pods and
 /// the typed template are looked up only for a verdict whose reasons need them.
 pub fn node_fixes(snap: &Snapshot, spec_json: &Value, v: &NodeVerdict) -> Vec<Option<Fix>> {
-    if v.reasons.is_empty() {
-        return Vec::new();
-    }
-    let needs_priority = v
-        .reasons
-        .iter()
-        .any(|r| matches!(r, Reason::PreemptionNotHelpful { .. }));
-    let needs_spec = needs_priority
-        || v.reasons
-            .iter()
-            .any(|r| matches!(r, Reason::InsufficientResources { .. }));
-    if !needs_spec {
-        return v
-            .reasons
-            .iter()
-            .map(|r| fix_for(r, spec_json, &v.name))
-            .collect();
-    }
-    let spec = placement::template_spec(&snap.daemon_set);
+    let needs = |f: fn(&Reason) -> bool| v.reasons.iter().any(f);
+    let needs_priority = needs(|r| matches!(r, Reason::PreemptionNotHelpful { .. }));
+    let spec = (needs_priority || needs(|r| matches!(r, Reason::InsufficientResources { .. })))
+        .then(|| placement::template_spec(&snap.daemon_set));
     let mut priority = None;
-    if needs_priority {
+    if let (Some(spec), true) = (&spec, needs_priority) {
         let node = snap
             .nodes
             .iter()
@@ -228,7 +213,7 @@ pub fn node_fixes(snap: &Snapshot, spec_json: &Value, v: &NodeVerdict) -> Vec<Op
             .cloned()
             .collect();
         if let Some(node) = node {
-            priority = priority_fix(&spec, &snap.priorities, node, &others, snap.namespace());
+            priority = priority_fix(spec, &snap.priorities, node, &others, snap.namespace());
         }
     }
     let has_priority_fix = priority.is_some();
@@ -243,7 +228,11 @@ pub fn node_fixes(snap: &Snapshot, spec_json: &Value, v: &NodeVerdict) -> Vec<Op
                 allocatable,
                 used_by_other_pods,
                 ..
-            } => smaller_request_fix(&spec, resource, allocatable, used_by_other_pods, &v.name)
+            } => spec
+                .as_ref()
+                .and_then(|spec| {
+                    smaller_request_fix(spec, resource, allocatable, used_by_other_pods, &v.name)
+                })
                 .or_else(|| fix_for(r, spec_json, &v.name)),
             _ => fix_for(r, spec_json, &v.name),
         })
