@@ -122,19 +122,44 @@ pub async fn get_page<L: ProtoList>(
     list.map(|l| l.into_page(shape))
 }
 
-/// Decodes a protobuf response body: magic, `runtime.Unknown`, the list in its `raw` field.
+/// Decodes a protobuf response body: magic, `runtime.Unknown`, the list in its `raw` field
+/// (read in place: the page's bytes are not copied out of the envelope first).
 pub fn decode<L: ProtoList>(body: &[u8]) -> Result<L, ProtoError> {
     let rest = body.strip_prefix(MAGIC).ok_or(ProtoError::Unusable)?;
-    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(rest)
-        .map_err(|_| ProtoError::Unusable)?;
-    if unknown
-        .content_encoding
-        .as_deref()
-        .is_some_and(|e| !e.is_empty())
-    {
-        return Err(ProtoError::Unusable);
+    let raw = unknown_raw(rest).ok_or(ProtoError::Unusable)?;
+    L::decode(raw).map_err(|_| ProtoError::Unusable)
+}
+
+/// The `raw` field (2) of a `runtime.Unknown` (apimachinery's runtime/generated.proto:
+/// typeMeta 1, raw 2, contentEncoding 3, contentType 4), or None when the message is not one
+/// or its content is encoded (compressed: not what was asked for).
+fn unknown_raw(mut buf: &[u8]) -> Option<&[u8]> {
+    use prost::encoding::{decode_key, decode_varint, WireType};
+    let mut raw: &[u8] = &[];
+    while !buf.is_empty() {
+        let (tag, wire_type) = decode_key(&mut buf).ok()?;
+        let skip = match wire_type {
+            WireType::LengthDelimited => {
+                let len = usize::try_from(decode_varint(&mut buf).ok()?).ok()?;
+                let value = buf.get(..len)?;
+                match tag {
+                    2 => raw = value,
+                    3 if !value.is_empty() => return None,
+                    _ => {}
+                }
+                len
+            }
+            WireType::Varint => {
+                decode_varint(&mut buf).ok()?;
+                0
+            }
+            WireType::SixtyFourBit => 8,
+            WireType::ThirtyTwoBit => 4,
+            WireType::StartGroup | WireType::EndGroup => return None,
+        };
+        buf = buf.get(skip..)?;
     }
-    L::decode(unknown.raw.unwrap_or_default().as_slice()).map_err(|_| ProtoError::Unusable)
+    Some(raw)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -818,7 +843,10 @@ mod tests {
 
     fn envelope(raw: Vec<u8>, encoding: &str) -> Vec<u8> {
         let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
-            type_meta: None,
+            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+                api_version: s("v1"),
+                kind: s("List"),
+            }),
             raw: Some(raw),
             content_encoding: s(encoding),
             content_type: s(MEDIA_TYPE),
@@ -886,5 +914,10 @@ mod tests {
         assert!(unusable(b"k8s\0\xff\xff\xff"));
         assert!(unusable(&envelope(vec![1, 2, 3], "gzip")));
         assert!(unusable(&envelope(vec![0x0a, 0xff], "")));
+        // An envelope cut short (its last field runs past the end).
+        let whole = envelope(pb::PodList::default().encode_to_vec(), "");
+        assert!(!unusable(&whole));
+        let list = envelope(vec![0x0a, 0x00, 0x12, 0x00], "");
+        assert!(unusable(&list[..list.len() - 3]));
     }
 }
