@@ -164,10 +164,10 @@ impl Follower {
         // stuck verdicts hold from the start.
         let mut current = self.recompute(out)?;
         if status::is_done(&self.live.snap, &current, &self.progress) {
-            return self.finish(out, Some(&current), Outcome::Complete);
+            return self.finish(out, &current, Outcome::Complete);
         }
         if self.opts.mode == Mode::Screen {
-            self.draw(out, Some(&current), false)?;
+            self.draw(out, &current, false)?;
         }
         loop {
             tokio::select! {
@@ -183,7 +183,7 @@ impl Follower {
                 }
                 _ = tick.tick() => {}
                 _ = &mut ctrl_c => {
-                    return self.finish(out, Some(&current), Outcome::Interrupted);
+                    return self.finish(out, &current, Outcome::Interrupted);
                 }
             }
             if self.live.is_deleted() {
@@ -204,7 +204,7 @@ impl Follower {
                 last_compute = now;
                 current = self.recompute(out)?;
                 if status::is_done(&self.live.snap, &current, &self.progress) {
-                    return self.finish(out, Some(&current), Outcome::Complete);
+                    return self.finish(out, &current, Outcome::Complete);
                 }
             }
             if let Some(exit) = self.check_stuck(out, &current).await? {
@@ -214,13 +214,13 @@ impl Follower {
                 if self.stuck.is_empty() {
                     self.stuck = self.stuck_verdicts(&current).await;
                 }
-                return self.finish(out, Some(&current), Outcome::Timeout);
+                return self.finish(out, &current, Outcome::Timeout);
             }
             if self.opts.mode == Mode::Screen
                 && (last_draw.elapsed() >= Duration::from_secs(1) || last_compute == now)
             {
                 last_draw = now;
-                self.draw(out, Some(&current), false)?;
+                self.draw(out, &current, false)?;
             }
         }
     }
@@ -285,7 +285,7 @@ impl Follower {
         }
         self.stuck = self.stuck_verdicts(e).await;
         if self.opts.fail_on_stuck {
-            return self.finish(out, Some(e), Outcome::Stuck).map(Some);
+            return self.finish(out, e, Outcome::Stuck).map(Some);
         }
         let time = now_text();
         match self.opts.mode {
@@ -340,16 +340,9 @@ impl Follower {
     }
 
     /// The summary (line, JSON object, or the last screen and a line) and the exit code.
-    fn finish<W: Write>(
-        &mut self,
-        out: &mut W,
-        e: Option<&Explanation>,
-        outcome: Outcome,
-    ) -> Result<Exit> {
+    fn finish<W: Write>(&mut self, out: &mut W, e: &Explanation, outcome: Outcome) -> Result<Exit> {
         if outcome != Outcome::Complete && self.stuck.is_empty() {
-            if let Some(e) = e {
-                self.stuck = status::stuck_verdicts(&self.live.snap, e, &self.marks);
-            }
+            self.stuck = status::stuck_verdicts(&self.live.snap, e, &self.marks);
         }
         let summary = StatusSummary {
             api_version: API_VERSION.into(),
@@ -393,21 +386,18 @@ impl Follower {
     }
 
     /// Redraws the screen in place: home, each line cleared to its end, the rest cleared.
-    fn draw<W: Write>(&mut self, out: &mut W, e: Option<&Explanation>, done: bool) -> Result<()> {
+    fn draw<W: Write>(&mut self, out: &mut W, e: &Explanation, done: bool) -> Result<()> {
         let (width, height) = terminal_size();
-        let strategy = e
-            .map(|e| e.daemon_set.update_strategy.clone())
-            .unwrap_or_default();
-        let note = match (&self.live.last_error, e) {
-            (Some(err), _) => Some(format!("watch interrupted, resuming: {err}")),
-            (None, None) => Some("listing the DaemonSet, its pods, revisions and nodes...".into()),
-            _ => None,
-        };
+        let note = self
+            .live
+            .last_error
+            .as_ref()
+            .map(|err| format!("watch interrupted, resuming: {err}"));
         let screen = view::screen(
             &view::ScreenView {
                 namespace: self.live.snap.namespace(),
                 name: self.live.snap.name(),
-                strategy: &strategy,
+                strategy: &e.daemon_set.update_strategy,
                 progress: self.progress,
                 wave: self.wave,
                 elapsed: self.started.elapsed(),
