@@ -420,14 +420,14 @@ async fn fetch_workload_versioned(
         .map(|s| selector_text(&s.selector))
         .unwrap_or_default();
     let by_selector = ListParams::default().labels(&selector);
-    let nodes = list_fast_versioned::<_, k8s_pb::api::core::v1::NodeList>(
+    let nodes = list_fast_versioned::<_, crate::cluster::wire::NodeList>(
         Api::<Node>::all(client.clone()),
         ListParams::default(),
         "nodes",
         cluster.protobuf,
         slim::some_node,
     );
-    let pods = list_fast_versioned::<_, k8s_pb::api::core::v1::PodList>(
+    let pods = list_fast_versioned::<_, crate::cluster::wire::PodList>(
         Api::<Pod>::namespaced(client.clone(), &ns),
         by_selector.clone(),
         "pods",
@@ -573,7 +573,7 @@ pub async fn fetch_pods_on_nodes(
             async move {
                 let fields =
                     format!("spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed");
-                let pods = list_fast_shaped::<_, k8s_pb::api::core::v1::PodList>(
+                let pods = list_fast_shaped::<_, crate::cluster::wire::PodList>(
                     api,
                     ListParams::default().fields(&fields),
                     "pods on node",

@@ -17,3 +17,4 @@ pub mod proto;
 pub mod retry;
 pub mod slim;
 pub mod watch;
+pub mod wire;

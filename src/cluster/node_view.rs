@@ -63,7 +63,7 @@ pub async fn fetch_node_objects(
     let bound = async {
         match node {
             Some(n) => {
-                list_fast::<_, k8s_pb::api::core::v1::PodList>(
+                list_fast::<_, crate::cluster::wire::PodList>(
                     Api::<Pod>::all(client.clone()),
                     lp.clone().fields(&format!("spec.nodeName={n}")),
                     "pods on node",
@@ -77,7 +77,7 @@ pub async fn fetch_node_objects(
     let unscheduled = async {
         match node {
             Some(_) => {
-                list_fast::<_, k8s_pb::api::core::v1::PodList>(
+                list_fast::<_, crate::cluster::wire::PodList>(
                     pods_ns,
                     lp.clone().fields("spec.nodeName="),
                     "unscheduled pods",
@@ -149,7 +149,7 @@ pub async fn fetch_endpoint_objects(
         .map(|s| crate::engine::manifest::selector_text(&s.selector))
         .unwrap_or_default();
     futures::try_join!(
-        list_fast::<_, k8s_pb::api::core::v1::PodList>(
+        list_fast::<_, crate::cluster::wire::PodList>(
             Api::<Pod>::namespaced(client.clone(), &ns),
             ListParams::default().labels(&selector),
             "pods",

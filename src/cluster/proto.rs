@@ -10,7 +10,10 @@
 //! capacity, allocatable, addresses; pod scheduling fields, containers' names, images, ports,
 //! resources and restart policies, and the whole pod status apart from resource claims).
 //! Volumes, probes, security contexts, env and the like are left out: nothing in kubectl-ds
-//! reads them from a listed pod. The conversion mirrors the JSON form exactly: empty lists and
+//! reads them from a listed pod. They are not even decoded: the lists are decoded into
+//! [`super::wire`]'s messages, which declare only the converted fields (prost skips the others
+//! without allocating: a node's image list and every object's managedFields are most of a
+//! list's bytes). The conversion mirrors the JSON form exactly: empty lists and
 //! maps become absent fields (omitempty), times keep whole seconds (RFC 3339 in JSON).
 //!
 //! Anything unexpected (an error status, a body that is not protobuf, a decoding failure) and
@@ -23,10 +26,12 @@ use futures::AsyncReadExt;
 use k8s_openapi::api::core::v1 as api;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
-use k8s_pb::api::core::v1 as pb;
-use k8s_pb::apimachinery::pkg::api::resource::Quantity as PbQuantity;
-use k8s_pb::apimachinery::pkg::apis::meta::v1 as pbmeta;
 use prost::Message;
+// The messages with only the fields converted here (generated from k8s-pb's): decoding skips
+// the rest (a node's images, managedFields, a container's env and probes) without allocating.
+use super::wire as pb;
+use super::wire as pbmeta;
+use super::wire::Quantity as PbQuantity;
 
 /// The media type the apiserver answers in protobuf.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
@@ -460,6 +465,17 @@ pub fn pod(p: pb::Pod) -> api::Pod {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The tests build the full messages of k8s-pb (every field), encode them as the apiserver
+    // would and decode them into the kept fields (super::wire): a wrong tag shows as a field
+    // that does not convert.
+    use k8s_pb::api::core::v1 as pb;
+    use k8s_pb::apimachinery::pkg::api::resource::Quantity as PbQuantity;
+    use k8s_pb::apimachinery::pkg::apis::meta::v1 as pbmeta;
+
+    /// A full message as decoded by the kept fields.
+    fn wire<W: Message + Default>(full: impl Message) -> W {
+        W::decode(full.encode_to_vec().as_slice()).expect("decodes")
+    }
 
     fn t(seconds: i64) -> Option<pbmeta::Time> {
         Some(pbmeta::Time {
@@ -556,6 +572,15 @@ mod tests {
                     r#type: s("InternalIP"),
                     address: s("10.0.0.7"),
                 }],
+                // Not kept (super::wire has no such field): skipped by the decoder.
+                images: vec![pb::ContainerImage {
+                    names: vec!["registry.example/agent@sha256:00".into()],
+                    size_bytes: Some(12_345_678),
+                }],
+                node_info: Some(pb::NodeSystemInfo {
+                    kubelet_version: s("v1.35.4"),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
         };
@@ -586,7 +611,7 @@ mod tests {
             }
         });
         let want: api::Node = serde_json::from_value(json).unwrap();
-        assert_eq!(node(pb_node), want);
+        assert_eq!(node(wire(pb_node)), want);
     }
 
     fn container(name: &str, cpu: &str, host_port: i32) -> pb::Container {
@@ -611,6 +636,16 @@ mod tests {
             stdin: Some(false),
             stdin_once: Some(false),
             tty: Some(false),
+            // Not kept: skipped by the decoder.
+            env: vec![pb::EnvVar {
+                name: s("LOG_LEVEL"),
+                value: s("debug"),
+                ..Default::default()
+            }],
+            liveness_probe: Some(pb::Probe {
+                period_seconds: Some(10),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -786,7 +821,7 @@ mod tests {
             }
         });
         let want: api::Pod = serde_json::from_value(json).unwrap();
-        assert_eq!(pod(pb_pod), want);
+        assert_eq!(pod(wire(pb_pod)), want);
     }
 
     fn envelope(raw: Vec<u8>, encoding: &str) -> Vec<u8> {
@@ -820,7 +855,7 @@ mod tests {
                 },
             ],
         };
-        let page = decode::<pb::NodeList>(&envelope(list.encode_to_vec(), ""))
+        let page = decode::<super::pb::NodeList>(&envelope(list.encode_to_vec(), ""))
             .ok()
             .unwrap()
             .into_page(Some);
@@ -841,7 +876,7 @@ mod tests {
             }),
             items: vec![],
         };
-        let page = decode::<pb::NodeList>(&envelope(last.encode_to_vec(), ""))
+        let page = decode::<super::pb::NodeList>(&envelope(last.encode_to_vec(), ""))
             .ok()
             .unwrap()
             .into_page(Some);
@@ -850,8 +885,12 @@ mod tests {
 
     #[test]
     fn anything_but_a_plain_protobuf_list_is_unusable() {
-        let unusable =
-            |body: &[u8]| matches!(decode::<pb::PodList>(body), Err(ProtoError::Unusable));
+        let unusable = |body: &[u8]| {
+            matches!(
+                decode::<super::pb::PodList>(body),
+                Err(ProtoError::Unusable)
+            )
+        };
         assert!(unusable(br#"{"kind": "Status", "code": 403}"#));
         assert!(unusable(b"k8s\0\xff\xff\xff"));
         assert!(unusable(&envelope(vec![1, 2, 3], "gzip")));

@@ -430,14 +430,14 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
     let version = async { Ok::<_, Error>(fetch::fetch_server_version(cluster).await) };
     let (dss, nodes, pods, revs, server_version) = futures::try_join!(
         list_all(dss, lp.clone(), "daemonsets"),
-        list_fast_shaped::<_, k8s_pb::api::core::v1::NodeList>(
+        list_fast_shaped::<_, crate::cluster::wire::NodeList>(
             Api::<Node>::all(c.clone()),
             lp.clone(),
             "nodes",
             cluster.protobuf,
             slim::some_node,
         ),
-        list_fast_shaped::<_, k8s_pb::api::core::v1::PodList>(
+        list_fast_shaped::<_, crate::cluster::wire::PodList>(
             pods,
             lp.clone(),
             "pods",

@@ -35,28 +35,46 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         attempts,
     } = dry_run_pinned(&change, &cluster, &args.name).await?;
     let mut classified = rollout::classify(&snap, &new);
-    // The pod the scheduler sees is the admitted one: asked for once, only when a fit check
-    // may be needed.
-    let mut admission = None;
-    if let Some(node) = classified
+    // The pod the scheduler sees is the admitted one: asked for once, only when a pod is
+    // created or restarted. Its admitted requests can only add nodes to the fit set (a restart
+    // whose admitted pod grows), so the pods of the nodes already known to need a fit check
+    // and the PriorityClasses are read in the same round trip as the admission dry run; only
+    // the nodes it adds cost a second one.
+    let admission_node = classified
         .needs_admission()
         .then(|| classified.admission_node().map(str::to_string))
-        .flatten()
-    {
-        let admitted = admission::fetch_admitted(&cluster, &new, &node).await;
+        .flatten();
+    let before = classified.nodes_needing_fit_check();
+    let maybe_fit = !before.is_empty() || admission_node.is_some();
+    let admit = async {
+        match &admission_node {
+            Some(node) => Some(admission::fetch_admitted(&cluster, &new, node).await),
+            None => None,
+        }
+    };
+    let (admitted, mut pods_on_nodes, classes) = futures::try_join!(
+        async { Ok(admit.await) },
+        fetch::fetch_pods_on_nodes(&cluster, &before),
+        async { Ok(fetch::fetch_priority_classes(&cluster, maybe_fit).await) }
+    )?;
+    let admission = admitted.map(|admitted| {
         match &admitted.refused {
             Some(message) => classified.refuse(message),
             None => classified.admit(admitted.spec.clone()),
         }
-        admission = Some(admitted.info());
-    }
+        admitted.info()
+    });
     let fit_nodes = classified.nodes_needing_fit_check();
-    let (pods_on_nodes, classes) = futures::try_join!(
-        fetch::fetch_pods_on_nodes(&cluster, &fit_nodes),
-        fetch::fetch_priority_classes(&cluster, !fit_nodes.is_empty())
-    )?;
+    let added: Vec<String> = fit_nodes
+        .iter()
+        .filter(|n| !pods_on_nodes.contains_key(*n))
+        .cloned()
+        .collect();
+    pods_on_nodes.extend(fetch::fetch_pods_on_nodes(&cluster, &added).await?);
+    pods_on_nodes.retain(|n, _| fit_nodes.binary_search(n).is_ok());
     let mut priorities = ClusterPriorities {
-        classes,
+        // Used (and its error reported) only when a fit check is made.
+        classes: if fit_nodes.is_empty() { None } else { classes? },
         pdbs: None,
     };
     let namespaces = classified.preemption_namespaces(&pods_on_nodes, &priorities);
