@@ -31,28 +31,54 @@ const FIT_CHECK_CONCURRENCY: usize = 16;
 const PAGE: u32 = 500;
 
 /// One page as a list path hands it to [`paginate`]: the objects, the continue token if there
-/// is more, and the apiserver's count of the objects after this page (`remainingItemCount`).
-type PageParts<K> = (Vec<K>, Option<String>, Option<i64>);
+/// is more, the apiserver's count of the objects after this page (`remainingItemCount`), and
+/// the list's resourceVersion.
+struct PageParts<K> {
+    items: Vec<K>,
+    next: Option<String>,
+    remaining: Option<i64>,
+    resource_version: Option<String>,
+}
+
+/// A complete list and the resourceVersion it was read at: its first page's, the snapshot every
+/// later page continues. A watch of the same objects started there misses no change made after
+/// the list (client-go's Reflector: list, then watch from the list's resourceVersion).
+pub struct Listed<K> {
+    pub items: Vec<K>,
+    pub resource_version: Option<String>,
+}
 
 /// The paging loop both list paths share: asks `get_page` for pages of [`PAGE`] objects,
 /// following the continue token, until there is none. Each page is shaped as it arrives (its
 /// bytes are gone before the next is asked for), and the result is sized once from the first
 /// page's `remainingItemCount` instead of doubling (a `Vec<Node>` of 5,000 holds 6 MB inline).
-async fn paginate<K, E, F, Fut>(lp: ListParams, mut get_page: F) -> std::result::Result<Vec<K>, E>
+async fn paginate<K, E, F, Fut>(
+    lp: ListParams,
+    mut get_page: F,
+) -> std::result::Result<Listed<K>, E>
 where
     F: FnMut(ListParams) -> Fut,
     Fut: Future<Output = std::result::Result<PageParts<K>, E>>,
 {
-    let mut out = Vec::new();
+    let mut out = Listed {
+        items: Vec::new(),
+        resource_version: None,
+    };
     let mut lp = lp.limit(PAGE);
+    let mut first = true;
     loop {
-        let (items, next, remaining) = get_page(lp.clone()).await?;
-        if out.is_empty() {
-            let rest = remaining.and_then(|r| usize::try_from(r).ok()).unwrap_or(0);
-            out.reserve_exact(items.len() + rest);
+        let page = get_page(lp.clone()).await?;
+        if first {
+            first = false;
+            let rest = page
+                .remaining
+                .and_then(|r| usize::try_from(r).ok())
+                .unwrap_or(0);
+            out.items.reserve_exact(page.items.len() + rest);
+            out.resource_version = page.resource_version.filter(|v| !v.is_empty());
         }
-        out.extend(items);
-        match next {
+        out.items.extend(page.items);
+        match page.next {
             Some(c) => lp = lp.continue_token(&c),
             None => return Ok(out),
         }
@@ -87,6 +113,19 @@ pub async fn list_all_shaped<K>(
 where
     K: Resource + DeserializeOwned,
 {
+    Ok(list_all_versioned(api, lp, what, shape).await?.items)
+}
+
+/// [`list_all_shaped`], with the list's resourceVersion (a restarted list's, after 410).
+pub async fn list_all_versioned<K>(
+    api: Api<K>,
+    lp: ListParams,
+    what: &str,
+    shape: Shape<K>,
+) -> Result<Listed<K>>
+where
+    K: Resource + DeserializeOwned,
+{
     let context = format!("listing {what}");
     let request = kube::core::Request::new(api.resource_url());
     let client = api.into_client();
@@ -97,9 +136,12 @@ where
             let client = client.clone();
             async move {
                 let page: ListPage<K> = client.request(req?).await?;
-                let next = page.metadata.continue_.filter(|c| !c.is_empty());
-                let items = page.items.into_iter().filter_map(shape).collect();
-                Ok((items, next, page.metadata.remaining_item_count))
+                Ok(PageParts {
+                    next: page.metadata.continue_.filter(|c| !c.is_empty()),
+                    remaining: page.metadata.remaining_item_count,
+                    resource_version: page.metadata.resource_version,
+                    items: page.items.into_iter().filter_map(shape).collect(),
+                })
             }
         })
         .await;
@@ -139,8 +181,25 @@ where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
 {
+    Ok(list_fast_versioned::<K, L>(api, lp, what, protobuf, shape)
+        .await?
+        .items)
+}
+
+/// [`list_fast_shaped`], with the list's resourceVersion (on either wire).
+pub async fn list_fast_versioned<K, L>(
+    api: Api<K>,
+    lp: ListParams,
+    what: &str,
+    protobuf: bool,
+    shape: Shape<K>,
+) -> Result<Listed<K>>
+where
+    K: Resource + DeserializeOwned + Clone,
+    L: proto::ProtoList<Item = K>,
+{
     if !protobuf {
-        return list_all_shaped(api, lp, what, shape).await;
+        return list_all_versioned(api, lp, what, shape).await;
     }
     let request = kube::core::Request::new(api.resource_url());
     let client = api.clone().into_client();
@@ -151,14 +210,19 @@ where
             let req =
                 req.map_err(|e| proto::ProtoError::Transport(kube::Error::BuildRequest(e)))?;
             let page = proto::get_page::<L>(&client, req, shape).await?;
-            Ok((page.items, page.continue_, page.remaining))
+            Ok(PageParts {
+                items: page.items,
+                next: page.continue_,
+                remaining: page.remaining,
+                resource_version: page.resource_version,
+            })
         }
     })
     .await;
     match pages {
-        Ok(objects) => Ok(objects),
+        Ok(listed) => Ok(listed),
         Err(proto::ProtoError::Transport(e)) => Err(Error::kube(&format!("listing {what}"), e)),
-        Err(proto::ProtoError::Unusable) => list_all_shaped(api, lp, what, shape).await,
+        Err(proto::ProtoError::Unusable) => list_all_versioned(api, lp, what, shape).await,
     }
 }
 
@@ -339,6 +403,15 @@ async fn list_pdbs_v1beta1(
 /// What placement and revisions need, concurrently: every node, and the pods and
 /// ControllerRevisions the selector matches. No events, no per-node pod lists.
 pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot> {
+    Ok(fetch_workload_versioned(cluster, ds).await?.0)
+}
+
+/// [`fetch_workload`], with the resourceVersions its lists were read at (the DaemonSet's and
+/// the events' left unset).
+async fn fetch_workload_versioned(
+    cluster: &Cluster,
+    ds: DaemonSet,
+) -> Result<(Snapshot, ListVersions)> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let client = cluster.client.clone();
     let selector = ds
@@ -347,39 +420,47 @@ pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot
         .map(|s| selector_text(&s.selector))
         .unwrap_or_default();
     let by_selector = ListParams::default().labels(&selector);
-    let nodes = list_fast_shaped::<_, crate::cluster::wire::NodeList>(
+    let nodes = list_fast_versioned::<_, crate::cluster::wire::NodeList>(
         Api::<Node>::all(client.clone()),
         ListParams::default(),
         "nodes",
         cluster.protobuf,
         slim::some_node,
     );
-    let pods = list_fast_shaped::<_, crate::cluster::wire::PodList>(
+    let pods = list_fast_versioned::<_, crate::cluster::wire::PodList>(
         Api::<Pod>::namespaced(client.clone(), &ns),
         by_selector.clone(),
         "pods",
         cluster.protobuf,
         slim::some_pod,
     );
-    let revisions = list_all(
+    let revisions = list_all_versioned(
         Api::<ControllerRevision>::namespaced(client.clone(), &ns),
         by_selector,
         "controllerrevisions",
+        Some,
     );
     let version = async { Ok::<_, Error>(fetch_server_version(cluster).await) };
     let (nodes, pods, revisions, server_version) =
         futures::try_join!(nodes, pods, revisions, version)?;
-    Ok(Snapshot {
+    let versions = ListVersions {
+        nodes: nodes.resource_version,
+        pods: pods.resource_version,
+        revisions: revisions.resource_version,
+        ..Default::default()
+    };
+    let snap = Snapshot {
         daemon_set: ds,
-        nodes: nodes.into(),
-        pods,
-        revisions,
+        nodes: nodes.items.into(),
+        pods: pods.items,
+        revisions: revisions.items,
         events: Vec::new(),
         pods_on_nodes: BTreeMap::new(),
         priorities: Default::default(),
         now: Some(Time(k8s_openapi::jiff::Timestamp::now())),
         server_version,
-    })
+    };
+    Ok((snap, versions))
 }
 
 /// The apiserver's version (`GET /version`, readable by every authenticated user through
@@ -390,18 +471,65 @@ pub async fn fetch_server_version(cluster: &Cluster) -> Option<ServerVersion> {
     ServerVersion::parse(&info.major, &info.minor, &info.git_version)
 }
 
-/// What `status` watches (the DaemonSet, every node, its pods and ControllerRevisions, the
-/// events about the DaemonSet), fetched once the way `explain` fetches it (protobuf lists,
-/// compact objects): the first screen, before the watches' own lists (JSON, several times
-/// slower at 5,000 nodes) replace it. The same kinds and selectors as the watches, so a verdict
-/// made from it is the verdict the watches' objects give.
-pub async fn fetch_watched(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot> {
+/// The resourceVersion each of `status`'s lists was read at, where its watch starts (None:
+/// the watch lists first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListVersions {
+    pub daemon_set: Option<String>,
+    pub nodes: Option<String>,
+    pub pods: Option<String>,
+    pub revisions: Option<String>,
+    pub events: Option<String>,
+}
+
+/// The DaemonSet as a list of one (a `metadata.name` field selector, as `status` watches it),
+/// and that list's resourceVersion: a list's is recent, where a watch can start (the object's
+/// own is its last write, often older than the apiserver's watch cache holds). When the list
+/// finds nothing, [`fetch_daemon_set`] says why (near names, other namespaces).
+pub async fn fetch_daemon_set_listed(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+) -> Result<(DaemonSet, Option<String>)> {
+    let listed = list_all_versioned(
+        Api::<DaemonSet>::namespaced(cluster.client.clone(), ns),
+        ListParams::default().fields(&format!("metadata.name={name}")),
+        "daemonsets",
+        Some,
+    )
+    .await?;
+    match listed.items.into_iter().next() {
+        Some(ds) => Ok((ds, listed.resource_version)),
+        // Created since: its watch lists it first.
+        None => Ok((fetch_daemon_set(cluster, ns, name).await?, None)),
+    }
+}
+
+/// What `status` watches (every node, the DaemonSet's pods and ControllerRevisions, the events
+/// about it) for a DaemonSet listed by [`fetch_daemon_set_listed`] at `ds_version`, fetched
+/// once the way `explain` fetches it (protobuf lists, compact objects), with the
+/// resourceVersion of each list: the watches start there, so this is their initial list
+/// (nothing is listed twice) and no change made after it is missed. The same kinds and
+/// selectors as the watches.
+pub async fn fetch_watched(
+    cluster: &Cluster,
+    ds: DaemonSet,
+    ds_version: Option<String>,
+) -> Result<(Snapshot, ListVersions)> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let name = ds.metadata.name.clone().unwrap_or_default();
-    let events = fetch_daemon_set_events(cluster, &ns, &name);
-    let (mut snap, events) = futures::try_join!(fetch_workload(cluster, ds), events)?;
-    snap.events = events;
-    Ok(snap)
+    let events = list_all_versioned(
+        Api::<Event>::namespaced(cluster.client.clone(), &ns),
+        ListParams::default().fields(&daemon_set_events_selector(&name)),
+        "events",
+        Some,
+    );
+    let ((mut snap, mut versions), events) =
+        futures::try_join!(fetch_workload_versioned(cluster, ds), events)?;
+    snap.events = events.items;
+    versions.events = events.resource_version;
+    versions.daemon_set = ds_version;
+    Ok((snap, versions))
 }
 
 /// The field selector of the events about one DaemonSet (listed here, watched by `status`).

@@ -47,12 +47,14 @@ pub enum ProtoError {
     Unusable,
 }
 
-/// One page: the objects, the continue token if there is more, and the apiserver's count of
-/// the objects after this page (`remainingItemCount`, when it says).
+/// One page: the objects, the continue token if there is more, the apiserver's count of
+/// the objects after this page (`remainingItemCount`, when it says), and the list's
+/// resourceVersion.
 pub struct Page<T> {
     pub items: Vec<T>,
     pub continue_: Option<String>,
     pub remaining: Option<i64>,
+    pub resource_version: Option<String>,
 }
 
 /// A list type of the protobuf API and the k8s-openapi object its items convert into.
@@ -70,7 +72,13 @@ macro_rules! proto_list {
             type Item = $item;
             fn into_page(self, shape: fn($item) -> Option<$item>) -> Page<$item> {
                 let remaining = self.metadata.as_ref().and_then(|m| m.remaining_item_count);
+                let resource_version = self
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.resource_version.clone())
+                    .filter(|v| !v.is_empty());
                 Page {
+                    resource_version,
                     continue_: list_continue(self.metadata),
                     remaining,
                     items: self
@@ -857,7 +865,7 @@ mod tests {
     }
 
     #[test]
-    fn decodes_a_list_page_and_its_continue_token() {
+    fn decodes_a_list_page_its_continue_token_and_resource_version() {
         let list = pb::NodeList {
             metadata: Some(pbmeta::ListMeta {
                 r#continue: s("next-page"),
@@ -886,6 +894,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(page.continue_.as_deref(), Some("next-page"));
+        assert_eq!(page.resource_version.as_deref(), Some("99"));
         assert!(page.items[0].metadata.managed_fields.is_none());
 
         let last = pb::NodeList {

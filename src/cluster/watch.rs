@@ -1,22 +1,33 @@
 //! Watching one DaemonSet and everything its explanation reads (its pods, its
-//! ControllerRevisions, its events, every node) with kube-runtime's watcher: an initial list,
-//! then watch events; on 410 Gone or a dropped connection the watcher lists again (the
-//! relist replaces what it held, so a missed deletion cannot linger). The objects are kept in
-//! one [`Snapshot`], in place: no second copy, and without their managedFields.
+//! ControllerRevisions, its events, every node) as client-go's Reflector does: the first
+//! fetch (cluster::fetch::fetch_watched) is the initial list, and each kind's watch starts from
+//! the resourceVersion of its list, so nothing is listed twice and nothing changed after the
+//! list is missed. A watch that ends (the apiserver's timeout) or fails (a dropped connection,
+//! an apiserver restart) resumes from the last resourceVersion it saw (an object's or a
+//! bookmark's), after a backoff when it failed. When that version is too old for the
+//! apiserver (410 Gone) the kind is listed again and the list replaces what was held (so a
+//! missed deletion cannot linger), then watched from the new list's version. The objects are
+//! kept in one [`Snapshot`], in place: no second copy, each in the shape the verdicts read
+//! ([`Trim`]).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 
 use super::client::Cluster;
+use super::fetch::{self, ListVersions};
 use crate::engine::manifest::selector_text;
 use crate::engine::snapshot::Snapshot;
 
-/// One watch event of one of the five kinds, or a watch error (the watcher retries it).
+/// One watch event of one of the five kinds (a relist as Init, InitApply..., InitDone), or a
+/// watch error (the watch is resumed).
 pub enum Update {
     DaemonSet(watcher::Event<DaemonSet>),
     Node(watcher::Event<Node>),
@@ -26,8 +37,13 @@ pub enum Update {
     Error(String),
 }
 
-/// The five watches merged into one stream. Each resumes by itself (default backoff).
-pub fn watch_all(cluster: &Cluster, ds: &DaemonSet) -> BoxStream<'static, Update> {
+/// The five watches merged into one stream, each started from the resourceVersion its seed list
+/// was read at (`versions`); each resumes by itself.
+pub fn watch_all(
+    cluster: &Cluster,
+    ds: &DaemonSet,
+    versions: ListVersions,
+) -> BoxStream<'static, Update> {
     let client = cluster.client.clone();
     let ns = ds.namespace().unwrap_or_default();
     let name = ds.name_any();
@@ -36,52 +52,301 @@ pub fn watch_all(cluster: &Cluster, ds: &DaemonSet) -> BoxStream<'static, Update
         .as_ref()
         .map(|s| selector_text(&s.selector))
         .unwrap_or_default();
-    let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let by_selector = watcher::Config::default().labels(&selector);
-    let events =
-        watcher::Config::default().fields(&super::fetch::daemon_set_events_selector(&name));
+    let by_name = Selectors::fields(&format!("metadata.name={name}"));
+    let by_selector = Selectors::labels(&selector);
+    let events = Selectors::fields(&fetch::daemon_set_events_selector(&name));
     let streams: Vec<BoxStream<'static, Update>> = vec![
         watch(
             Api::namespaced(client.clone(), &ns),
             by_name,
+            versions.daemon_set,
             Update::DaemonSet,
         ),
         watch(
             Api::all(client.clone()),
-            watcher::Config::default(),
+            Selectors::default(),
+            versions.nodes,
             Update::Node,
         ),
         watch(
             Api::namespaced(client.clone(), &ns),
             by_selector.clone(),
+            versions.pods,
             Update::Pod,
         ),
         watch(
             Api::namespaced(client.clone(), &ns),
             by_selector,
+            versions.revisions,
             Update::Revision,
         ),
-        watch(Api::namespaced(client, &ns), events, Update::Event),
+        watch(
+            Api::namespaced(client, &ns),
+            events,
+            versions.events,
+            Update::Event,
+        ),
     ];
     stream::select_all(streams).boxed()
 }
 
+/// The same label and field selectors for a kind's watch and its relist.
+#[derive(Clone, Default)]
+struct Selectors {
+    watch: WatchParams,
+    list: ListParams,
+}
+
+impl Selectors {
+    fn labels(s: &str) -> Selectors {
+        Selectors {
+            watch: WatchParams::default().labels(s),
+            list: ListParams::default().labels(s),
+        }
+    }
+
+    fn fields(s: &str) -> Selectors {
+        Selectors {
+            watch: WatchParams::default().fields(s),
+            list: ListParams::default().fields(s),
+        }
+    }
+}
+
+/// One kind watched from `version` (None: listed first), as a stream of updates.
 fn watch<K>(
     api: Api<K>,
-    config: watcher::Config,
+    selectors: Selectors,
+    version: Option<String>,
     wrap: fn(watcher::Event<K>) -> Update,
 ) -> BoxStream<'static, Update>
 where
-    K: Resource + Trim + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K: Resource<DynamicType = ()>
+        + Trim
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + 'static,
 {
-    watcher(api, config)
-        .default_backoff()
-        .modify(Trim::trim)
-        .map(move |r| match r {
-            Ok(e) => wrap(e),
-            Err(e) => Update::Error(e.to_string()),
-        })
-        .boxed()
+    // Bookmarks (WatchParams' default) keep the version recent on a quiet watch, so a resumed
+    // watch is less often too old; servers that send none are fine too.
+    let follow = Follow {
+        api,
+        selectors,
+        version,
+        events: None,
+        failures: 0,
+        wrap,
+    };
+    stream::unfold(follow, |mut f| async move {
+        let updates = f.step().await;
+        Some((stream::iter(updates), f))
+    })
+    .flatten()
+    .boxed()
+}
+
+/// What a watch event means for the loop.
+#[derive(Debug)]
+enum Seen<K> {
+    /// An object changed (trimmed); the version moved to its resourceVersion.
+    Change(watcher::Event<K>),
+    /// A bookmark: only the version moved.
+    Bookmark,
+    /// 410 Gone: the version is too old, list again.
+    Gone,
+    /// Another error from the apiserver: watch again from the same version.
+    Failed(String),
+}
+
+/// Maps one watch event, moving `version` to the event's resourceVersion (read before the
+/// object is trimmed: a trimmed node keeps none). Mirrors client-go reflector.go
+/// watchHandler (Added/Modified/Deleted/Bookmark, each setting the last sync resourceVersion;
+/// an Error event ends the watch, a 410 one makes the next list start afresh).
+fn on_event<K: Trim>(version: &mut Option<String>, event: WatchEvent<K>) -> Seen<K> {
+    let mut changed = |mut o: K, wrap: fn(K) -> watcher::Event<K>| {
+        if let Some(v) = o.meta().resource_version.clone() {
+            *version = Some(v);
+        }
+        o.trim();
+        Seen::Change(wrap(o))
+    };
+    match event {
+        WatchEvent::Added(o) | WatchEvent::Modified(o) => changed(o, watcher::Event::Apply),
+        WatchEvent::Deleted(o) => changed(o, watcher::Event::Delete),
+        WatchEvent::Bookmark(b) => {
+            if !b.metadata.resource_version.is_empty() {
+                *version = Some(b.metadata.resource_version);
+            }
+            Seen::Bookmark
+        }
+        WatchEvent::Error(s) if s.code == 410 => Seen::Gone,
+        WatchEvent::Error(s) => Seen::Failed(format!("{} ({})", s.message, s.code)),
+    }
+}
+
+/// An error that says the version asked for is too old (410 Gone, on the watch request or in
+/// its stream).
+fn is_gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 410)
+}
+
+/// The wait before trying again after `failures` failures in a row: 0.5 s, doubling up to 30 s.
+fn backoff(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let ms = 500u64.saturating_mul(1 << (failures - 1).min(6));
+    Duration::from_millis(ms).min(Duration::from_secs(30))
+}
+
+/// A watch that ended this soon after it opened without an event counts as a failure (no tight
+/// loop against a server that closes every watch at once).
+const SHORTEST_WATCH: Duration = Duration::from_secs(1);
+
+/// A watch request's answer being read.
+struct OpenWatch<K> {
+    events: BoxStream<'static, kube::Result<WatchEvent<K>>>,
+    opened: Instant,
+    /// An event came through it.
+    got_one: bool,
+}
+
+/// One kind's watch loop.
+struct Follow<K: Resource> {
+    api: Api<K>,
+    selectors: Selectors,
+    /// Where the next watch starts; None: list first.
+    version: Option<String>,
+    events: Option<OpenWatch<K>>,
+    failures: u32,
+    wrap: fn(watcher::Event<K>) -> Update,
+}
+
+impl<K> Follow<K>
+where
+    K: Resource<DynamicType = ()>
+        + Trim
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + 'static,
+{
+    /// The next step: list, open the watch, or read its next event; what it gives.
+    async fn step(&mut self) -> Vec<Update> {
+        if self.failures > 0 {
+            tokio::time::sleep(backoff(self.failures)).await;
+        }
+        let Some(version) = self.version.clone() else {
+            return self.relist().await;
+        };
+        let Some(open) = self.events.as_mut() else {
+            return match self.api.watch(&self.selectors.watch, &version).await {
+                Ok(events) => {
+                    self.events = Some(OpenWatch {
+                        events: events.boxed(),
+                        opened: Instant::now(),
+                        got_one: false,
+                    });
+                    Vec::new()
+                }
+                Err(e) => self.failed(&e),
+            };
+        };
+        match open.events.next().await {
+            // The apiserver's timeout: watch again from the version reached.
+            None => {
+                if !open.got_one && open.opened.elapsed() < SHORTEST_WATCH {
+                    self.failures += 1;
+                }
+                self.events = None;
+                Vec::new()
+            }
+            Some(Err(e)) => {
+                self.events = None;
+                self.failed(&e)
+            }
+            Some(Ok(event)) => {
+                open.got_one = true;
+                match on_event(&mut self.version, event) {
+                    Seen::Change(e) => {
+                        self.failures = 0;
+                        vec![(self.wrap)(e)]
+                    }
+                    Seen::Bookmark => {
+                        self.failures = 0;
+                        Vec::new()
+                    }
+                    Seen::Gone => {
+                        self.gone();
+                        Vec::new()
+                    }
+                    Seen::Failed(msg) => {
+                        self.events = None;
+                        self.failures += 1;
+                        vec![Update::Error(msg)]
+                    }
+                }
+            }
+        }
+    }
+
+    /// A failed request or stream: 410 lists again, anything else is retried after a backoff.
+    fn failed(&mut self, e: &kube::Error) -> Vec<Update> {
+        if is_gone(e) {
+            self.gone();
+            return Vec::new();
+        }
+        self.failures += 1;
+        vec![Update::Error(e.to_string())]
+    }
+
+    fn gone(&mut self) {
+        self.events = None;
+        self.version = None;
+    }
+
+    /// Lists the kind again (JSON, paginated, trimmed), as Init, InitApply..., InitDone (the
+    /// list replaces what was held); the watch goes on from its resourceVersion.
+    async fn relist(&mut self) -> Vec<Update> {
+        let api = self.api.clone();
+        let what = K::plural(&()).into_owned();
+        let lp = self.selectors.list.clone();
+        let listed = fetch::list_all_versioned(api, lp, &what, trimmed::<K>);
+        match listed.await {
+            Ok(listed) => {
+                self.failures = 0;
+                self.version = listed.resource_version;
+                if self.version.is_none() {
+                    // Nothing to watch from: list again, after a backoff.
+                    self.failures = 1;
+                }
+                let wrap = self.wrap;
+                let mut out = Vec::with_capacity(listed.items.len() + 2);
+                out.push(wrap(watcher::Event::Init));
+                out.extend(
+                    listed
+                        .items
+                        .into_iter()
+                        .map(|o| wrap(watcher::Event::InitApply(o))),
+                );
+                out.push(wrap(watcher::Event::InitDone));
+                out
+            }
+            Err(e) => {
+                self.failures += 1;
+                vec![Update::Error(e.to_string())]
+            }
+        }
+    }
+}
+
+/// [`Trim::trim`] as a list's shape.
+fn trimmed<K: Trim>(mut o: K) -> Option<K> {
+    o.trim();
+    Some(o)
 }
 
 /// Keeps what the verdicts read, in the shape `explain` and status's first screen read
@@ -132,16 +397,23 @@ impl Trim for Pod {
 struct Kept<K> {
     index: HashMap<String, usize>,
     relist: Option<Vec<K>>,
-    listed: bool,
 }
 
 impl<K: Resource + Trim> Kept<K> {
-    fn new() -> Self {
+    /// The seed's `items` are the kind's list (its watch starts at the list's version).
+    fn listed(items: &[K]) -> Self {
         Kept {
-            index: HashMap::new(),
+            index: Self::index(items),
             relist: None,
-            listed: false,
         }
+    }
+
+    fn index(items: &[K]) -> HashMap<String, usize> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (Self::key(o), i))
+            .collect()
     }
 
     fn key(o: &K) -> String {
@@ -164,12 +436,7 @@ impl<K: Resource + Trim> Kept<K> {
             }
             watcher::Event::InitDone => {
                 *items = self.relist.take().unwrap_or_default();
-                self.index = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, o)| (Self::key(o), i))
-                    .collect();
-                self.listed = true;
+                self.index = Self::index(items);
                 true
             }
             watcher::Event::Apply(o) => {
@@ -201,7 +468,7 @@ impl<K: Resource + Trim> Kept<K> {
     }
 }
 
-/// The snapshot kept up to date by watch events.
+/// The snapshot kept up to date by watch events, from a seed that is every kind's list.
 pub struct LiveSnapshot {
     pub snap: Snapshot,
     daemon_sets: Kept<DaemonSet>,
@@ -216,15 +483,18 @@ pub struct LiveSnapshot {
 }
 
 impl LiveSnapshot {
-    pub fn new(snap: Snapshot) -> LiveSnapshot {
+    /// `seed` holds each kind's list, read at the versions its watch starts from
+    /// (cluster::fetch::fetch_watched): it is complete from the start.
+    pub fn new(seed: Snapshot) -> LiveSnapshot {
+        let daemon_set_items = vec![seed.daemon_set.clone()];
         LiveSnapshot {
-            daemon_set_items: vec![snap.daemon_set.clone()],
-            snap,
-            daemon_sets: Kept::new(),
-            nodes: Kept::new(),
-            pods: Kept::new(),
-            revisions: Kept::new(),
-            events: Kept::new(),
+            daemon_sets: Kept::listed(&daemon_set_items),
+            nodes: Kept::listed(&seed.nodes),
+            pods: Kept::listed(&seed.pods),
+            revisions: Kept::listed(&seed.revisions),
+            events: Kept::listed(&seed.events),
+            daemon_set_items,
+            snap: seed,
             last_error: None,
         }
     }
@@ -255,18 +525,9 @@ impl LiveSnapshot {
         changed
     }
 
-    /// Every watch has delivered its first complete list.
-    pub fn is_listed(&self) -> bool {
-        self.daemon_sets.listed
-            && self.nodes.listed
-            && self.pods.listed
-            && self.revisions.listed
-            && self.events.listed
-    }
-
-    /// The DaemonSet was deleted (its watch lists nothing).
+    /// The DaemonSet was deleted (a Deleted event, or a relist that finds nothing).
     pub fn is_deleted(&self) -> bool {
-        self.daemon_sets.listed && self.daemon_set_items.is_empty()
+        self.daemon_set_items.is_empty()
     }
 }
 
@@ -286,21 +547,12 @@ mod tests {
     }
 
     #[test]
-    fn applies_lists_changes_deletions_and_relists() {
-        let mut live = LiveSnapshot::new(Snapshot::default());
-        assert!(!live.is_listed());
-        for e in [
-            watcher::Event::Init,
-            watcher::Event::InitApply(named("a")),
-            watcher::Event::InitApply(named("b")),
-            watcher::Event::InitApply(named("c")),
-        ] {
-            assert!(
-                !live.apply(Update::Node(e)),
-                "nothing changes before InitDone"
-            );
-        }
-        assert!(live.apply(Update::Node(watcher::Event::InitDone)));
+    fn applies_changes_to_the_seed_deletions_and_relists() {
+        // The seed is the list the watches start from: its objects are found by UID at once.
+        let mut live = LiveSnapshot::new(Snapshot {
+            nodes: vec![named("a"), named("b"), named("c")].into(),
+            ..Default::default()
+        });
         assert_eq!(names(&live), ["a", "b", "c"]);
         assert!(live.apply(Update::Node(watcher::Event::Delete(named("a")))));
         assert!(live.apply(Update::Node(watcher::Event::Apply(named("d")))));
@@ -315,10 +567,17 @@ mod tests {
         assert_eq!(names(&live), ["b"]);
         assert!(!live.apply(Update::Node(watcher::Event::Delete(named("zz")))));
         // A relist (after 410 Gone) replaces everything: "b" was deleted meanwhile.
-        live.apply(Update::Node(watcher::Event::Init));
-        live.apply(Update::Node(watcher::Event::InitApply(named("e"))));
-        live.apply(Update::Node(watcher::Event::InitDone));
+        for e in [watcher::Event::Init, watcher::Event::InitApply(named("e"))] {
+            assert!(
+                !live.apply(Update::Node(e)),
+                "nothing changes before InitDone"
+            );
+        }
+        assert_eq!(names(&live), ["b"], "kept until the relist is complete");
+        assert!(live.apply(Update::Node(watcher::Event::InitDone)));
         assert_eq!(names(&live), ["e"]);
+        assert!(live.apply(Update::Node(watcher::Event::Delete(named("e")))));
+        assert!(names(&live).is_empty());
         live.apply(Update::Error("connection refused".into()));
         assert_eq!(live.last_error.as_deref(), Some("connection refused"));
     }
@@ -418,18 +677,181 @@ status:
     fn the_daemon_set_follows_its_watch_and_its_deletion_is_seen() {
         let ds: DaemonSet =
             crate::yaml::from_str("metadata: {name: agent, uid: u1, generation: 1}").unwrap();
-        let mut live = LiveSnapshot::new(Snapshot {
+        let seed = Snapshot {
             daemon_set: ds.clone(),
             ..Default::default()
-        });
-        live.apply(Update::DaemonSet(watcher::Event::Init));
+        };
+        let mut live = LiveSnapshot::new(seed.clone());
         let mut newer = ds.clone();
         newer.metadata.generation = Some(2);
-        live.apply(Update::DaemonSet(watcher::Event::InitApply(newer)));
-        live.apply(Update::DaemonSet(watcher::Event::InitDone));
+        assert!(live.apply(Update::DaemonSet(watcher::Event::Apply(newer.clone()))));
         assert_eq!(live.snap.daemon_set.metadata.generation, Some(2));
+        assert_eq!(live.daemon_set_items.len(), 1, "the seed's, replaced");
         assert!(!live.is_deleted());
         live.apply(Update::DaemonSet(watcher::Event::Delete(ds)));
         assert!(live.is_deleted());
+        // A relist finding nothing (the deletion missed while the watch was down).
+        let mut live = LiveSnapshot::new(seed);
+        live.apply(Update::DaemonSet(watcher::Event::Init));
+        assert!(!live.is_deleted());
+        live.apply(Update::DaemonSet(watcher::Event::InitDone));
+        assert!(live.is_deleted());
+    }
+
+    #[test]
+    fn watch_events_move_the_version_and_map_to_changes() {
+        let mut n = named("a");
+        n.metadata.resource_version = Some("6".into());
+        n.metadata.managed_fields = Some(vec![Default::default()]);
+        let mut version = Some("5".to_string());
+        let Seen::Change(watcher::Event::Apply(got)) =
+            on_event(&mut version, WatchEvent::Modified(n.clone()))
+        else {
+            panic!("Modified is an Apply")
+        };
+        assert_eq!(version.as_deref(), Some("6"), "read before trimming");
+        assert!(
+            got.metadata.resource_version.is_none(),
+            "trimmed (slim node)"
+        );
+        assert!(got.metadata.managed_fields.is_none());
+        n.metadata.resource_version = Some("8".into());
+        assert!(matches!(
+            on_event(&mut version, WatchEvent::Deleted(n)),
+            Seen::Change(watcher::Event::Delete(_))
+        ));
+        assert_eq!(version.as_deref(), Some("8"));
+        let bookmark: WatchEvent<Node> = serde_json::from_value(serde_json::json!({
+            "type": "BOOKMARK",
+            "object": {"kind": "Node", "apiVersion": "v1", "metadata": {"resourceVersion": "12"}}
+        }))
+        .unwrap();
+        assert!(matches!(on_event(&mut version, bookmark), Seen::Bookmark));
+        assert_eq!(version.as_deref(), Some("12"));
+        let error = |code: u16| -> WatchEvent<Node> {
+            serde_json::from_value(serde_json::json!({
+                "type": "ERROR",
+                "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "too old resource version: 12 (40)", "reason": "Expired",
+                    "code": code}
+            }))
+            .unwrap()
+        };
+        assert!(matches!(on_event(&mut version, error(410)), Seen::Gone));
+        assert!(matches!(
+            on_event(&mut version, error(500)),
+            Seen::Failed(_)
+        ));
+        assert_eq!(version.as_deref(), Some("12"), "errors leave the version");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        let waits: Vec<u64> = (0..10).map(|f| backoff(f).as_millis() as u64).collect();
+        assert_eq!(
+            waits,
+            [0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
+    }
+
+    fn kinds(updates: &[Update]) -> Vec<String> {
+        updates
+            .iter()
+            .map(|u| match u {
+                Update::Node(watcher::Event::Apply(n)) => format!("apply {}", n.name_any()),
+                Update::Node(watcher::Event::Delete(n)) => format!("delete {}", n.name_any()),
+                Update::Node(watcher::Event::Init) => "init".into(),
+                Update::Node(watcher::Event::InitApply(n)) => format!("list {}", n.name_any()),
+                Update::Node(watcher::Event::InitDone) => "done".into(),
+                Update::Error(_) => "error".into(),
+                _ => "other".into(),
+            })
+            .collect()
+    }
+
+    /// The loop against scripted answers: it watches from the seed's version (no list), resumes
+    /// from a bookmark's version when the watch ends, and lists again (as Init..InitDone) on a
+    /// 410 Gone, either the watch request's status or an ERROR event, then watches from the
+    /// new list's version.
+    #[tokio::test]
+    async fn watches_from_the_seed_version_and_relists_on_410() {
+        use crate::cluster::mock::{self, Reply};
+        use serde_json::json;
+        let lines = |events: Vec<serde_json::Value>| Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: events.iter().map(|e| format!("{e}\n")).collect(),
+        };
+        let node = |name: &str, rv: &str| {
+            json!({"kind": "Node", "apiVersion": "v1",
+                "metadata": {"name": name, "uid": format!("u-{name}"), "resourceVersion": rv}})
+        };
+        let list = |rv: &str, items: Vec<serde_json::Value>| {
+            Reply::json(
+                200,
+                json!({"kind": "NodeList", "apiVersion": "v1",
+                    "metadata": {"resourceVersion": rv}, "items": items}),
+            )
+        };
+        let (url, seen) = mock::serve(vec![
+            lines(vec![
+                json!({"type": "ADDED", "object": node("a", "6")}),
+                json!({"type": "BOOKMARK", "object": {"kind": "Node", "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "7"}}}),
+            ]),
+            Reply::status(410, "Expired"),
+            list("20", vec![node("b", "15")]),
+            lines(vec![
+                json!({"type": "DELETED", "object": node("b", "21")}),
+                json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                    "status": "Failure", "message": "too old resource version: 21 (30)",
+                    "reason": "Expired", "code": 410}}),
+            ]),
+            list("30", vec![]),
+        ])
+        .await;
+        let api: Api<Node> = Api::all(mock::client(&url));
+        let updates: Vec<Update> = watch(
+            api,
+            Selectors::labels("pool=a"),
+            Some("5".into()),
+            Update::Node,
+        )
+        .take(9)
+        .collect()
+        .await;
+        assert_eq!(
+            kinds(&updates),
+            [
+                "apply a", "init", "list b", "done", "delete b", "init", "done",
+                // The script is out: the next watch fails (500), reported.
+                "error", "error"
+            ]
+        );
+        let requests: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.line.clone())
+            .collect();
+        let watch_at = |r: &str, rv: &str| {
+            r.contains("watch=true")
+                && r.split(['?', '&'])
+                    .any(|p| p == format!("resourceVersion={rv}"))
+                && r.contains("labelSelector=pool%3Da")
+                && r.contains("allowWatchBookmarks=true")
+        };
+        let list_at = |r: &str| {
+            !r.contains("watch=") && !r.contains("resourceVersion=") && r.contains("pool%3Da")
+        };
+        assert!(watch_at(&requests[0], "5"), "{requests:?}");
+        assert!(
+            watch_at(&requests[1], "7"),
+            "from the bookmark: {requests:?}"
+        );
+        assert!(list_at(&requests[2]), "{requests:?}");
+        assert!(watch_at(&requests[3], "20"), "{requests:?}");
+        assert!(list_at(&requests[4]), "{requests:?}");
+        assert!(watch_at(&requests[5], "30"), "{requests:?}");
     }
 }

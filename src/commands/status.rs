@@ -1,7 +1,9 @@
-//! `kubectl ds status NAME`: follow a rollout live. Watches (cluster::watch) keep one snapshot
-//! current; on each change the pure explain engine recomputes every node's verdict and
-//! engine::status diffs it against the previous one. Output: one line (or JSON object) per
-//! node change, or a screen redrawn in place on a terminal.
+//! `kubectl ds status NAME`: follow a rollout live. One fetch as `explain` makes it gives the
+//! first screen and is the watches' initial list; the watches (cluster::watch), started from
+//! its lists' resourceVersions, keep that snapshot current; on each change the pure explain
+//! engine recomputes every node's verdict and engine::status diffs it against the previous
+//! one. Output: one line (or JSON object) per node change, or a screen redrawn in place on a
+//! terminal.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -81,15 +83,16 @@ impl Options {
 pub async fn run(args: StatusArgs, settings: &Settings) -> Result<Exit> {
     let opts = Options::resolve(&args, settings)?;
     let cluster = client::connect(settings).await?;
-    let ds = fetch::fetch_daemon_set(&cluster, &cluster.namespace, &args.name).await?;
-    let updates = watch::watch_all(&cluster, &ds);
-    // The first screen comes from one fetch as explain makes it; the watches start listing
-    // after it, so whatever changes in between is reported as a change.
-    let seed = fetch::fetch_watched(&cluster, ds).await?;
+    let (ds, ds_version) =
+        fetch::fetch_daemon_set_listed(&cluster, &cluster.namespace, &args.name).await?;
+    // The first screen comes from one fetch as explain makes it, and that fetch is the
+    // watches' list: each watch starts at its list's resourceVersion, so whatever changes
+    // after the list (also while the first screen is drawn) arrives as a watch event.
+    let (seed, versions) = fetch::fetch_watched(&cluster, ds, ds_version).await?;
+    let updates = watch::watch_all(&cluster, &seed.daemon_set, versions);
     let live = LiveSnapshot::new(seed);
     let mut out = std::io::stdout().lock();
     let mut follower = Follower::new(live, opts, cluster);
-    follower.seeded = true;
     let result = follower.follow(&mut out, updates).await;
     if follower.opts.mode == Mode::Screen {
         // Whatever happened: the cursor visible again, the prompt below the screen.
@@ -115,9 +118,6 @@ struct Follower {
     stuck: Vec<StuckVerdict>,
     /// The rolling update's wave at the last recomputation.
     wave: Option<Wave>,
-    /// The snapshot holds a first fetch (cluster::fetch::fetch_watched) to show before the
-    /// watches have listed.
-    seeded: bool,
     changes: usize,
     /// For what the watches do not keep: the other pods on nodes where a new pod is Pending
     /// (fit and preemption), read once when a stuck verdict is made.
@@ -138,7 +138,6 @@ impl Follower {
             last_move: Instant::now(),
             stuck: Vec::new(),
             wave: None,
-            seeded: false,
             changes: 0,
             cluster,
             warned: false,
@@ -158,20 +157,17 @@ impl Follower {
         let mut dirty_since: Option<Instant> = None;
         let mut last_compute = Instant::now();
         let mut last_draw = Instant::now();
-        let mut current: Option<Explanation> = None;
         if self.opts.mode == Mode::Screen {
             write!(out, "{HIDE_CURSOR}\x1b[2J\x1b[H").map_err(render::io_err)?;
         }
-        if self.seeded {
-            // The first screen from the seed; the watches' lists replace it when all are in.
-            let e = self.recompute(out)?;
-            if status::is_done(&self.live.snap, &e, &self.progress) {
-                return self.finish(out, Some(&e), Outcome::Complete);
-            }
-            current = Some(e);
-            if self.opts.mode == Mode::Screen {
-                self.draw(out, current.as_ref(), false)?;
-            }
+        // The first screen from the seed, which is every kind's list: verdicts, the end and
+        // stuck verdicts hold from the start.
+        let mut current = self.recompute(out)?;
+        if status::is_done(&self.live.snap, &current, &self.progress) {
+            return self.finish(out, &current, Outcome::Complete);
+        }
+        if self.opts.mode == Mode::Screen {
+            self.draw(out, &current, false)?;
         }
         loop {
             tokio::select! {
@@ -187,7 +183,7 @@ impl Follower {
                 }
                 _ = tick.tick() => {}
                 _ = &mut ctrl_c => {
-                    return self.finish(out, current.as_ref(), Outcome::Interrupted);
+                    return self.finish(out, &current, Outcome::Interrupted);
                 }
             }
             if self.live.is_deleted() {
@@ -200,38 +196,31 @@ impl Follower {
                 });
             }
             let now = Instant::now();
-            let recheck = current.is_some()
-                && status::awaits_time(&self.marks)
+            let recheck = status::awaits_time(&self.marks)
                 && now.duration_since(last_compute) >= TIME_RECHECK;
             let settled = dirty_since.is_some_and(|t| now.duration_since(t) >= SETTLE);
-            if self.live.is_listed() && (settled || recheck || current.is_none()) {
+            if settled || recheck {
                 dirty_since = None;
                 last_compute = now;
-                let e = self.recompute(out)?;
-                let done = status::is_done(&self.live.snap, &e, &self.progress);
-                current = Some(e);
-                if done {
-                    return self.finish(out, current.as_ref(), Outcome::Complete);
+                current = self.recompute(out)?;
+                if status::is_done(&self.live.snap, &current, &self.progress) {
+                    return self.finish(out, &current, Outcome::Complete);
                 }
             }
-            if let Some(e) = current.as_ref() {
-                if let Some(exit) = self.check_stuck(out, e).await? {
-                    return Ok(exit);
-                }
+            if let Some(exit) = self.check_stuck(out, &current).await? {
+                return Ok(exit);
             }
             if deadline.is_some_and(|d| now >= d) {
                 if self.stuck.is_empty() {
-                    if let Some(e) = current.as_ref() {
-                        self.stuck = self.stuck_verdicts(e).await;
-                    }
+                    self.stuck = self.stuck_verdicts(&current).await;
                 }
-                return self.finish(out, current.as_ref(), Outcome::Timeout);
+                return self.finish(out, &current, Outcome::Timeout);
             }
             if self.opts.mode == Mode::Screen
                 && (last_draw.elapsed() >= Duration::from_secs(1) || last_compute == now)
             {
                 last_draw = now;
-                self.draw(out, current.as_ref(), false)?;
+                self.draw(out, &current, false)?;
             }
         }
     }
@@ -296,7 +285,7 @@ impl Follower {
         }
         self.stuck = self.stuck_verdicts(e).await;
         if self.opts.fail_on_stuck {
-            return self.finish(out, Some(e), Outcome::Stuck).map(Some);
+            return self.finish(out, e, Outcome::Stuck).map(Some);
         }
         let time = now_text();
         match self.opts.mode {
@@ -351,16 +340,9 @@ impl Follower {
     }
 
     /// The summary (line, JSON object, or the last screen and a line) and the exit code.
-    fn finish<W: Write>(
-        &mut self,
-        out: &mut W,
-        e: Option<&Explanation>,
-        outcome: Outcome,
-    ) -> Result<Exit> {
+    fn finish<W: Write>(&mut self, out: &mut W, e: &Explanation, outcome: Outcome) -> Result<Exit> {
         if outcome != Outcome::Complete && self.stuck.is_empty() {
-            if let Some(e) = e {
-                self.stuck = status::stuck_verdicts(&self.live.snap, e, &self.marks);
-            }
+            self.stuck = status::stuck_verdicts(&self.live.snap, e, &self.marks);
         }
         let summary = StatusSummary {
             api_version: API_VERSION.into(),
@@ -404,21 +386,18 @@ impl Follower {
     }
 
     /// Redraws the screen in place: home, each line cleared to its end, the rest cleared.
-    fn draw<W: Write>(&mut self, out: &mut W, e: Option<&Explanation>, done: bool) -> Result<()> {
+    fn draw<W: Write>(&mut self, out: &mut W, e: &Explanation, done: bool) -> Result<()> {
         let (width, height) = terminal_size();
-        let strategy = e
-            .map(|e| e.daemon_set.update_strategy.clone())
-            .unwrap_or_default();
-        let note = match (&self.live.last_error, e) {
-            (Some(err), _) => Some(format!("watch interrupted, resuming: {err}")),
-            (None, None) => Some("listing the DaemonSet, its pods, revisions and nodes...".into()),
-            _ => None,
-        };
+        let note = self
+            .live
+            .last_error
+            .as_ref()
+            .map(|err| format!("watch interrupted, resuming: {err}"));
         let screen = view::screen(
             &view::ScreenView {
                 namespace: self.live.snap.namespace(),
                 name: self.live.snap.name(),
-                strategy: &strategy,
+                strategy: &e.daemon_set.update_strategy,
                 progress: self.progress,
                 wave: self.wave,
                 elapsed: self.started.elapsed(),

@@ -267,8 +267,9 @@ pub fn progress(e: &Explanation, marks: &BTreeMap<String, NodeMark>) -> Progress
 /// ControllerRevision, and every desired node runs an available pod of that revision.
 /// mirrors rollout_status.go DaemonSetStatusViewer.Status (Generation <= ObservedGeneration,
 /// UpdatedNumberScheduled and NumberAvailable == DesiredNumberScheduled). The revision check
-/// matters here because each watch lists at its own moment: a revision list older than the
-/// DaemonSet's would make the previous revision look current (update.go constructHistory).
+/// matters here because each kind is listed and watched on its own: revisions read before
+/// the DaemonSet's latest change would make the previous revision look current (update.go
+/// constructHistory).
 pub fn is_done(snap: &Snapshot, e: &Explanation, p: &Progress) -> bool {
     let rules = Rules::for_version(snap.server_version.as_ref());
     if revision::construct_history(&snap.daemon_set, &snap.revisions, &rules)
