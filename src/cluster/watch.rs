@@ -236,7 +236,9 @@ where
 {
     /// The next step: list, open the watch, or read its next event; what it gives.
     async fn step(&mut self) -> Vec<Update> {
-        if self.failures > 0 {
+        // The backoff delays the next request (a list or a watch), never the reading of a
+        // watch that is open: its events are read as they come.
+        if self.events.is_none() && self.failures > 0 {
             tokio::time::sleep(backoff(self.failures)).await;
         }
         let Some(version) = self.version.clone() else {
@@ -767,6 +769,40 @@ status:
                 _ => "other".into(),
             })
             .collect()
+    }
+
+    /// After failures, the backoff comes before the next request, not before each event of
+    /// the watch that request opened (else a watch reopened after an outage would wait up to
+    /// 30 s before its first event was read).
+    #[tokio::test]
+    async fn an_open_watch_is_read_without_waiting_out_the_backoff() {
+        use serde_json::json;
+        let added: WatchEvent<Node> = serde_json::from_value(json!({"type": "ADDED",
+            "object": {"kind": "Node", "apiVersion": "v1",
+                "metadata": {"name": "a", "uid": "u-a", "resourceVersion": "9"}}}))
+        .unwrap();
+        let mut follow = Follow {
+            // Never contacted: the watch is already open.
+            api: Api::all(crate::cluster::mock::client("http://127.0.0.1:9")),
+            selectors: Selectors::default(),
+            version: Some("5".into()),
+            events: Some(OpenWatch {
+                events: stream::iter(vec![Ok(added)]).boxed(),
+                opened: Instant::now(),
+                got_one: false,
+            }),
+            failures: 4,
+            wrap: Update::Node,
+        };
+        let started = Instant::now();
+        let updates = follow.step().await;
+        assert!(
+            started.elapsed() < backoff(4) / 2,
+            "waited {:?} before reading an open watch",
+            started.elapsed()
+        );
+        assert_eq!(kinds(&updates), ["apply a"]);
+        assert_eq!((follow.failures, follow.version.as_deref()), (0, Some("9")));
     }
 
     /// The loop against scripted answers: it watches from the seed's version (no list), resumes
