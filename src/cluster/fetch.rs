@@ -720,12 +720,7 @@ mod tests {
             .filter_map(|p| p.metadata.name.clone())
             .collect();
         assert_eq!(names, ["a", "b"]);
-        let lines: Vec<String> = seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| s.line.clone())
-            .collect();
+        let lines = mock::request_lines(&seen);
         assert_eq!(lines.len(), 4, "{lines:?}");
         assert!(lines[1].contains("continue=c1"), "{lines:?}");
         assert!(!lines[2].contains("continue="), "restarted: {lines:?}");

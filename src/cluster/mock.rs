@@ -57,6 +57,15 @@ impl Seen {
     }
 }
 
+/// The request lines (`GET /path?query HTTP/1.1`) the server has seen so far, in order.
+pub fn request_lines(seen: &Mutex<Vec<Seen>>) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.line.clone())
+        .collect()
+}
+
 /// A server answering `replies` in order (500 once they run out); returns its URL and the log.
 pub async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -113,6 +113,24 @@ impl Selectors {
     }
 }
 
+/// A kind one watch follows: typed (its API path known statically), trimmed as it arrives,
+/// read from JSON (what `Api::watch` and `Api::list` need), moved into the merged stream.
+trait Watched:
+    Resource<DynamicType = ()> + Trim + Clone + std::fmt::Debug + DeserializeOwned + Send + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = ()>
+        + Trim
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + 'static
+{
+}
+
 /// One kind watched from `version` (None: listed first), as a stream of updates.
 fn watch<K>(
     api: Api<K>,
@@ -121,13 +139,7 @@ fn watch<K>(
     wrap: fn(watcher::Event<K>) -> Update,
 ) -> BoxStream<'static, Update>
 where
-    K: Resource<DynamicType = ()>
-        + Trim
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned
-        + Send
-        + 'static,
+    K: Watched,
 {
     // Bookmarks (WatchParams' default) keep the version recent on a quiet watch, so a resumed
     // watch is less often too old; servers that send none are fine too.
@@ -226,13 +238,7 @@ struct Follow<K: Resource> {
 
 impl<K> Follow<K>
 where
-    K: Resource<DynamicType = ()>
-        + Trim
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned
-        + Send
-        + 'static,
+    K: Watched,
 {
     /// The next step: list, open the watch, or read its next event; what it gives.
     async fn step(&mut self) -> Vec<Update> {
@@ -864,12 +870,7 @@ status:
                 "error", "error"
             ]
         );
-        let requests: Vec<String> = seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| s.line.clone())
-            .collect();
+        let requests = mock::request_lines(&seen);
         let watch_at = |r: &str, rv: &str| {
             r.contains("watch=true")
                 && r.split(['?', '&'])
