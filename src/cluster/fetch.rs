@@ -50,10 +50,13 @@ pub struct Listed<K> {
 
 /// The paging loop both list paths share: asks `get_page` for pages of [`PAGE`] objects,
 /// following the continue token, until there is none. Each page is shaped as it arrives (its
-/// bytes are gone before the next is asked for), and the result is sized once from the first
-/// page's `remainingItemCount` instead of doubling (a `Vec<Node>` of 5,000 holds 6 MB inline).
+/// bytes are gone before the next is asked for), and the result is sized once instead of
+/// doubling (a `Vec<Pod>` of 5,000 holds 11 MB inline, and doubling it held 27 MB at once):
+/// from the first page's `remainingItemCount`, or from `hint` (the caller's estimate of the
+/// objects kept) when larger: a list with a label or field selector carries no count.
 async fn paginate<K, E, F, Fut>(
     lp: ListParams,
+    hint: usize,
     mut get_page: F,
 ) -> std::result::Result<Listed<K>, E>
 where
@@ -74,20 +77,36 @@ where
                 .remaining
                 .and_then(|r| usize::try_from(r).ok())
                 .unwrap_or(0);
-            out.items.reserve_exact(page.items.len() + rest);
+            out.items
+                .reserve_exact((page.items.len() + rest).max(hint.min(MAX_HINT)));
             out.resource_version = page.resource_version.filter(|v| !v.is_empty());
         }
         out.items.extend(page.items);
         match page.next {
             Some(c) => lp = lp.continue_token(&c),
-            None => return Ok(out),
+            None => {
+                // A hint far above what was kept gives the slack back.
+                if out.items.capacity() > out.items.len() + out.items.len() / 4 + PAGE as usize {
+                    out.items.shrink_to_fit();
+                }
+                return Ok(out);
+            }
         }
     }
 }
 
+/// The largest size hint [`paginate`] reserves for (a hint comes from an object's status,
+/// which is not to be trusted with an allocation of any size).
+const MAX_HINT: usize = 1 << 20;
+
 /// What a list keeps of each object, applied as each page is read: the object as the caller
 /// needs it, or None to drop it (see [`super::slim`]).
-pub type Shape<K> = fn(K) -> Option<K>;
+pub type Shape<'a, K> = &'a (dyn Fn(K) -> Option<K> + Sync);
+
+/// [`Shape`] that keeps every object as it is.
+fn keep<K>(k: K) -> Option<K> {
+    Some(k)
+}
 
 /// How often a list restarts when its continue token expired (410 Gone).
 const GONE_RESTARTS: usize = 3;
@@ -100,7 +119,7 @@ pub async fn list_all<K>(api: Api<K>, lp: ListParams, what: &str) -> Result<Vec<
 where
     K: Resource + DeserializeOwned,
 {
-    list_all_shaped(api, lp, what, Some).await
+    list_all_shaped(api, lp, what, &keep).await
 }
 
 /// [`list_all`], each object shaped by `shape` as its page is read.
@@ -108,20 +127,22 @@ pub async fn list_all_shaped<K>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
-    shape: Shape<K>,
+    shape: Shape<'_, K>,
 ) -> Result<Vec<K>>
 where
     K: Resource + DeserializeOwned,
 {
-    Ok(list_all_versioned(api, lp, what, shape).await?.items)
+    Ok(list_all_versioned(api, lp, what, shape, 0).await?.items)
 }
 
-/// [`list_all_shaped`], with the list's resourceVersion (a restarted list's, after 410).
+/// [`list_all_shaped`], with the list's resourceVersion (a restarted list's, after 410);
+/// `hint` is the caller's estimate of the objects kept, 0 for none (see [`paginate`]).
 pub async fn list_all_versioned<K>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
-    shape: Shape<K>,
+    shape: Shape<'_, K>,
+    hint: usize,
 ) -> Result<Listed<K>>
 where
     K: Resource + DeserializeOwned,
@@ -131,7 +152,7 @@ where
     let client = api.into_client();
     let mut restarts = 0;
     loop {
-        let listed = paginate(lp.clone(), |lp| {
+        let listed = paginate(lp.clone(), hint, |lp| {
             let req = request.list(&lp).map_err(kube::Error::BuildRequest);
             let client = client.clone();
             async move {
@@ -165,7 +186,7 @@ where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
 {
-    list_fast_shaped::<K, L>(api, lp, what, protobuf, Some).await
+    list_fast_shaped::<K, L>(api, lp, what, protobuf, &keep).await
 }
 
 /// [`list_fast`], each object shaped by `shape` as its page is read, on either wire (the
@@ -175,35 +196,39 @@ pub async fn list_fast_shaped<K, L>(
     lp: ListParams,
     what: &str,
     protobuf: bool,
-    shape: Shape<K>,
+    shape: Shape<'_, K>,
 ) -> Result<Vec<K>>
 where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
 {
-    Ok(list_fast_versioned::<K, L>(api, lp, what, protobuf, shape)
-        .await?
-        .items)
+    Ok(
+        list_fast_versioned::<K, L>(api, lp, what, protobuf, shape, 0)
+            .await?
+            .items,
+    )
 }
 
-/// [`list_fast_shaped`], with the list's resourceVersion (on either wire).
+/// [`list_fast_shaped`], with the list's resourceVersion (on either wire); `hint` as for
+/// [`list_all_versioned`].
 pub async fn list_fast_versioned<K, L>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
     protobuf: bool,
-    shape: Shape<K>,
+    shape: Shape<'_, K>,
+    hint: usize,
 ) -> Result<Listed<K>>
 where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
 {
     if !protobuf {
-        return list_all_versioned(api, lp, what, shape).await;
+        return list_all_versioned(api, lp, what, shape, hint).await;
     }
     let request = kube::core::Request::new(api.resource_url());
     let client = api.clone().into_client();
-    let pages = paginate(lp.clone(), |lp| {
+    let pages = paginate(lp.clone(), hint, |lp| {
         let req = request.list(&lp);
         let client = client.clone();
         async move {
@@ -222,7 +247,7 @@ where
     match pages {
         Ok(listed) => Ok(listed),
         Err(proto::ProtoError::Transport(e)) => Err(Error::kube(&format!("listing {what}"), e)),
-        Err(proto::ProtoError::Unusable) => list_all_versioned(api, lp, what, shape).await,
+        Err(proto::ProtoError::Unusable) => list_all_versioned(api, lp, what, shape, hint).await,
     }
 }
 
@@ -425,20 +450,23 @@ async fn fetch_workload_versioned(
         ListParams::default(),
         "nodes",
         cluster.protobuf,
-        slim::some_node,
+        &slim::some_node,
+        0,
     );
     let pods = list_fast_versioned::<_, crate::cluster::wire::PodList>(
         Api::<Pod>::namespaced(client.clone(), &ns),
         by_selector.clone(),
         "pods",
         cluster.protobuf,
-        slim::some_pod,
+        &slim::some_pod,
+        expected_pods(&ds),
     );
     let revisions = list_all_versioned(
         Api::<ControllerRevision>::namespaced(client.clone(), &ns),
         by_selector,
         "controllerrevisions",
-        Some,
+        &keep,
+        0,
     );
     let version = async { Ok::<_, Error>(fetch_server_version(cluster).await) };
     let (nodes, pods, revisions, server_version) =
@@ -461,6 +489,20 @@ async fn fetch_workload_versioned(
         server_version,
     };
     Ok((snap, versions))
+}
+
+/// About how many pods a DaemonSet's selector list returns, from its status: one per node
+/// it schedules to, plus the misscheduled ones, with a little room for pods being replaced
+/// (a size hint for the pods' list, see [`paginate`]).
+fn expected_pods(ds: &DaemonSet) -> usize {
+    let Some(st) = ds.status.as_ref() else {
+        return 0;
+    };
+    let n = [st.current_number_scheduled, st.number_misscheduled]
+        .iter()
+        .map(|&v| usize::try_from(v).unwrap_or(0))
+        .sum::<usize>();
+    n + n / 32 + 16
 }
 
 /// The apiserver's version (`GET /version`, readable by every authenticated user through
@@ -495,7 +537,8 @@ pub async fn fetch_daemon_set_listed(
         Api::<DaemonSet>::namespaced(cluster.client.clone(), ns),
         ListParams::default().fields(&format!("metadata.name={name}")),
         "daemonsets",
-        Some,
+        &keep,
+        0,
     )
     .await?;
     match listed.items.into_iter().next() {
@@ -522,7 +565,8 @@ pub async fn fetch_watched(
         Api::<Event>::namespaced(cluster.client.clone(), &ns),
         ListParams::default().fields(&daemon_set_events_selector(&name)),
         "events",
-        Some,
+        &keep,
+        0,
     );
     let ((mut snap, mut versions), events) =
         futures::try_join!(fetch_workload_versioned(cluster, ds), events)?;
@@ -578,7 +622,7 @@ pub async fn fetch_pods_on_nodes(
                     ListParams::default().fields(&fields),
                     "pods on node",
                     protobuf,
-                    slim::some_pod,
+                    &slim::some_pod,
                 )
                 .await?;
                 Ok::<_, Error>((node, pods))

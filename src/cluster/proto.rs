@@ -62,7 +62,7 @@ pub trait ProtoList: Message + Default {
     type Item;
     /// The page, each item converted then shaped by `shape` one at a time (so a page never
     /// holds every item in full twice; `shape` may drop an item by answering None).
-    fn into_page(self, shape: fn(Self::Item) -> Option<Self::Item>) -> Page<Self::Item>;
+    fn into_page(self, shape: super::fetch::Shape<'_, Self::Item>) -> Page<Self::Item>;
 }
 
 /// `impl ProtoList for LIST { type Item = ITEM; ... }`, items converted by CONVERT.
@@ -70,7 +70,7 @@ macro_rules! proto_list {
     ($list:ty, $item:ty, $convert:path) => {
         impl ProtoList for $list {
             type Item = $item;
-            fn into_page(self, shape: fn($item) -> Option<$item>) -> Page<$item> {
+            fn into_page(self, shape: super::fetch::Shape<'_, $item>) -> Page<$item> {
                 let remaining = self.metadata.as_ref().and_then(|m| m.remaining_item_count);
                 let resource_version = self
                     .metadata
@@ -105,7 +105,7 @@ fn list_continue(m: Option<pbmeta::ListMeta>) -> Option<String> {
 pub async fn get_page<L: ProtoList>(
     client: &kube::Client,
     mut req: http::Request<Vec<u8>>,
-    shape: fn(L::Item) -> Option<L::Item>,
+    shape: super::fetch::Shape<'_, L::Item>,
 ) -> Result<Page<L::Item>, ProtoError> {
     req.headers_mut().insert(
         http::header::ACCEPT,
@@ -886,7 +886,7 @@ mod tests {
         let page = decode::<super::pb::NodeList>(&envelope(list.encode_to_vec(), ""))
             .ok()
             .unwrap()
-            .into_page(Some);
+            .into_page(&Some);
         let names: Vec<_> = page
             .items
             .iter()
@@ -907,7 +907,7 @@ mod tests {
         let page = decode::<super::pb::NodeList>(&envelope(last.encode_to_vec(), ""))
             .ok()
             .unwrap()
-            .into_page(Some);
+            .into_page(&Some);
         assert!(page.items.is_empty() && page.continue_.is_none());
     }
 

@@ -322,7 +322,7 @@ where
         let api = self.api.clone();
         let what = K::plural(&()).into_owned();
         let lp = self.selectors.list.clone();
-        let listed = fetch::list_all_versioned(api, lp, &what, trimmed::<K>);
+        let listed = fetch::list_all_versioned(api, lp, &what, &trimmed::<K>, 0);
         match listed.await {
             Ok(listed) => {
                 self.failures = 0;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
@@ -15,6 +16,7 @@ use crate::cluster::fetch::{self, list_all, list_fast_shaped};
 use crate::cluster::slim;
 use crate::engine::explain::{self, nodes_needing_fit_check, Explanation, NodeFilter, NodeVerdict};
 use crate::engine::fix;
+use crate::engine::labels;
 use crate::engine::preemption::ClusterPriorities;
 use crate::engine::snapshot::{controller_of, is_claimed_by, Snapshot};
 use crate::error::{Error, Result};
@@ -100,8 +102,8 @@ async fn explain_to<W: Write>(out: &mut W, args: ExplainArgs, settings: &Setting
         }
         None => {
             let all = settings.global.all_namespaces;
-            let items = overview(&cluster, all).await?;
-            emit_overview(out, items, all, &print, &palette)
+            let (items, snaps) = overview(&cluster, all).await?;
+            emit_overview(out, items, snaps, all, &print, &palette)
         }
     }
 }
@@ -339,38 +341,57 @@ fn emit_fixed_manifest<W: Write>(out: &mut W, e: &Explanation, snap: &Snapshot) 
     Ok(Exit::Ok)
 }
 
+/// The overview: `items` are the DaemonSets' explanations without their node verdicts,
+/// `snaps` their snapshots, in the same order. The outputs that print node verdicts (json,
+/// yaml, jsonpath, custom-columns) make them again from the snapshot; json one DaemonSet at a
+/// time as it is written. `--sort-by` sorts on what `items` keep (daemonSet, rules, summary).
 fn emit_overview<W: Write>(
     out: &mut W,
     mut items: Vec<Explanation>,
+    mut snaps: Vec<Snapshot>,
     all: bool,
     print: &Print,
     palette: &Palette,
 ) -> Result<Exit> {
-    let exit = if print.exit_code && items.iter().any(|e| render::explain::problem_count(e) > 0) {
+    let problems = |e: &Explanation| render::explain::summary_problems(e) > 0;
+    let exit = if print.exit_code && items.iter().any(problems) {
         Exit::Problems
     } else {
         Exit::Ok
     };
     if print.problems {
-        items.retain(|e| render::explain::problem_count(e) > 0);
+        let keep: Vec<usize> = (0..items.len()).filter(|&i| problems(&items[i])).collect();
+        (items, snaps) = (
+            printer::reorder(items, &keep),
+            printer::reorder(snaps, &keep),
+        );
     }
     if let Some(path) = &print.sort_by {
         let values = items.iter().map(to_value).collect::<Result<Vec<_>>>()?;
         let order = printer::sort_order_of(&values, path)?;
-        items = printer::reorder(items, &order);
+        (items, snaps) = (
+            printer::reorder(items, &order),
+            printer::reorder(snaps, &order),
+        );
     }
+    let full = |snaps: &[Snapshot]| -> Vec<Explanation> {
+        snaps
+            .iter()
+            .map(|snap| explain::explain(snap, &NodeFilter::default()))
+            .collect()
+    };
     match &print.format {
         Format::Json => {
             let top = list_top(&items);
             let doc = Streamed {
                 top: &top,
                 key: "items",
-                items: &items,
-                each: to_value,
+                items: &snaps,
+                each: |snap: &Snapshot| to_value(&explain::explain(snap, &NodeFilter::default())),
             };
             render::json(out, &doc)?
         }
-        Format::Yaml => render::yaml(out, &list_value(&items))?,
+        Format::Yaml => render::yaml(out, &list_value(&items, &full(&snaps)))?,
         Format::Table | Format::Wide => {
             render::explain::overview_table_with(out, &items, all, palette, print.opts.no_headers)?
         }
@@ -379,18 +400,26 @@ fn emit_overview<W: Write>(
                 writeln!(out, "daemonset.apps/{}", e.daemon_set.name).map_err(render::io_err)?;
             }
         }
-        Format::JsonPath(t) => printer::jsonpath(out, t, &list_value(&items), false)?,
-        Format::JsonPathAsJson(t) => printer::jsonpath(out, t, &list_value(&items), true)?,
+        Format::JsonPath(t) => {
+            printer::jsonpath(out, t, &list_value(&items, &full(&snaps)), false)?
+        }
+        Format::JsonPathAsJson(t) => {
+            printer::jsonpath(out, t, &list_value(&items, &full(&snaps)), true)?
+        }
         Format::CustomColumns(cols) => {
-            let values = items.iter().map(to_value).collect::<Result<Vec<_>>>()?;
+            let values = full(&snaps)
+                .iter()
+                .map(to_value)
+                .collect::<Result<Vec<_>>>()?;
             printer::custom_columns(out, cols, &values, print.opts.no_headers)?
         }
     }
     Ok(exit)
 }
 
-fn list_value(items: &[Explanation]) -> Value {
-    let mut list = list_top(items);
+/// The ExplanationList: totals from the summaries, the full explanations as its items.
+fn list_value(summaries: &[Explanation], items: &[Explanation]) -> Value {
+    let mut list = list_top(summaries);
     list["items"] = serde_json::json!(items);
     list
 }
@@ -406,11 +435,19 @@ fn list_top(items: &[Explanation]) -> Value {
 }
 
 /// Every DaemonSet of the namespace (or all), explained from one list of each kind: one node
-/// table shared by every DaemonSet's snapshot, and only the pods a DaemonSet could own
-/// (controlled by a DaemonSet, or by nobody: an orphan it could adopt), listed in protobuf.
-/// The other pods matter only on the nodes that need a fit check; those are listed per node
-/// afterwards, for all DaemonSets at once, as single `explain` does.
-async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explanation>> {
+/// table shared by every DaemonSet's snapshot; the pods listed (in protobuf) once the
+/// DaemonSets are known, keeping only those one of them could own (see [`Claimants`]); the
+/// ControllerRevisions likewise. The other pods matter only on the nodes that need a fit
+/// check; those are listed per node afterwards, for all DaemonSets at once, as single
+/// `explain` does.
+///
+/// Returns each DaemonSet's explanation without its node verdicts, and its snapshot, in the
+/// overview's order: memory holds the objects once and the verdicts of at most one DaemonSet
+/// (a verdict list is ~1 MB per DaemonSet at 5,000 nodes; an overview has a hundred).
+async fn overview(
+    cluster: &Cluster,
+    all_namespaces: bool,
+) -> Result<(Vec<Explanation>, Vec<Snapshot>)> {
     let c = cluster.client.clone();
     let ns = cluster.namespace.as_str();
     let (dss, pods, revs): (Api<DaemonSet>, Api<Pod>, Api<ControllerRevision>) = if all_namespaces {
@@ -428,38 +465,51 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
     };
     let lp = ListParams::default();
     let version = async { Ok::<_, Error>(fetch::fetch_server_version(cluster).await) };
-    let (dss, nodes, pods, revs, server_version) = futures::try_join!(
-        list_all(dss, lp.clone(), "daemonsets"),
-        list_fast_shaped::<_, crate::cluster::wire::NodeList>(
-            Api::<Node>::all(c.clone()),
-            lp.clone(),
-            "nodes",
-            cluster.protobuf,
-            slim::some_node,
-        ),
-        list_fast_shaped::<_, crate::cluster::wire::PodList>(
-            pods,
-            lp.clone(),
-            "pods",
-            cluster.protobuf,
-            daemon_set_pod,
-        ),
-        list_all(revs, lp.clone(), "controllerrevisions"),
-        version,
-    )?;
+    // The DaemonSets first (one small list), then what they could own; the nodes meanwhile.
+    let owned = async {
+        let dss = list_all(dss, lp.clone(), "daemonsets").await?;
+        if dss.is_empty() {
+            return Ok::<_, Error>((dss, Vec::new(), Vec::new()));
+        }
+        let claimants = Claimants::new(&dss);
+        let pod = |p: Pod| claimants.could_own(&p.metadata).then(|| slim::pod(p));
+        let rev = |r: ControllerRevision| claimants.could_own(&r.metadata).then_some(r);
+        let (pods, revs) = futures::try_join!(
+            list_fast_shaped::<_, crate::cluster::wire::PodList>(
+                pods,
+                lp.clone(),
+                "pods",
+                cluster.protobuf,
+                &pod,
+            ),
+            fetch::list_all_shaped(revs, lp.clone(), "controllerrevisions", &rev),
+        )?;
+        Ok((dss, pods, revs))
+    };
+    let nodes = list_fast_shaped::<_, crate::cluster::wire::NodeList>(
+        Api::<Node>::all(c.clone()),
+        lp.clone(),
+        "nodes",
+        cluster.protobuf,
+        &slim::some_node,
+    );
+    let (nodes, (dss, pods, revs), server_version) = futures::try_join!(nodes, owned, version)?;
     let now = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
     let nodes = Arc::new(nodes);
+    let mut pods = distribute(&dss, pods, |p| &p.metadata);
+    let mut revs = distribute(&dss, revs, |r| &r.metadata);
     let mut snaps: Vec<Snapshot> = dss
         .into_iter()
-        .map(|ds| {
-            let mut snap = snapshot_of(ds, &nodes, &pods, &revs, &[], now.clone());
+        .enumerate()
+        .map(|(i, ds)| {
+            let own = (std::mem::take(&mut pods[i]), std::mem::take(&mut revs[i]));
+            let mut snap = snapshot_of(ds, &nodes, own, &[], now.clone());
             snap.server_version = server_version.clone();
             snap
         })
         .collect();
-    drop(pods);
     let fit: BTreeSet<String> = snaps.iter().flat_map(nodes_needing_fit_check).collect();
     let on_nodes =
         fetch::fetch_pods_on_nodes(cluster, &fit.into_iter().collect::<Vec<_>>()).await?;
@@ -469,57 +519,122 @@ async fn overview(cluster: &Cluster, all_namespaces: bool) -> Result<Vec<Explana
             snap.pods_on_nodes.insert(node, pods);
         }
     }
-    let mut items: Vec<Explanation> = snaps
+    let items: Vec<Explanation> = snaps
         .iter()
-        .map(|snap| explain::explain(snap, &NodeFilter::default()))
+        .map(|snap| {
+            let mut e = explain::explain(snap, &NodeFilter::default());
+            e.nodes = Vec::new();
+            e
+        })
         .collect();
-    render::explain::sort_overview(&mut items);
-    Ok(items)
+    let order = render::explain::overview_order(&items);
+    Ok((
+        printer::reorder(items, &order),
+        printer::reorder(snaps, &order),
+    ))
 }
 
-/// A pod some DaemonSet could own, as the engine reads it; None for the others.
-fn daemon_set_pod(pod: Pod) -> Option<Pod> {
-    could_be_daemon_set_pod(&pod).then(|| slim::pod(pod))
+/// The DaemonSets of an overview, for keeping only what one of them could own while a list is
+/// read: an object controlled by one of them, or controlled by nothing and matched by the
+/// selector of one in its namespace (an orphan it adopts: controller_ref_manager.go
+/// ClaimObject). [`is_claimed_by`] decides, per DaemonSet, from what is kept.
+struct Claimants {
+    uids: BTreeSet<String>,
+    selectors: BTreeMap<String, Vec<labels::Selector>>,
 }
 
-/// A pod some DaemonSet could own: controlled by a DaemonSet, or by nothing (an orphan that
-/// matches a selector is adopted: controller_ref_manager.go ClaimObject).
-fn could_be_daemon_set_pod(pod: &Pod) -> bool {
-    controller_of(&pod.metadata).is_none_or(|(kind, _, _)| kind == "DaemonSet")
+impl Claimants {
+    fn new(dss: &[DaemonSet]) -> Claimants {
+        let mut selectors: BTreeMap<String, Vec<labels::Selector>> = BTreeMap::new();
+        for ds in dss {
+            let sel = ds
+                .spec
+                .as_ref()
+                .and_then(|s| labels::from_label_selector(Some(&s.selector)).ok());
+            // An empty selector adopts nothing (SelectingAll).
+            if let Some(sel) = sel.filter(|s| !s.is_everything()) {
+                let ns = ds.metadata.namespace.clone().unwrap_or_default();
+                selectors.entry(ns).or_default().push(sel);
+            }
+        }
+        Claimants {
+            uids: dss.iter().filter_map(|d| d.metadata.uid.clone()).collect(),
+            selectors,
+        }
+    }
+
+    fn could_own(&self, meta: &ObjectMeta) -> bool {
+        match controller_of(meta) {
+            Some((kind, _, uid)) => kind == "DaemonSet" && self.uids.contains(uid),
+            None => {
+                let ns = meta.namespace.as_deref().unwrap_or_default();
+                self.selectors
+                    .get(ns)
+                    .is_some_and(|sels| sels.iter().any(|s| s.matches(meta.labels.as_ref())))
+            }
+        }
+    }
 }
 
-/// A snapshot for one DaemonSet out of objects listed for many (no per-node pod lists).
+/// Each DaemonSet's share of `objects` (aligned with `dss`), by [`is_claimed_by`]: an object
+/// moves to the DaemonSet that claims it (a copy goes to any other that also does, which
+/// only orphans matched by two selectors can be).
+fn distribute<T: Clone>(
+    dss: &[DaemonSet],
+    objects: Vec<T>,
+    meta: impl Fn(&T) -> &ObjectMeta,
+) -> Vec<Vec<T>> {
+    let mut by_uid: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_ns: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, ds) in dss.iter().enumerate() {
+        by_uid.insert(ds.metadata.uid.as_deref().unwrap_or_default(), i);
+        let ns = ds.metadata.namespace.as_deref().unwrap_or_default();
+        by_ns.entry(ns).or_default().push(i);
+    }
+    let mut out: Vec<Vec<T>> = dss.iter().map(|_| Vec::new()).collect();
+    for o in objects {
+        let m = meta(&o);
+        let ns = m.namespace.as_deref().unwrap_or_default();
+        let candidates: Vec<usize> = match controller_of(m) {
+            Some((_, _, uid)) => by_uid.get(uid).copied().into_iter().collect(),
+            None => by_ns.get(ns).cloned().unwrap_or_default(),
+        };
+        let claimed: Vec<usize> = candidates
+            .into_iter()
+            .filter(|&i| {
+                dss[i].metadata.namespace.as_deref().unwrap_or_default() == ns
+                    && is_claimed_by(&dss[i], m)
+            })
+            .collect();
+        if let Some((&last, rest)) = claimed.split_last() {
+            for &i in rest {
+                out[i].push(o.clone());
+            }
+            out[last].push(o);
+        }
+    }
+    out
+}
+
+/// A snapshot for one DaemonSet out of objects listed for many (no per-node pod lists): its
+/// own pods and revisions (see [`distribute`]), the events of its namespace.
 fn snapshot_of(
     ds: DaemonSet,
     nodes: &Arc<Vec<Node>>,
-    pods: &[Pod],
-    revs: &[ControllerRevision],
+    (pods, revisions): (Vec<Pod>, Vec<ControllerRevision>),
     events: &[Event],
     now: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 ) -> Snapshot {
-    let ns = ds.metadata.namespace.clone();
-    let same_ns =
-        |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace == ns;
-    let own_pods: Vec<Pod> = pods
-        .iter()
-        .filter(|p| same_ns(&p.metadata) && is_claimed_by(&ds, &p.metadata))
-        .cloned()
-        .collect();
-    let own_revs = revs
-        .iter()
-        .filter(|r| same_ns(&r.metadata) && is_claimed_by(&ds, &r.metadata))
-        .cloned()
-        .collect();
     let events = events
         .iter()
-        .filter(|e| same_ns(&e.metadata))
+        .filter(|e| e.metadata.namespace == ds.metadata.namespace)
         .cloned()
         .collect();
     Snapshot {
         daemon_set: ds,
         nodes: Arc::clone(nodes),
-        pods: own_pods,
-        revisions: own_revs,
+        pods,
+        revisions,
         events,
         pods_on_nodes: BTreeMap::new(),
         priorities: Default::default(),
@@ -594,7 +709,12 @@ pub fn snapshot_from_file(
         }
     };
     let now = latest_time(&events);
-    let mut snap = snapshot_of(ds, &Arc::new(nodes), &pods, &revs, &events, now);
+    let one = std::slice::from_ref(&ds);
+    let own = (
+        distribute(one, pods.clone(), |p| &p.metadata).remove(0),
+        distribute(one, revs, |r| &r.metadata).remove(0),
+    );
+    let mut snap = snapshot_of(ds, &Arc::new(nodes), own, &events, now);
     add_pods_on_nodes(&mut snap, &pods);
     // A saved List without PriorityClasses or PDBs says nothing about them: unknown.
     snap.priorities = ClusterPriorities {
@@ -614,7 +734,71 @@ fn latest_time(events: &[Event]) -> Option<k8s_openapi::apimachinery::pkg::apis:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::testutil::{daemon_set, node};
+    use crate::engine::testutil::{daemon_set, node, pod};
+
+    /// The overview keeps, while the pods' list is read, what some DaemonSet could own, and
+    /// gives each DaemonSet what it claims: its own pods, and the orphans its selector matches
+    /// (to both DaemonSets when two match); never another controller's pods, nor the pods of a
+    /// DaemonSet not listed, nor an orphan in another namespace.
+    #[test]
+    fn the_overview_keeps_and_shares_out_what_its_daemon_sets_could_own() {
+        let ds = |name: &str, uid: &str, ns: &str, app: &str| {
+            daemon_set(&format!(
+                "metadata: {{name: {name}, namespace: {ns}, uid: {uid}}}
+spec: {{selector: {{matchLabels: {{app: {app}}}}}, template: {{metadata: {{labels: {{app: {app}}}}}}}}}"
+            ))
+        };
+        let dss = vec![
+            ds("a", "u-a", "ns", "a"),
+            ds("b", "u-b", "ns", "shared"),
+            ds("c", "u-c", "ns", "shared"),
+            ds("d", "u-d", "other", "a"),
+        ];
+        let owned = |name: &str, kind: &str, uid: &str, app: &str| {
+            pod(&format!(
+                "metadata: {{name: {name}, namespace: ns, labels: {{app: {app}}},
+  ownerReferences: [{{apiVersion: apps/v1, kind: {kind}, name: x, uid: {uid}, controller: true}}]}}"
+            ))
+        };
+        let orphan = |name: &str, ns: &str, app: &str| {
+            pod(&format!(
+                "metadata: {{name: {name}, namespace: {ns}, labels: {{app: {app}}}}}"
+            ))
+        };
+        let pods = vec![
+            owned("a-1", "DaemonSet", "u-a", "a"),
+            owned("rs-1", "ReplicaSet", "u-a", "a"),
+            owned("gone-1", "DaemonSet", "u-gone", "a"),
+            orphan("orphan-a", "ns", "a"),
+            orphan("orphan-shared", "ns", "shared"),
+            orphan("orphan-none", "ns", "web"),
+            orphan("orphan-elsewhere", "third", "a"),
+        ];
+        let claimants = Claimants::new(&dss);
+        let kept: Vec<Pod> = pods
+            .into_iter()
+            .filter(|p| claimants.could_own(&p.metadata))
+            .collect();
+        let names = |ps: &[Pod]| -> Vec<String> {
+            ps.iter()
+                .map(|p| p.metadata.name.clone().unwrap_or_default())
+                .collect()
+        };
+        assert_eq!(names(&kept), ["a-1", "orphan-a", "orphan-shared"]);
+        let shares: Vec<Vec<String>> = distribute(&dss, kept, |p| &p.metadata)
+            .iter()
+            .map(|ps| names(ps))
+            .collect();
+        assert_eq!(
+            shares,
+            [
+                vec!["a-1", "orphan-a"],
+                vec!["orphan-shared"],
+                vec!["orphan-shared"],
+                vec![]
+            ]
+        );
+    }
 
     /// `-o json` written node by node is the whole document's JSON tree, byte for byte, fixes
     /// included.
@@ -644,10 +828,18 @@ spec:
         assert_streamed_is_tree(tree, streamed, "\"fix\"");
         assert_eq!(e.nodes.len(), 2, "the explanation keeps its nodes");
 
-        // The overview's list, streamed item by item, is its tree's JSON too.
+        // The overview's list, each item's verdicts made again from its snapshot as it is
+        // written, is the tree of the full explanations' JSON too.
         let items = vec![e.clone(), e];
         let mut tree = Vec::new();
-        render::json(&mut tree, &list_value(&items)).unwrap();
+        render::json(&mut tree, &list_value(&items, &items)).unwrap();
+        let summaries: Vec<Explanation> = items
+            .into_iter()
+            .map(|mut e| {
+                e.nodes = Vec::new();
+                e
+            })
+            .collect();
         let mut streamed = Vec::new();
         let print = Print {
             format: Format::Json,
@@ -657,7 +849,16 @@ spec:
             exit_code: false,
             fix: false,
         };
-        emit_overview(&mut streamed, items, true, &print, &Palette::new(false)).unwrap();
+        let snaps = vec![snap.clone(), snap];
+        emit_overview(
+            &mut streamed,
+            summaries,
+            snaps,
+            true,
+            &print,
+            &Palette::new(false),
+        )
+        .unwrap();
         assert_streamed_is_tree(tree, streamed, "\"totals\"");
     }
 

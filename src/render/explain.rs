@@ -174,8 +174,9 @@ pub fn is_problem(state: NodeState) -> bool {
     !matches!(state, NodeState::Running | NodeState::NotEligible)
 }
 
-/// Problems counted from the summary (every node, whatever the filter).
-fn summary_problems(e: &Explanation) -> usize {
+/// Problems counted from the summary (every node, whatever the filter); the overview's count,
+/// whose explanations keep no node verdicts.
+pub fn summary_problems(e: &Explanation) -> usize {
     e.summary
         .states
         .iter()
@@ -184,14 +185,17 @@ fn summary_problems(e: &Explanation) -> usize {
         .sum()
 }
 
-/// The overview order: most problems first, then namespace and name.
-pub fn sort_overview(items: &mut [Explanation]) {
-    items.sort_by(|a, b| {
+/// The overview order, as indices into `items`: most problems first, then namespace and name.
+pub fn overview_order(items: &[Explanation]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&items[a], &items[b]);
         summary_problems(b).cmp(&summary_problems(a)).then_with(|| {
             (a.daemon_set.namespace.as_str(), a.daemon_set.name.as_str())
                 .cmp(&(b.daemon_set.namespace.as_str(), b.daemon_set.name.as_str()))
         })
-    })
+    });
+    order
 }
 
 /// Totals over the overview's DaemonSets (a line under the table, `totals` in JSON).
