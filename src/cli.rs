@@ -99,6 +99,10 @@ pub struct GlobalFlags {
     /// Do not check the apiserver's certificate (insecure).
     #[arg(long, global = true)]
     pub insecure_skip_tls_verify: bool,
+    /// Opt out of response compression for all requests to the server (as kubectl; also the
+    /// kubeconfig cluster's `disable-compression: true`).
+    #[arg(long, global = true)]
+    pub disable_compression: bool,
     /// Time to wait for each request: 0 (no limit), or a duration such as 5s, 2m, 1h.
     #[arg(long, global = true, default_value = "0", value_name = "DURATION")]
     pub request_timeout: String,

@@ -108,6 +108,9 @@ pub async fn config(settings: &Settings) -> Result<Config> {
     if g.insecure_skip_tls_verify {
         cfg.accept_invalid_certs = true;
     }
+    if g.disable_compression {
+        cfg.disable_compression = true;
+    }
     if let Some(token) = &g.token {
         cfg.auth_info.token = Some(token.clone().into());
     }
