@@ -203,4 +203,42 @@ mod tests {
         assert_eq!(r.header("impersonate-uid"), Some("1234-uid"));
         assert_eq!(r.header("authorization"), Some("Bearer secret"));
     }
+
+    /// Responses are asked for gzipped, as kubectl asks, unless --disable-compression or the
+    /// kubeconfig cluster's `disable-compression: true` says not to.
+    #[tokio::test]
+    async fn compression_is_asked_for_unless_disabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut asked = Vec::new();
+        for (flag, field) in [
+            (false, ""),
+            (true, ""),
+            (false, ", disable-compression: true"),
+        ] {
+            let (url, seen) = mock::serve(vec![Reply::json(
+                200,
+                serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "a"}}),
+            )])
+            .await;
+            let kc = dir.path().join("config");
+            std::fs::write(
+                &kc,
+                format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{url}'{field}}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: ns}}}}]\ncurrent-context: x\n"),
+            )
+            .unwrap();
+            let global = GlobalFlags {
+                kubeconfig: Some(kc),
+                disable_compression: flag,
+                request_timeout: "0".into(),
+                ..GlobalFlags::default()
+            };
+            let settings = Settings::resolve(&global).unwrap();
+            let cluster = connect(&settings).await.unwrap();
+            let api: Api<DaemonSet> = Api::namespaced(cluster.client, &cluster.namespace);
+            api.get("a").await.unwrap();
+            let seen = seen.lock().unwrap().clone();
+            asked.push(seen[0].header("accept-encoding").map(str::to_owned));
+        }
+        assert_eq!(asked, [Some("gzip".to_owned()), None, None]);
+    }
 }
