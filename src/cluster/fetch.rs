@@ -228,27 +228,70 @@ where
     }
     let request = kube::core::Request::new(api.resource_url());
     let client = api.clone().into_client();
-    let pages = paginate(lp.clone(), hint, |lp| {
-        let req = request.list(&lp);
-        let client = client.clone();
-        async move {
-            let req =
-                req.map_err(|e| proto::ProtoError::Transport(kube::Error::BuildRequest(e)))?;
-            let page = proto::get_page::<L>(&client, req, shape).await?;
-            Ok(PageParts {
-                items: page.items,
-                next: page.continue_,
-                remaining: page.remaining,
-                resource_version: page.resource_version,
-            })
-        }
-    })
-    .await;
-    match pages {
+    match list_proto::<L>(&client, &request, lp.clone(), hint, shape).await {
         Ok(listed) => Ok(listed),
         Err(proto::ProtoError::Transport(e)) => Err(Error::kube(&format!("listing {what}"), e)),
         Err(proto::ProtoError::Unusable) => list_all_versioned(api, lp, what, shape, hint).await,
     }
+}
+
+/// The protobuf list, page by page as [`paginate`] reads JSON, but streamed: each page's items
+/// are decoded as its bytes arrive, and the next page is asked for as soon as this one's
+/// continue token is read (at its start), so the apiserver prepares it while this one is still
+/// arriving and being decoded (two pages in flight at most). The result is sized once, after
+/// the first page, instead of doubling.
+async fn list_proto<L: proto::ProtoList>(
+    client: &kube::Client,
+    request: &kube::core::Request,
+    lp: ListParams,
+    hint: usize,
+    shape: Shape<'_, L::Item>,
+) -> std::result::Result<Listed<L::Item>, proto::ProtoError> {
+    let open = |lp: &ListParams| {
+        let req = request
+            .list(lp)
+            .map_err(|e| proto::ProtoError::Transport(kube::Error::BuildRequest(e)));
+        async move { proto::open_page::<L>(client, req?, shape).await }
+    };
+    let mut lp = lp.limit(PAGE);
+    let mut page = open(&lp).await?;
+    let head = page.head();
+    let remaining = head
+        .remaining
+        .and_then(|r| usize::try_from(r).ok())
+        .unwrap_or(0);
+    let mut out = Listed {
+        items: Vec::new(),
+        resource_version: head.resource_version,
+    };
+    let mut next = head.continue_;
+    let mut first = true;
+    loop {
+        let Some(token) = next else {
+            page.read_into(&mut out.items, shape).await?;
+            break;
+        };
+        lp = lp.continue_token(&token);
+        let (seen, following) =
+            futures::try_join!(page.read_into(&mut out.items, shape), open(&lp))?;
+        if std::mem::take(&mut first) {
+            // Sized once, from the first page: the objects after it (remainingItemCount, which
+            // a list with a selector does not give) kept in the first page's proportion, or
+            // the caller's hint.
+            let kept = out.items.len();
+            let expected = kept + remaining.saturating_mul(kept) / seen.max(1);
+            out.items
+                .reserve_exact(expected.max(hint.min(MAX_HINT)).saturating_sub(kept));
+        }
+        page = following;
+        next = page.head().continue_;
+    }
+    // A hint or a count far above what was kept (a shape that drops objects) gives the slack
+    // back.
+    if out.items.capacity() > out.items.len() + out.items.len() / 4 + PAGE as usize {
+        out.items.shrink_to_fit();
+    }
+    Ok(out)
 }
 
 /// Gets the DaemonSet, or a NotFound error that suggests near names and other namespaces.
@@ -494,7 +537,7 @@ async fn fetch_workload_versioned(
 /// About how many pods a DaemonSet's selector list returns, from its status: one per node
 /// it schedules to, plus the misscheduled ones, with a little room for pods being replaced
 /// (a size hint for the pods' list, see [`paginate`]).
-fn expected_pods(ds: &DaemonSet) -> usize {
+pub fn expected_pods(ds: &DaemonSet) -> usize {
     let Some(st) = ds.status.as_ref() else {
         return 0;
     };

@@ -16,13 +16,17 @@
 //! list's bytes). The conversion mirrors the JSON form exactly: empty lists and
 //! maps become absent fields (omitempty), times keep whole seconds (RFC 3339 in JSON).
 //!
+//! How: each page is read as it arrives ([`PageReader`]): the list's metadata comes first in
+//! the body, so the next page is asked for while this one is still arriving, and each item is
+//! decoded and converted as soon as its bytes are in; a page's bytes are never held whole.
+//!
 //! Anything unexpected (an error status, a body that is not protobuf, a decoding failure) and
 //! the caller lists the same objects again as JSON (see [`super::fetch::list_fast`]), so errors
 //! keep their usual messages and exit codes.
 
 use std::collections::BTreeMap;
 
-use futures::AsyncReadExt;
+use futures::AsyncBufReadExt;
 use k8s_openapi::api::core::v1 as api;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -47,72 +51,274 @@ pub enum ProtoError {
     Unusable,
 }
 
-/// One page: the objects, the continue token if there is more, the apiserver's count of
-/// the objects after this page (`remainingItemCount`, when it says), and the list's
+/// A page's list metadata: the continue token if there is more, the apiserver's count of the
+/// objects after this page (`remainingItemCount`, when it says), and the list's
 /// resourceVersion.
-pub struct Page<T> {
-    pub items: Vec<T>,
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PageHead {
     pub continue_: Option<String>,
     pub remaining: Option<i64>,
     pub resource_version: Option<String>,
 }
 
-/// A list type of the protobuf API and the k8s-openapi object its items convert into.
-pub trait ProtoList: Message + Default {
-    type Item;
-    /// The page, each item converted then shaped by `shape` one at a time (so a page never
-    /// holds every item in full twice; `shape` may drop an item by answering None).
-    fn into_page(self, shape: super::fetch::Shape<'_, Self::Item>) -> Page<Self::Item>;
+impl PageHead {
+    fn of(m: pbmeta::ListMeta) -> PageHead {
+        PageHead {
+            remaining: m.remaining_item_count,
+            resource_version: m.resource_version.filter(|v| !v.is_empty()),
+            continue_: m.r#continue.filter(|c| !c.is_empty()),
+        }
+    }
 }
 
-/// `impl ProtoList for LIST { type Item = ITEM; ... }`, items converted by CONVERT.
+/// A list type of the protobuf API: its item's message and the k8s-openapi object that
+/// converts into.
+pub trait ProtoList {
+    type Wire: Message + Default;
+    type Item;
+    fn convert(w: Self::Wire) -> Self::Item;
+}
+
+/// `impl ProtoList for LIST { type Wire = WIRE; type Item = ITEM; ... }`, converted by CONVERT.
 macro_rules! proto_list {
-    ($list:ty, $item:ty, $convert:path) => {
+    ($list:ty, $wire:ty, $item:ty, $convert:path) => {
         impl ProtoList for $list {
+            type Wire = $wire;
             type Item = $item;
-            fn into_page(self, shape: super::fetch::Shape<'_, $item>) -> Page<$item> {
-                let remaining = self.metadata.as_ref().and_then(|m| m.remaining_item_count);
-                let resource_version = self
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.resource_version.clone())
-                    .filter(|v| !v.is_empty());
-                Page {
-                    resource_version,
-                    continue_: list_continue(self.metadata),
-                    remaining,
-                    items: self
-                        .items
-                        .into_iter()
-                        .map($convert)
-                        .filter_map(shape)
-                        .collect(),
-                }
+            fn convert(w: $wire) -> $item {
+                $convert(w)
             }
         }
     };
 }
 
-proto_list!(pb::NodeList, api::Node, node);
-proto_list!(pb::PodList, api::Pod, pod);
+proto_list!(pb::NodeList, pb::Node, api::Node, node);
+proto_list!(pb::PodList, pb::Pod, api::Pod, pod);
 
-fn list_continue(m: Option<pbmeta::ListMeta>) -> Option<String> {
-    m.and_then(|m| m.r#continue).filter(|c| !c.is_empty())
+/// Where a [`PageReader`] is in the body.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum At {
+    /// Before the magic bytes.
+    Start,
+    /// In the `runtime.Unknown` envelope (apimachinery's runtime/generated.proto: typeMeta 1,
+    /// raw 2, contentEncoding 3, contentType 4), before its `raw` field.
+    Envelope,
+    /// In the list (the `raw` field's value), with this many of its bytes still to read.
+    List(usize),
+    /// In the envelope again, after `raw`.
+    Trailer,
 }
 
-/// Sends a list request asking for protobuf and decodes the page, each item shaped by `shape`;
-/// the page's bytes are freed before this returns.
-pub async fn get_page<L: ProtoList>(
+/// What the next field of a message needs.
+enum Field {
+    /// Its bytes are not all here yet.
+    More,
+    /// (field number, wire type, header bytes, value bytes).
+    Here(u32, prost::encoding::WireType, usize, usize),
+}
+
+/// Reads a protobuf list response as its bytes arrive (no I/O here): the magic, the
+/// envelope, the list's metadata (its [`PageHead`]: the next page can be asked for at once),
+/// then each item as soon as its bytes are complete, converted and shaped one at a time. The
+/// page's bytes are never held whole: only what is not read yet, at most about one item.
+pub struct PageReader<L: ProtoList> {
+    buf: Vec<u8>,
+    pos: usize,
+    at: At,
+    head: Option<PageHead>,
+    /// Items read, kept or not.
+    seen: usize,
+    list: std::marker::PhantomData<L>,
+}
+
+impl<L: ProtoList> Default for PageReader<L> {
+    fn default() -> Self {
+        PageReader {
+            buf: Vec::new(),
+            pos: 0,
+            at: At::Start,
+            head: None,
+            seen: 0,
+            list: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<L: ProtoList> PageReader<L> {
+    /// The list's metadata, once read (or once the list turned out to have none).
+    pub fn head(&self) -> Option<&PageHead> {
+        self.head.as_ref()
+    }
+
+    /// Takes the next bytes of the body; each item completed is converted, shaped by `shape`
+    /// and, unless dropped, pushed to `items`.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        items: &mut Vec<L::Item>,
+        shape: super::fetch::Shape<'_, L::Item>,
+    ) -> Result<(), ProtoError> {
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+        self.parse(items, shape)
+    }
+
+    /// The body has ended: it must have ended where the envelope does.
+    pub fn finish(&mut self) -> Result<(), ProtoError> {
+        if self.at != At::Trailer || self.pos != self.buf.len() {
+            return Err(ProtoError::Unusable);
+        }
+        Ok(())
+    }
+
+    fn parse(
+        &mut self,
+        items: &mut Vec<L::Item>,
+        shape: super::fetch::Shape<'_, L::Item>,
+    ) -> Result<(), ProtoError> {
+        use prost::encoding::WireType;
+        loop {
+            let rest = &self.buf[self.pos..];
+            match self.at {
+                At::Start => {
+                    if rest.len() < MAGIC.len() {
+                        return Ok(());
+                    }
+                    if !rest.starts_with(MAGIC) {
+                        return Err(ProtoError::Unusable);
+                    }
+                    self.pos += MAGIC.len();
+                    self.at = At::Envelope;
+                }
+                At::Envelope | At::Trailer => {
+                    let Field::Here(tag, wire, header, len) = field(rest)? else {
+                        return Ok(());
+                    };
+                    if self.at == At::Envelope && tag == 2 && wire == WireType::LengthDelimited {
+                        // The list itself: read field by field below, as it arrives.
+                        self.pos += header;
+                        self.at = At::List(len);
+                        continue;
+                    }
+                    if rest.len() < header + len {
+                        return Ok(());
+                    }
+                    // A content encoding (compressed): not what was asked for.
+                    if tag == 3 && len > 0 {
+                        return Err(ProtoError::Unusable);
+                    }
+                    self.pos += header + len;
+                }
+                At::List(0) => {
+                    self.head.get_or_insert_with(PageHead::default);
+                    self.at = At::Trailer;
+                }
+                At::List(left) => {
+                    let rest = &rest[..rest.len().min(left)];
+                    let Field::Here(tag, wire, header, len) = field(rest)? else {
+                        if rest.len() == left {
+                            return Err(ProtoError::Unusable);
+                        }
+                        return Ok(());
+                    };
+                    if header + len > left {
+                        return Err(ProtoError::Unusable);
+                    }
+                    if rest.len() < header + len {
+                        return Ok(());
+                    }
+                    let value = &rest[header..header + len];
+                    match (tag, wire) {
+                        (1, WireType::LengthDelimited) => {
+                            let m = pbmeta::ListMeta::decode(value)
+                                .map_err(|_| ProtoError::Unusable)?;
+                            self.head = Some(PageHead::of(m));
+                        }
+                        (2, WireType::LengthDelimited) => {
+                            self.head.get_or_insert_with(PageHead::default);
+                            let w = L::Wire::decode(value).map_err(|_| ProtoError::Unusable)?;
+                            items.extend(shape(L::convert(w)));
+                            self.seen += 1;
+                        }
+                        _ => {}
+                    }
+                    self.pos += header + len;
+                    self.at = At::List(left - header - len);
+                }
+            }
+        }
+    }
+}
+
+/// The next field's header in `buf` (a message's bytes from a field boundary): its number,
+/// wire type, header length and value length (0 for a varint: the header holds it whole).
+fn field(buf: &[u8]) -> Result<Field, ProtoError> {
+    use prost::encoding::WireType;
+    let Some((key, mut header)) = varint(buf)? else {
+        return Ok(Field::More);
+    };
+    let wire = WireType::try_from(key & 7).map_err(|_| ProtoError::Unusable)?;
+    let tag = u32::try_from(key >> 3).map_err(|_| ProtoError::Unusable)?;
+    let len = match wire {
+        WireType::LengthDelimited => {
+            let Some((len, n)) = varint(&buf[header..])? else {
+                return Ok(Field::More);
+            };
+            header += n;
+            usize::try_from(len).map_err(|_| ProtoError::Unusable)?
+        }
+        WireType::Varint => {
+            let Some((_, n)) = varint(&buf[header..])? else {
+                return Ok(Field::More);
+            };
+            header += n;
+            0
+        }
+        WireType::SixtyFourBit => 8,
+        WireType::ThirtyTwoBit => 4,
+        WireType::StartGroup | WireType::EndGroup => return Err(ProtoError::Unusable),
+    };
+    Ok(Field::Here(tag, wire, header, len))
+}
+
+/// A base-128 varint at the start of `buf`, with its length; None when `buf` ends inside it.
+fn varint(buf: &[u8]) -> Result<Option<(u64, usize)>, ProtoError> {
+    let mut v: u64 = 0;
+    for (i, &b) in buf.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Ok(Some((v, i + 1)));
+        }
+    }
+    if buf.len() >= 10 {
+        return Err(ProtoError::Unusable);
+    }
+    Ok(None)
+}
+
+/// A page being read: its [`PageHead`] is known, its items may still be arriving.
+pub struct OpenPage<L: ProtoList> {
+    reader: PageReader<L>,
+    body: std::pin::Pin<Box<dyn futures::AsyncBufRead + Send>>,
+    /// Items read while the head was looked for (only when the list has no metadata).
+    early: Vec<L::Item>,
+}
+
+/// Sends a list request asking for protobuf and reads its answer up to the list's metadata
+/// (see [`PageReader`]); [`OpenPage::read_into`] reads the rest.
+pub async fn open_page<L: ProtoList>(
     client: &kube::Client,
     mut req: http::Request<Vec<u8>>,
     shape: super::fetch::Shape<'_, L::Item>,
-) -> Result<Page<L::Item>, ProtoError> {
+) -> Result<OpenPage<L>, ProtoError> {
     req.headers_mut().insert(
         http::header::ACCEPT,
         http::HeaderValue::from_static(MEDIA_TYPE),
     );
-    let mut body = Vec::new();
-    let mut stream = match client.request_stream(req).await {
+    let body = match client.request_stream(req).await {
         Ok(s) => s,
         // An error status comes back in protobuf too, which kube cannot read (FromUtf8, or an
         // Api error with the raw body): the JSON retry gets the readable message.
@@ -121,53 +327,68 @@ pub async fn get_page<L: ProtoList>(
         }
         Err(e) => return Err(ProtoError::Transport(e)),
     };
-    stream
-        .read_to_end(&mut body)
-        .await
-        .map_err(|e| ProtoError::Transport(kube::Error::ReadEvents(e)))?;
-    let list = decode::<L>(&body);
-    drop(body);
-    list.map(|l| l.into_page(shape))
-}
-
-/// Decodes a protobuf response body: magic, `runtime.Unknown`, the list in its `raw` field
-/// (read in place: the page's bytes are not copied out of the envelope first).
-pub fn decode<L: ProtoList>(body: &[u8]) -> Result<L, ProtoError> {
-    let rest = body.strip_prefix(MAGIC).ok_or(ProtoError::Unusable)?;
-    let raw = unknown_raw(rest).ok_or(ProtoError::Unusable)?;
-    L::decode(raw).map_err(|_| ProtoError::Unusable)
-}
-
-/// The `raw` field (2) of a `runtime.Unknown` (apimachinery's runtime/generated.proto:
-/// typeMeta 1, raw 2, contentEncoding 3, contentType 4), or None when the message is not one
-/// or its content is encoded (compressed: not what was asked for).
-fn unknown_raw(mut buf: &[u8]) -> Option<&[u8]> {
-    use prost::encoding::{decode_key, decode_varint, WireType};
-    let mut raw: &[u8] = &[];
-    while !buf.is_empty() {
-        let (tag, wire_type) = decode_key(&mut buf).ok()?;
-        let skip = match wire_type {
-            WireType::LengthDelimited => {
-                let len = usize::try_from(decode_varint(&mut buf).ok()?).ok()?;
-                let value = buf.get(..len)?;
-                match tag {
-                    2 => raw = value,
-                    3 if !value.is_empty() => return None,
-                    _ => {}
-                }
-                len
-            }
-            WireType::Varint => {
-                decode_varint(&mut buf).ok()?;
-                0
-            }
-            WireType::SixtyFourBit => 8,
-            WireType::ThirtyTwoBit => 4,
-            WireType::StartGroup | WireType::EndGroup => return None,
-        };
-        buf = buf.get(skip..)?;
+    let mut page = OpenPage {
+        reader: PageReader::default(),
+        body: Box::pin(body),
+        early: Vec::new(),
+    };
+    while page.reader.head().is_none() {
+        if !page.read_some(shape).await? {
+            break;
+        }
     }
-    Some(raw)
+    Ok(page)
+}
+
+impl<L: ProtoList> OpenPage<L> {
+    pub fn head(&self) -> PageHead {
+        self.reader.head().cloned().unwrap_or_default()
+    }
+
+    /// Reads the rest of the page, its items pushed to `items` as they complete; answers how
+    /// many items the page had (`shape` may have dropped some).
+    pub async fn read_into(
+        mut self,
+        items: &mut Vec<L::Item>,
+        shape: super::fetch::Shape<'_, L::Item>,
+    ) -> Result<usize, ProtoError> {
+        items.append(&mut self.early);
+        loop {
+            let chunk = read_chunk(&mut self.body).await?;
+            if chunk.is_empty() {
+                self.reader.finish()?;
+                return Ok(self.reader.seen);
+            }
+            let n = chunk.len();
+            self.reader.feed(chunk, items, shape)?;
+            self.body.consume_unpin(n);
+        }
+    }
+
+    /// Reads one chunk into the reader; false at the end of the body.
+    async fn read_some(
+        &mut self,
+        shape: super::fetch::Shape<'_, L::Item>,
+    ) -> Result<bool, ProtoError> {
+        let chunk = read_chunk(&mut self.body).await?;
+        if chunk.is_empty() {
+            self.reader.finish()?;
+            return Ok(false);
+        }
+        let n = chunk.len();
+        self.reader.feed(chunk, &mut self.early, shape)?;
+        self.body.consume_unpin(n);
+        Ok(true)
+    }
+}
+
+/// The next bytes of a body (empty at its end), left for the caller to consume.
+async fn read_chunk(
+    body: &mut std::pin::Pin<Box<dyn futures::AsyncBufRead + Send>>,
+) -> Result<&[u8], ProtoError> {
+    body.fill_buf()
+        .await
+        .map_err(|e| ProtoError::Transport(kube::Error::ReadEvents(e)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -864,12 +1085,29 @@ mod tests {
         body
     }
 
+    /// The body fed to a [`PageReader`] in chunks of `chunk` bytes, then ended.
+    fn read_all<L: ProtoList>(
+        body: &[u8],
+        chunk: usize,
+    ) -> Result<(PageHead, Vec<L::Item>), ProtoError> {
+        let mut reader = PageReader::<L>::default();
+        let mut items = Vec::new();
+        for part in body.chunks(chunk) {
+            reader.feed(part, &mut items, &Some)?;
+        }
+        reader.finish()?;
+        Ok((reader.head().cloned().unwrap(), items))
+    }
+
+    /// A page reads the same whatever the chunks its bytes arrive in, one byte at a time
+    /// included: its items, its continue token, its resourceVersion.
     #[test]
     fn decodes_a_list_page_its_continue_token_and_resource_version() {
         let list = pb::NodeList {
             metadata: Some(pbmeta::ListMeta {
                 r#continue: s("next-page"),
                 resource_version: s("99"),
+                remaining_item_count: Some(7),
                 ..Default::default()
             }),
             items: vec![
@@ -883,19 +1121,24 @@ mod tests {
                 },
             ],
         };
-        let page = decode::<super::pb::NodeList>(&envelope(list.encode_to_vec(), ""))
-            .ok()
-            .unwrap()
-            .into_page(&Some);
-        let names: Vec<_> = page
-            .items
-            .iter()
-            .map(|n| n.metadata.name.clone().unwrap())
-            .collect();
-        assert_eq!(names, ["a", "b"]);
-        assert_eq!(page.continue_.as_deref(), Some("next-page"));
-        assert_eq!(page.resource_version.as_deref(), Some("99"));
-        assert!(page.items[0].metadata.managed_fields.is_none());
+        let body = envelope(list.encode_to_vec(), "");
+        for chunk in [1, 2, 7, 64, body.len()] {
+            let (head, items) = read_all::<super::pb::NodeList>(&body, chunk).ok().unwrap();
+            let names: Vec<_> = items
+                .iter()
+                .map(|n| n.metadata.name.clone().unwrap())
+                .collect();
+            assert_eq!(names, ["a", "b"], "chunks of {chunk}");
+            assert_eq!(
+                head,
+                PageHead {
+                    continue_: s("next-page"),
+                    remaining: Some(7),
+                    resource_version: s("99"),
+                }
+            );
+            assert!(items[0].metadata.managed_fields.is_none());
+        }
 
         let last = pb::NodeList {
             metadata: Some(pbmeta::ListMeta {
@@ -904,29 +1147,103 @@ mod tests {
             }),
             items: vec![],
         };
-        let page = decode::<super::pb::NodeList>(&envelope(last.encode_to_vec(), ""))
+        let (head, items) = read_all::<super::pb::NodeList>(&envelope(last.encode_to_vec(), ""), 3)
             .ok()
-            .unwrap()
-            .into_page(&Some);
-        assert!(page.items.is_empty() && page.continue_.is_none());
+            .unwrap();
+        assert!(items.is_empty() && head.continue_.is_none());
+    }
+
+    /// The head is known from the page's first bytes, before any item has arrived (the next
+    /// page is asked for then); items come one by one as each completes.
+    #[test]
+    fn the_head_is_read_before_the_items_arrive() {
+        let item = |name: &str| pb::Pod {
+            metadata: meta(name, "ns"),
+            ..Default::default()
+        };
+        let list = pb::PodList {
+            metadata: Some(pbmeta::ListMeta {
+                r#continue: s("c2"),
+                ..Default::default()
+            }),
+            items: vec![item("a"), item("b")],
+        };
+        let body = envelope(list.encode_to_vec(), "");
+        let mut reader = PageReader::<super::pb::PodList>::default();
+        let mut items = Vec::new();
+        // The envelope and the list's metadata, not yet the first item's bytes.
+        let meta_end = MAGIC.len() + envelope_prefix_len(&body) + list_meta_len(&list);
+        reader
+            .feed(&body[..meta_end], &mut items, &Some)
+            .ok()
+            .unwrap();
+        assert_eq!(
+            reader.head().and_then(|h| h.continue_.as_deref()),
+            Some("c2")
+        );
+        assert!(items.is_empty());
+        let second_item_at = body.len() - item("b").encoded_len() - 2 - trailer_len();
+        reader
+            .feed(&body[meta_end..second_item_at], &mut items, &Some)
+            .ok()
+            .unwrap();
+        assert_eq!(items.len(), 1, "the first item, complete");
+        reader
+            .feed(&body[second_item_at..], &mut items, &Some)
+            .ok()
+            .unwrap();
+        reader.finish().ok().unwrap();
+        assert_eq!(items.len(), 2);
+    }
+
+    /// The bytes of `envelope`'s fields before the list's own (typeMeta, raw's header).
+    fn envelope_prefix_len(body: &[u8]) -> usize {
+        let mut rest = &body[MAGIC.len()..];
+        let mut n = 0;
+        loop {
+            let Ok(Field::Here(tag, _, header, len)) = field(rest) else {
+                panic!("no raw field")
+            };
+            if tag == 2 {
+                return n + header;
+            }
+            n += header + len;
+            rest = &rest[header + len..];
+        }
+    }
+
+    /// The bytes of the list's metadata field.
+    fn list_meta_len(list: &pb::PodList) -> usize {
+        let m = list.metadata.as_ref().unwrap().encoded_len();
+        1 + prost::encoding::encoded_len_varint(m as u64) + m
+    }
+
+    /// The bytes of `envelope`'s fields after the list (contentEncoding "", contentType).
+    fn trailer_len() -> usize {
+        2 + 2 + MEDIA_TYPE.len()
     }
 
     #[test]
     fn anything_but_a_plain_protobuf_list_is_unusable() {
         let unusable = |body: &[u8]| {
-            matches!(
-                decode::<super::pb::PodList>(body),
-                Err(ProtoError::Unusable)
-            )
+            [1, 5, body.len().max(1)].iter().all(|&chunk| {
+                matches!(
+                    read_all::<super::pb::PodList>(body, chunk),
+                    Err(ProtoError::Unusable)
+                )
+            })
         };
         assert!(unusable(br#"{"kind": "Status", "code": 403}"#));
         assert!(unusable(b"k8s\0\xff\xff\xff"));
         assert!(unusable(&envelope(vec![1, 2, 3], "gzip")));
         assert!(unusable(&envelope(vec![0x0a, 0xff], "")));
+        assert!(unusable(b""));
         // An envelope cut short (its last field runs past the end).
         let whole = envelope(pb::PodList::default().encode_to_vec(), "");
         assert!(!unusable(&whole));
         let list = envelope(vec![0x0a, 0x00, 0x12, 0x00], "");
         assert!(unusable(&list[..list.len() - 3]));
+        // A list whose last field runs past the list's own length.
+        assert!(unusable(&envelope(vec![0x12, 0x05, 0x0a], "")));
     }
 }

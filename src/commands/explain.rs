@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -450,15 +451,10 @@ async fn overview(
 ) -> Result<(Vec<Explanation>, Vec<Snapshot>)> {
     let c = cluster.client.clone();
     let ns = cluster.namespace.as_str();
-    let (dss, pods, revs): (Api<DaemonSet>, Api<Pod>, Api<ControllerRevision>) = if all_namespaces {
-        (
-            Api::all(c.clone()),
-            Api::all(c.clone()),
-            Api::all(c.clone()),
-        )
+    let (dss, revs): (Api<DaemonSet>, Api<ControllerRevision>) = if all_namespaces {
+        (Api::all(c.clone()), Api::all(c.clone()))
     } else {
         (
-            Api::namespaced(c.clone(), ns),
             Api::namespaced(c.clone(), ns),
             Api::namespaced(c.clone(), ns),
         )
@@ -472,16 +468,9 @@ async fn overview(
             return Ok::<_, Error>((dss, Vec::new(), Vec::new()));
         }
         let claimants = Claimants::new(&dss);
-        let pod = |p: Pod| claimants.could_own(&p.metadata).then(|| slim::pod(p));
         let rev = |r: ControllerRevision| claimants.could_own(&r.metadata).then_some(r);
         let (pods, revs) = futures::try_join!(
-            list_fast_shaped::<_, crate::cluster::wire::PodList>(
-                pods,
-                lp.clone(),
-                "pods",
-                cluster.protobuf,
-                &pod,
-            ),
+            owned_pods(cluster, &dss, &claimants),
             fetch::list_all_shaped(revs, lp.clone(), "controllerrevisions", &rev),
         )?;
         Ok((dss, pods, revs))
@@ -533,6 +522,62 @@ async fn overview(
         printer::reorder(snaps, &order),
     ))
 }
+
+/// The pods the overview's DaemonSets could own (see [`Claimants`]), listed (in protobuf) only
+/// in the namespaces that have DaemonSets: by its selector in a namespace with one DaemonSet,
+/// the namespace's pods in one with several. The pods of every other namespace (most of a
+/// large cluster's) are never read.
+async fn owned_pods(
+    cluster: &Cluster,
+    dss: &[DaemonSet],
+    claimants: &Claimants,
+) -> Result<Vec<Pod>> {
+    let mut by_ns: BTreeMap<&str, Vec<&DaemonSet>> = BTreeMap::new();
+    for ds in dss {
+        let ns = ds.metadata.namespace.as_deref().unwrap_or_default();
+        by_ns.entry(ns).or_default().push(ds);
+    }
+    let keep = |p: Pod| claimants.could_own(&p.metadata).then(|| slim::pod(p));
+    let keep: fetch::Shape<'_, Pod> = &keep;
+    let lists = by_ns.into_iter().map(|(ns, dss)| {
+        let (lp, hint) = match dss.as_slice() {
+            [one] => {
+                let selector = one
+                    .spec
+                    .as_ref()
+                    .map(|s| crate::engine::manifest::selector_text(&s.selector))
+                    .unwrap_or_default();
+                (
+                    ListParams::default().labels(&selector),
+                    fetch::expected_pods(one),
+                )
+            }
+            _ => (ListParams::default(), 0),
+        };
+        let api: Api<Pod> = Api::namespaced(cluster.client.clone(), ns);
+        fetch::list_fast_versioned::<_, crate::cluster::wire::PodList>(
+            api,
+            lp,
+            "pods",
+            cluster.protobuf,
+            keep,
+            hint,
+        )
+    });
+    let mut pods = Vec::new();
+    let mut lists = futures::stream::iter(lists).buffer_unordered(OWNED_PODS_CONCURRENCY);
+    while let Some(listed) = lists.try_next().await? {
+        if pods.is_empty() {
+            pods = listed.items;
+        } else {
+            pods.extend(listed.items);
+        }
+    }
+    Ok(pods)
+}
+
+/// Concurrent per-namespace pod lists of the overview.
+const OWNED_PODS_CONCURRENCY: usize = 8;
 
 /// The DaemonSets of an overview, for keeping only what one of them could own while a list is
 /// read: an object controlled by one of them, or controlled by nothing and matched by the
