@@ -100,8 +100,9 @@ where
 const MAX_HINT: usize = 1 << 20;
 
 /// What a list keeps of each object, applied as each page is read: the object as the caller
-/// needs it, or None to drop it (see [`super::slim`]).
-pub type Shape<'a, K> = &'a (dyn Fn(K) -> Option<K> + Sync);
+/// needs it (the engine's compact type, crate::engine::model, or the API object itself), or
+/// None to drop it (see [`super::slim`]).
+pub type Shape<'a, K, T = K> = &'a (dyn Fn(K) -> Option<T> + Sync);
 
 /// [`Shape`] that keeps every object as it is.
 fn keep<K>(k: K) -> Option<K> {
@@ -123,12 +124,12 @@ where
 }
 
 /// [`list_all`], each object shaped by `shape` as its page is read.
-pub async fn list_all_shaped<K>(
+pub async fn list_all_shaped<K, T>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
-    shape: Shape<'_, K>,
-) -> Result<Vec<K>>
+    shape: Shape<'_, K, T>,
+) -> Result<Vec<T>>
 where
     K: Resource + DeserializeOwned,
 {
@@ -137,13 +138,13 @@ where
 
 /// [`list_all_shaped`], with the list's resourceVersion (a restarted list's, after 410);
 /// `hint` is the caller's estimate of the objects kept, 0 for none (see [`paginate`]).
-pub async fn list_all_versioned<K>(
+pub async fn list_all_versioned<K, T>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
-    shape: Shape<'_, K>,
+    shape: Shape<'_, K, T>,
     hint: usize,
-) -> Result<Listed<K>>
+) -> Result<Listed<T>>
 where
     K: Resource + DeserializeOwned,
 {
@@ -186,24 +187,24 @@ where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
 {
-    list_fast_shaped::<K, L>(api, lp, what, protobuf, &keep).await
+    list_fast_shaped::<K, L, K>(api, lp, what, protobuf, &keep).await
 }
 
 /// [`list_fast`], each object shaped by `shape` as its page is read, on either wire (the
 /// dropped objects and fields never accumulate, and both wires give the same objects).
-pub async fn list_fast_shaped<K, L>(
+pub async fn list_fast_shaped<K, L, T>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
     protobuf: bool,
-    shape: Shape<'_, K>,
-) -> Result<Vec<K>>
+    shape: Shape<'_, K, T>,
+) -> Result<Vec<T>>
 where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
 {
     Ok(
-        list_fast_versioned::<K, L>(api, lp, what, protobuf, shape, 0)
+        list_fast_versioned::<K, L, T>(api, lp, what, protobuf, shape, 0)
             .await?
             .items,
     )
@@ -211,14 +212,14 @@ where
 
 /// [`list_fast_shaped`], with the list's resourceVersion (on either wire); `hint` as for
 /// [`list_all_versioned`].
-pub async fn list_fast_versioned<K, L>(
+pub async fn list_fast_versioned<K, L, T>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
     protobuf: bool,
-    shape: Shape<'_, K>,
+    shape: Shape<'_, K, T>,
     hint: usize,
-) -> Result<Listed<K>>
+) -> Result<Listed<T>>
 where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
@@ -228,7 +229,7 @@ where
     }
     let request = kube::core::Request::new(api.resource_url());
     let client = api.clone().into_client();
-    match list_proto::<L>(&client, &request, lp.clone(), hint, shape).await {
+    match list_proto::<L, T>(&client, &request, lp.clone(), hint, shape).await {
         Ok(listed) => Ok(listed),
         Err(proto::ProtoError::Transport(e)) => Err(Error::kube(&format!("listing {what}"), e)),
         Err(proto::ProtoError::Unusable) => list_all_versioned(api, lp, what, shape, hint).await,
@@ -240,18 +241,18 @@ where
 /// continue token is read (at its start), so the apiserver prepares it while this one is still
 /// arriving and being decoded (two pages in flight at most). The result is sized once, after
 /// the first page, instead of doubling.
-async fn list_proto<L: proto::ProtoList>(
+async fn list_proto<L: proto::ProtoList, T>(
     client: &kube::Client,
     request: &kube::core::Request,
     lp: ListParams,
     hint: usize,
-    shape: Shape<'_, L::Item>,
-) -> std::result::Result<Listed<L::Item>, proto::ProtoError> {
+    shape: Shape<'_, L::Item, T>,
+) -> std::result::Result<Listed<T>, proto::ProtoError> {
     let open = |lp: &ListParams| {
         let req = request
             .list(lp)
             .map_err(|e| proto::ProtoError::Transport(kube::Error::BuildRequest(e)));
-        async move { proto::open_page::<L>(client, req?, shape).await }
+        async move { proto::open_page::<L, T>(client, req?, shape).await }
     };
     let mut lp = lp.limit(PAGE);
     let mut page = open(&lp).await?;
@@ -488,7 +489,7 @@ async fn fetch_workload_versioned(
         .map(|s| selector_text(&s.selector))
         .unwrap_or_default();
     let by_selector = ListParams::default().labels(&selector);
-    let nodes = list_fast_versioned::<_, crate::cluster::wire::NodeList>(
+    let nodes = list_fast_versioned::<_, crate::cluster::wire::NodeList, _>(
         Api::<Node>::all(client.clone()),
         ListParams::default(),
         "nodes",
@@ -496,7 +497,7 @@ async fn fetch_workload_versioned(
         &slim::some_node,
         0,
     );
-    let pods = list_fast_versioned::<_, crate::cluster::wire::PodList>(
+    let pods = list_fast_versioned::<_, crate::cluster::wire::PodList, _>(
         Api::<Pod>::namespaced(client.clone(), &ns),
         by_selector.clone(),
         "pods",
@@ -660,7 +661,7 @@ pub async fn fetch_pods_on_nodes(
             async move {
                 let fields =
                     format!("spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed");
-                let pods = list_fast_shaped::<_, crate::cluster::wire::PodList>(
+                let pods = list_fast_shaped::<_, crate::cluster::wire::PodList, _>(
                     api,
                     ListParams::default().fields(&fields),
                     "pods on node",
@@ -717,7 +718,8 @@ pub struct NamespaceObjects {
     pub pods: Vec<Pod>,
     pub revisions: Vec<ControllerRevision>,
     pub daemon_sets: Vec<DaemonSet>,
-    pub nodes: Vec<Node>,
+    /// As the engine reads them (the workflows pass them to the engine only).
+    pub nodes: Vec<crate::engine::model::Node>,
 }
 
 /// Lists a namespace's pods, ControllerRevisions and DaemonSets, and the nodes, concurrently.
@@ -736,7 +738,12 @@ pub async fn fetch_namespace_objects(cluster: &Cluster, ns: &str) -> Result<Name
             lp.clone(),
             "daemonsets"
         ),
-        list_all(Api::<Node>::all(c.clone()), lp.clone(), "nodes"),
+        list_all_shaped(
+            Api::<Node>::all(c.clone()),
+            lp.clone(),
+            "nodes",
+            &slim::some_node
+        ),
     )?;
     Ok(NamespaceObjects {
         pods,

@@ -104,7 +104,7 @@ pub async fn fetch_node_objects(
         );
     }
     let objects = NodeObjects {
-        node: Node::default(),
+        node: Default::default(),
         assumed: node.is_none(),
         pods,
         revisions,

@@ -152,11 +152,11 @@ impl<L: ProtoList> PageReader<L> {
 
     /// Takes the next bytes of the body; each item completed is converted, shaped by `shape`
     /// and, unless dropped, pushed to `items`.
-    pub fn feed(
+    pub fn feed<T>(
         &mut self,
         bytes: &[u8],
-        items: &mut Vec<L::Item>,
-        shape: super::fetch::Shape<'_, L::Item>,
+        items: &mut Vec<T>,
+        shape: super::fetch::Shape<'_, L::Item, T>,
     ) -> Result<(), ProtoError> {
         if self.pos > 0 && self.pos * 2 >= self.buf.len() {
             self.buf.drain(..self.pos);
@@ -174,10 +174,10 @@ impl<L: ProtoList> PageReader<L> {
         Ok(())
     }
 
-    fn parse(
+    fn parse<T>(
         &mut self,
-        items: &mut Vec<L::Item>,
-        shape: super::fetch::Shape<'_, L::Item>,
+        items: &mut Vec<T>,
+        shape: super::fetch::Shape<'_, L::Item, T>,
     ) -> Result<(), ProtoError> {
         use prost::encoding::WireType;
         loop {
@@ -300,20 +300,20 @@ fn varint(buf: &[u8]) -> Result<Option<(u64, usize)>, ProtoError> {
 }
 
 /// A page being read: its [`PageHead`] is known, its items may still be arriving.
-pub struct OpenPage<L: ProtoList> {
+pub struct OpenPage<L: ProtoList, T> {
     reader: PageReader<L>,
     body: std::pin::Pin<Box<dyn futures::AsyncBufRead + Send>>,
     /// Items read while the head was looked for (only when the list has no metadata).
-    early: Vec<L::Item>,
+    early: Vec<T>,
 }
 
 /// Sends a list request asking for protobuf and reads its answer up to the list's metadata
 /// (see [`PageReader`]); [`OpenPage::read_into`] reads the rest.
-pub async fn open_page<L: ProtoList>(
+pub async fn open_page<L: ProtoList, T>(
     client: &kube::Client,
     mut req: http::Request<Vec<u8>>,
-    shape: super::fetch::Shape<'_, L::Item>,
-) -> Result<OpenPage<L>, ProtoError> {
+    shape: super::fetch::Shape<'_, L::Item, T>,
+) -> Result<OpenPage<L, T>, ProtoError> {
     req.headers_mut().insert(
         http::header::ACCEPT,
         http::HeaderValue::from_static(MEDIA_TYPE),
@@ -340,7 +340,7 @@ pub async fn open_page<L: ProtoList>(
     Ok(page)
 }
 
-impl<L: ProtoList> OpenPage<L> {
+impl<L: ProtoList, T> OpenPage<L, T> {
     pub fn head(&self) -> PageHead {
         self.reader.head().cloned().unwrap_or_default()
     }
@@ -349,8 +349,8 @@ impl<L: ProtoList> OpenPage<L> {
     /// many items the page had (`shape` may have dropped some).
     pub async fn read_into(
         mut self,
-        items: &mut Vec<L::Item>,
-        shape: super::fetch::Shape<'_, L::Item>,
+        items: &mut Vec<T>,
+        shape: super::fetch::Shape<'_, L::Item, T>,
     ) -> Result<usize, ProtoError> {
         items.append(&mut self.early);
         loop {
@@ -368,7 +368,7 @@ impl<L: ProtoList> OpenPage<L> {
     /// Reads one chunk into the reader; false at the end of the body.
     async fn read_some(
         &mut self,
-        shape: super::fetch::Shape<'_, L::Item>,
+        shape: super::fetch::Shape<'_, L::Item, T>,
     ) -> Result<bool, ProtoError> {
         let chunk = read_chunk(&mut self.body).await?;
         if chunk.is_empty() {

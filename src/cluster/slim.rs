@@ -9,7 +9,8 @@
 //! What is kept, by reader:
 //! - node: name and labels (placement, affinity, `--node-selector`, `-L`), `spec.unschedulable`
 //!   and taints (placement), the Ready condition's type and status (placement
-//!   `ready_condition`), `status.allocatable` (fit). Nothing else of a listed node is read.
+//!   `ready_condition`), `status.allocatable` (fit). Nothing else of a listed node is read: the
+//!   engine's node type (crate::engine::model::Node) holds only these.
 //! - pod: metadata but annotations, resourceVersion and selfLink (ownership, revision hash
 //!   label, ages, termination); the spec's scheduling fields, priority, overhead, pod-level
 //!   resources and each container's name, image, ports, resources and restart policy (fit,
@@ -20,44 +21,16 @@
 //! read objects in this shape; `why`, `endpoints` and the workflows list whole objects.
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerStatus, Node, NodeCondition, NodeSpec, NodeStatus, Pod, PodCondition,
-    PodSpec, PodStatus,
+    Container, ContainerStatus, Node, Pod, PodCondition, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-/// A node as the engine reads it (see the module header).
-pub fn node(n: Node) -> Node {
-    Node {
-        metadata: ObjectMeta {
-            name: n.metadata.name,
-            labels: n.metadata.labels,
-            ..Default::default()
-        },
-        spec: n.spec.map(|s| NodeSpec {
-            unschedulable: s.unschedulable,
-            taints: s.taints,
-            ..Default::default()
-        }),
-        status: n.status.map(|s| NodeStatus {
-            allocatable: s.allocatable,
-            conditions: s.conditions.map(|cs| {
-                cs.into_iter()
-                    .filter(|c| c.type_ == "Ready")
-                    .map(|c| NodeCondition {
-                        type_: c.type_,
-                        status: c.status,
-                        ..Default::default()
-                    })
-                    .collect()
-            }),
-            ..Default::default()
-        }),
-    }
-}
+use crate::engine::model;
 
-/// A node as the engine reads it; as a list's shaping step (never drops one).
-pub fn some_node(n: Node) -> Option<Node> {
-    Some(node(n))
+/// A node as the engine reads it (crate::engine::model::Node, see the module header); as a
+/// list's shaping step (never drops one).
+pub fn some_node(n: Node) -> Option<model::Node> {
+    Some(n.into())
 }
 
 /// A pod as the engine reads it; as a list's shaping step (never drops one).
@@ -192,7 +165,7 @@ status:
 "#,
         )
         .unwrap();
-        let want: Node = crate::yaml::from_str(
+        let want = crate::engine::testutil::node(
             r#"
 metadata:
   name: worker-1
@@ -204,11 +177,18 @@ status:
   allocatable: {cpu: 3900m, pods: "110"}
   conditions: [{type: Ready, status: "True"}]
 "#,
-        )
-        .unwrap();
-        assert_eq!(node(full.clone()), want);
+        );
+        let slim = some_node(full).unwrap();
+        assert_eq!(slim, want);
         assert_eq!(
-            crate::engine::placement::ready_condition(&node(full)).as_deref(),
+            slim.status.as_ref().unwrap().conditions,
+            Some(vec![model::NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into()
+            }])
+        );
+        assert_eq!(
+            crate::engine::placement::ready_condition(&slim).as_deref(),
             Some("True")
         );
     }

@@ -24,13 +24,14 @@ use serde::de::DeserializeOwned;
 use super::client::Cluster;
 use super::fetch::{self, ListVersions};
 use crate::engine::manifest::selector_text;
+use crate::engine::model;
 use crate::engine::snapshot::Snapshot;
 
 /// One watch event of one of the five kinds (a relist as Init, InitApply..., InitDone), or a
 /// watch error (the watch is resumed).
 pub enum Update {
     DaemonSet(watcher::Event<DaemonSet>),
-    Node(watcher::Event<Node>),
+    Node(watcher::Event<model::Node>),
     Pod(watcher::Event<Pod>),
     Revision(watcher::Event<ControllerRevision>),
     Event(watcher::Event<Event>),
@@ -57,31 +58,31 @@ pub fn watch_all(
     let events = Selectors::fields(&fetch::daemon_set_events_selector(&name));
     let streams: Vec<BoxStream<'static, Update>> = vec![
         watch(
-            Api::namespaced(client.clone(), &ns),
+            Api::<DaemonSet>::namespaced(client.clone(), &ns),
             by_name,
             versions.daemon_set,
             Update::DaemonSet,
         ),
         watch(
-            Api::all(client.clone()),
+            Api::<Node>::all(client.clone()),
             Selectors::default(),
             versions.nodes,
             Update::Node,
         ),
         watch(
-            Api::namespaced(client.clone(), &ns),
+            Api::<Pod>::namespaced(client.clone(), &ns),
             by_selector.clone(),
             versions.pods,
             Update::Pod,
         ),
         watch(
-            Api::namespaced(client.clone(), &ns),
+            Api::<ControllerRevision>::namespaced(client.clone(), &ns),
             by_selector,
             versions.revisions,
             Update::Revision,
         ),
         watch(
-            Api::namespaced(client, &ns),
+            Api::<Event>::namespaced(client, &ns),
             events,
             versions.events,
             Update::Event,
@@ -136,7 +137,7 @@ fn watch<K>(
     api: Api<K>,
     selectors: Selectors,
     version: Option<String>,
-    wrap: fn(watcher::Event<K>) -> Update,
+    wrap: fn(watcher::Event<K::Kept>) -> Update,
 ) -> BoxStream<'static, Update>
 where
     K: Watched,
@@ -176,13 +177,12 @@ enum Seen<K> {
 /// object is trimmed: a trimmed node keeps none). Mirrors client-go reflector.go
 /// watchHandler (Added/Modified/Deleted/Bookmark, each setting the last sync resourceVersion;
 /// an Error event ends the watch, a 410 one makes the next list start afresh).
-fn on_event<K: Trim>(version: &mut Option<String>, event: WatchEvent<K>) -> Seen<K> {
-    let mut changed = |mut o: K, wrap: fn(K) -> watcher::Event<K>| {
+fn on_event<K: Trim>(version: &mut Option<String>, event: WatchEvent<K>) -> Seen<K::Kept> {
+    let mut changed = |o: K, wrap: fn(K::Kept) -> watcher::Event<K::Kept>| {
         if let Some(v) = o.meta().resource_version.clone() {
             *version = Some(v);
         }
-        o.trim();
-        Seen::Change(wrap(o))
+        Seen::Change(wrap(o.trim()))
     };
     match event {
         WatchEvent::Added(o) | WatchEvent::Modified(o) => changed(o, watcher::Event::Apply),
@@ -226,14 +226,14 @@ struct OpenWatch<K> {
 }
 
 /// One kind's watch loop.
-struct Follow<K: Resource> {
+struct Follow<K: Trim> {
     api: Api<K>,
     selectors: Selectors,
     /// Where the next watch starts; None: list first.
     version: Option<String>,
     events: Option<OpenWatch<K>>,
     failures: u32,
-    wrap: fn(watcher::Event<K>) -> Update,
+    wrap: fn(watcher::Event<K::Kept>) -> Update,
 }
 
 impl<K> Follow<K>
@@ -352,19 +352,24 @@ where
 }
 
 /// [`Trim::trim`] as a list's shape.
-fn trimmed<K: Trim>(mut o: K) -> Option<K> {
-    o.trim();
-    Some(o)
+fn trimmed<K: Trim>(o: K) -> Option<K::Kept> {
+    Some(o.trim())
 }
 
 /// Keeps what the verdicts read, in the shape `explain` and status's first screen read
 /// (cluster::slim): the watches keep every node and pod for the whole run.
-pub trait Trim: Resource {
-    /// By default the managedFields (no verdict reads them; they are most of a written
-    /// object's size).
-    fn trim(&mut self) {
-        self.meta_mut().managed_fields = None;
-    }
+pub trait Trim: Resource + Sized {
+    /// The object as the snapshot holds it.
+    type Kept: Keyed + Clone + std::fmt::Debug + Send + 'static;
+
+    /// The object as the snapshot holds it.
+    fn trim(self) -> Self::Kept;
+}
+
+/// An object as the snapshot holds it: found again by its key when a watch event comes.
+pub trait Keyed {
+    /// Its UID, or its name when it has none (the engine's node keeps no UID).
+    fn key(&self) -> String;
 
     /// `new`, an update of this object (both trimmed), changes nothing a verdict reads: the
     /// update is kept but no recompute follows.
@@ -373,18 +378,69 @@ pub trait Trim: Resource {
     }
 }
 
-impl Trim for DaemonSet {}
-impl Trim for ControllerRevision {}
-impl Trim for Event {}
+/// `impl Trim` for a kind kept whole but for its managedFields (no verdict reads them; they
+/// are most of a written object's size), and `impl Keyed` by its metadata.
+macro_rules! kept_whole {
+    ($($kind:ty),*) => {$(
+        impl Keyed for $kind {
+            fn key(&self) -> String {
+                meta_key(self.meta())
+            }
+        }
+    )*};
+}
+
+kept_whole!(DaemonSet, ControllerRevision, Event, Pod);
+
+fn meta_key(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    m.uid
+        .clone()
+        .unwrap_or_else(|| m.name.clone().unwrap_or_default())
+}
+
+/// By default the managedFields are dropped.
+fn without_managed_fields<K: Resource>(mut o: K) -> K {
+    o.meta_mut().managed_fields = None;
+    o
+}
+
+impl Trim for DaemonSet {
+    type Kept = DaemonSet;
+    fn trim(self) -> DaemonSet {
+        without_managed_fields(self)
+    }
+}
+
+impl Trim for ControllerRevision {
+    type Kept = ControllerRevision;
+    fn trim(self) -> ControllerRevision {
+        without_managed_fields(self)
+    }
+}
+
+impl Trim for Event {
+    type Kept = Event;
+    fn trim(self) -> Event {
+        without_managed_fields(self)
+    }
+}
 
 impl Trim for Node {
-    /// The engine's node (slim::node): name, labels, taints, unschedulable, the Ready
+    type Kept = model::Node;
+
+    /// The engine's node (engine::model::Node): name, labels, taints, unschedulable, the Ready
     /// condition's type and status, allocatable. A kubelet's status write keeps none of what
     /// it changes every time (resourceVersion, heartbeat times; KWOK also rewrites the
     /// conditions' lastTransitionTime), and a node's images, addresses and the other
     /// conditions are not held for the whole run.
-    fn trim(&mut self) {
-        *self = super::slim::node(std::mem::take(self));
+    fn trim(self) -> model::Node {
+        self.into()
+    }
+}
+
+impl Keyed for model::Node {
+    fn key(&self) -> String {
+        self.metadata.name.clone().unwrap_or_default()
     }
 
     /// Equal once trimmed: a heartbeat (every node every few minutes, most of a large
@@ -395,9 +451,10 @@ impl Trim for Node {
 }
 
 impl Trim for Pod {
+    type Kept = Pod;
     /// The engine's pod (slim::pod), as the first screen's list shapes it.
-    fn trim(&mut self) {
-        *self = super::slim::pod(std::mem::take(self));
+    fn trim(self) -> Pod {
+        super::slim::pod(self)
     }
 }
 
@@ -407,7 +464,7 @@ struct Kept<K> {
     relist: Option<Vec<K>>,
 }
 
-impl<K: Resource + Trim> Kept<K> {
+impl<K: Keyed> Kept<K> {
     /// The seed's `items` are the kind's list (its watch starts at the list's version).
     fn listed(items: &[K]) -> Self {
         Kept {
@@ -425,10 +482,7 @@ impl<K: Resource + Trim> Kept<K> {
     }
 
     fn key(o: &K) -> String {
-        o.meta()
-            .uid
-            .clone()
-            .unwrap_or_else(|| o.meta().name.clone().unwrap_or_default())
+        o.key()
     }
 
     /// Applies one watch event to `items`; true when `items` changed.
@@ -482,7 +536,7 @@ pub struct LiveSnapshot {
     daemon_sets: Kept<DaemonSet>,
     /// The DaemonSet as a one-item list (the watch selects it by name).
     daemon_set_items: Vec<DaemonSet>,
-    nodes: Kept<Node>,
+    nodes: Kept<model::Node>,
     pods: Kept<Pod>,
     revisions: Kept<ControllerRevision>,
     events: Kept<Event>,
@@ -544,12 +598,21 @@ mod tests {
     use super::*;
     use crate::engine::testutil::node;
 
-    fn named(name: &str) -> Node {
+    fn named(name: &str) -> model::Node {
         node(&format!("metadata: {{name: {name}, uid: u-{name}}}"))
     }
 
+    /// A node as the watch decodes it, before trimming.
+    fn api_node(yaml: &str) -> Node {
+        crate::yaml::from_str(yaml).unwrap()
+    }
+
+    fn name_of(n: &model::Node) -> String {
+        n.metadata.name.clone().unwrap_or_default()
+    }
+
     fn names(live: &LiveSnapshot) -> Vec<String> {
-        let mut n: Vec<String> = live.snap.nodes.iter().map(|n| n.name_any()).collect();
+        let mut n: Vec<String> = live.snap.nodes.iter().map(name_of).collect();
         n.sort();
         n
     }
@@ -592,7 +655,7 @@ mod tests {
 
     #[test]
     fn trimming_keeps_what_fit_and_pod_state_read() {
-        let mut pod = crate::engine::testutil::pod(
+        let pod = crate::engine::testutil::pod(
             r#"
 metadata: {name: p}
 spec:
@@ -609,7 +672,7 @@ status: {phase: Running, conditions: [{type: Ready, status: "True"}]}
 "#,
         );
         let before = pod.clone();
-        pod.trim();
+        let pod = pod.trim();
         let c = &pod.spec.as_ref().unwrap().containers[0];
         assert!(c.env.is_none() && c.readiness_probe.is_none());
         assert!(pod.spec.as_ref().unwrap().volumes.is_none());
@@ -619,11 +682,11 @@ status: {phase: Running, conditions: [{type: Ready, status: "True"}]}
             (&c0.ports, &c0.resources, &c0.image)
         );
         assert_eq!(pod.status, before.status);
-        let mut n =
-            node("metadata: {name: n}\nstatus: {images: [{names: [a]}], allocatable: {cpu: '4'}}");
-        n.trim();
-        let st = n.status.unwrap();
-        assert!(st.images.is_none() && st.allocatable.is_some());
+        let n = api_node(
+            "metadata: {name: n}\nstatus: {images: [{names: [a]}], allocatable: {cpu: '4'}}",
+        );
+        let st = n.trim().status.unwrap();
+        assert!(st.allocatable.is_some());
     }
 
     #[test]
@@ -631,7 +694,7 @@ status: {phase: Running, conditions: [{type: Ready, status: "True"}]}
         // As the watch delivers them: trimmed. KWOK's status write changes the
         // resourceVersion, every heartbeat and the conditions' lastTransitionTime.
         let at = |rv: &str, beat: &str, ready: &str, since: &str| {
-            let mut n = node(&format!(
+            let n = api_node(&format!(
                 "metadata: {{name: n, uid: u-n, resourceVersion: '{rv}'}}
 status:
   allocatable: {{cpu: '4'}}
@@ -639,8 +702,7 @@ status:
   - {{type: Ready, status: '{ready}', reason: KubeletReady, lastHeartbeatTime: '{beat}', lastTransitionTime: '{since}'}}
   - {{type: DiskPressure, status: 'False', lastHeartbeatTime: '{beat}', lastTransitionTime: '{since}'}}"
             ));
-            n.trim();
-            n
+            n.trim()
         };
         let mut live = LiveSnapshot::new(Snapshot::default());
         live.apply(Update::Node(watcher::Event::Init));
@@ -708,7 +770,7 @@ status:
 
     #[test]
     fn watch_events_move_the_version_and_map_to_changes() {
-        let mut n = named("a");
+        let mut n = api_node("metadata: {name: a, uid: u-a}");
         n.metadata.resource_version = Some("6".into());
         n.metadata.managed_fields = Some(vec![Default::default()]);
         let mut version = Some("5".to_string());
@@ -718,11 +780,7 @@ status:
             panic!("Modified is an Apply")
         };
         assert_eq!(version.as_deref(), Some("6"), "read before trimming");
-        assert!(
-            got.metadata.resource_version.is_none(),
-            "trimmed (slim node)"
-        );
-        assert!(got.metadata.managed_fields.is_none());
+        assert_eq!(got, named("a"), "trimmed (the engine's node)");
         n.metadata.resource_version = Some("8".into());
         assert!(matches!(
             on_event(&mut version, WatchEvent::Deleted(n)),
@@ -766,10 +824,10 @@ status:
         updates
             .iter()
             .map(|u| match u {
-                Update::Node(watcher::Event::Apply(n)) => format!("apply {}", n.name_any()),
-                Update::Node(watcher::Event::Delete(n)) => format!("delete {}", n.name_any()),
+                Update::Node(watcher::Event::Apply(n)) => format!("apply {}", name_of(n)),
+                Update::Node(watcher::Event::Delete(n)) => format!("delete {}", name_of(n)),
                 Update::Node(watcher::Event::Init) => "init".into(),
-                Update::Node(watcher::Event::InitApply(n)) => format!("list {}", n.name_any()),
+                Update::Node(watcher::Event::InitApply(n)) => format!("list {}", name_of(n)),
                 Update::Node(watcher::Event::InitDone) => "done".into(),
                 Update::Error(_) => "error".into(),
                 _ => "other".into(),

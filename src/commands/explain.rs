@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{self as api, Event, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
@@ -18,6 +18,7 @@ use crate::cluster::slim;
 use crate::engine::explain::{self, nodes_needing_fit_check, Explanation, NodeFilter, NodeVerdict};
 use crate::engine::fix;
 use crate::engine::labels;
+use crate::engine::model::Node;
 use crate::engine::preemption::ClusterPriorities;
 use crate::engine::snapshot::{controller_of, is_claimed_by, Snapshot};
 use crate::error::{Error, Result};
@@ -475,8 +476,8 @@ async fn overview(
         )?;
         Ok((dss, pods, revs))
     };
-    let nodes = list_fast_shaped::<_, crate::cluster::wire::NodeList>(
-        Api::<Node>::all(c.clone()),
+    let nodes = list_fast_shaped::<_, crate::cluster::wire::NodeList, _>(
+        Api::<api::Node>::all(c.clone()),
         lp.clone(),
         "nodes",
         cluster.protobuf,
@@ -555,7 +556,7 @@ async fn owned_pods(
             _ => (ListParams::default(), 0),
         };
         let api: Api<Pod> = Api::namespaced(cluster.client.clone(), ns);
-        fetch::list_fast_versioned::<_, crate::cluster::wire::PodList>(
+        fetch::list_fast_versioned::<_, crate::cluster::wire::PodList, _>(
             api,
             lp,
             "pods",
@@ -723,7 +724,9 @@ pub fn snapshot_from_file(
             |e: serde_json::Error| Error::Input(format!("{shown}: a {kind} is malformed: {e}"));
         match kind.as_str() {
             "DaemonSet" => dss.push(serde_json::from_value::<DaemonSet>(o).map_err(bad)?),
-            "Node" => nodes.push(serde_json::from_value::<Node>(o).map_err(bad)?),
+            "Node" => nodes.push(Node::from(
+                serde_json::from_value::<api::Node>(o).map_err(bad)?,
+            )),
             "Pod" => pods.push(serde_json::from_value::<Pod>(o).map_err(bad)?),
             "ControllerRevision" => {
                 revs.push(serde_json::from_value::<ControllerRevision>(o).map_err(bad)?)

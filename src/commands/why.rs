@@ -24,7 +24,7 @@ pub async fn run(args: WhyArgs, settings: &Settings) -> Result<Exit> {
         (Some(node), _) => {
             let (dss, mut objects) =
                 node_view::fetch_node_objects(&cluster, None, namespace).await?;
-            objects.node = node.clone();
+            objects.node = node.into();
             (dss, objects)
         }
         (None, Some(name)) => {
@@ -32,7 +32,7 @@ pub async fn run(args: WhyArgs, settings: &Settings) -> Result<Exit> {
                 node_view::fetch_node(&cluster, name),
                 node_view::fetch_node_objects(&cluster, Some(name), namespace),
             )?;
-            objects.node = node;
+            objects.node = node.into();
             (dss, objects)
         }
         (None, None) => return Err(Error::Usage("why needs a NODE or --assume-node".into())),

@@ -9,8 +9,9 @@
 //! [`apply_patch`] merges those lists by name as the apiserver does; everything else applies as
 //! a JSON merge patch (RFC 7386).
 
+use crate::engine::model::Node;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use serde::Serialize;
 use serde_json::{json, Value};
 

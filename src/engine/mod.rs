@@ -18,6 +18,7 @@ pub mod labels;
 pub mod lease;
 pub mod managed;
 pub mod manifest;
+pub mod model;
 pub mod owner;
 pub mod placement;
 pub mod podstate;

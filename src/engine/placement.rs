@@ -1,8 +1,9 @@
 //! Should this node run the DaemonSet's pod? The controller's exact rule, with the reasons.
 //! mirrors daemon_controller.go NodeShouldRunDaemonPod (and NewPod, predicates)
 
+use crate::engine::model::Node;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, PodSpec, Taint};
+use k8s_openapi::api::core::v1::{PodSpec, Taint};
 
 use super::affinity;
 use super::reason::{taint_text, PodFate, Reason};

@@ -17,7 +17,8 @@ use std::cmp::Ordering;
 use super::fit;
 use super::labels;
 use super::reason::{NotHelpful, Reason};
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
+use crate::engine::model::Node;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 

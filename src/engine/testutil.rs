@@ -1,14 +1,18 @@
 //! Test helpers: build k8s-openapi objects from inline YAML, as real `kubectl get -o yaml` reads.
 
+use crate::engine::model::Node;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde_json::Value;
 
 use super::snapshot::Snapshot;
 
+/// A node as the engine reads it, from a `Node` manifest (as a list's page is converted).
 pub fn node(yaml: &str) -> Node {
-    crate::yaml::from_str(yaml).expect("node yaml")
+    crate::yaml::from_str::<k8s_openapi::api::core::v1::Node>(yaml)
+        .expect("node yaml")
+        .into()
 }
 
 pub fn pod(yaml: &str) -> Pod {
@@ -42,7 +46,9 @@ pub fn snapshot_of_list(text: &str, name: &str) -> Snapshot {
             "DaemonSet" if item["metadata"]["name"] == name => {
                 snap.daemon_set = serde_json::from_value(o).expect("daemonset")
             }
-            "Node" => nodes.push(serde_json::from_value::<Node>(o).expect("node")),
+            "Node" => nodes.push(Node::from(
+                serde_json::from_value::<k8s_openapi::api::core::v1::Node>(o).expect("node"),
+            )),
             "Pod" => pods.push(serde_json::from_value(o).expect("pod")),
             "PriorityClass" => classes.push(serde_json::from_value(o).expect("class")),
             _ => {}

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use crate::engine::model::Node;
+use k8s_openapi::api::core::v1::Pod;
 
 use super::{listing, StuckVerdict};
 use crate::engine::budget;
