@@ -378,52 +378,35 @@ pub trait Keyed {
     }
 }
 
-/// `impl Trim` for a kind kept whole but for its managedFields (no verdict reads them; they
-/// are most of a written object's size), and `impl Keyed` by its metadata.
-macro_rules! kept_whole {
+/// `impl Keyed` by the object's metadata: its UID, or its name.
+macro_rules! keyed_by_meta {
     ($($kind:ty),*) => {$(
         impl Keyed for $kind {
             fn key(&self) -> String {
-                meta_key(self.meta())
+                let m = self.meta();
+                m.uid.clone().unwrap_or_else(|| m.name.clone().unwrap_or_default())
             }
         }
     )*};
 }
 
-kept_whole!(DaemonSet, ControllerRevision, Event, Pod);
+keyed_by_meta!(DaemonSet, ControllerRevision, Event, Pod);
 
-fn meta_key(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    m.uid
-        .clone()
-        .unwrap_or_else(|| m.name.clone().unwrap_or_default())
+/// `impl Trim` for a kind kept whole but for its managedFields (no verdict reads them; they
+/// are most of a written object's size).
+macro_rules! kept_whole {
+    ($($kind:ty),*) => {$(
+        impl Trim for $kind {
+            type Kept = $kind;
+            fn trim(mut self) -> $kind {
+                self.meta_mut().managed_fields = None;
+                self
+            }
+        }
+    )*};
 }
 
-/// By default the managedFields are dropped.
-fn without_managed_fields<K: Resource>(mut o: K) -> K {
-    o.meta_mut().managed_fields = None;
-    o
-}
-
-impl Trim for DaemonSet {
-    type Kept = DaemonSet;
-    fn trim(self) -> DaemonSet {
-        without_managed_fields(self)
-    }
-}
-
-impl Trim for ControllerRevision {
-    type Kept = ControllerRevision;
-    fn trim(self) -> ControllerRevision {
-        without_managed_fields(self)
-    }
-}
-
-impl Trim for Event {
-    type Kept = Event;
-    fn trim(self) -> Event {
-        without_managed_fields(self)
-    }
-}
+kept_whole!(DaemonSet, ControllerRevision, Event);
 
 impl Trim for Node {
     type Kept = model::Node;
