@@ -18,8 +18,8 @@ pub struct Settings {
     pub stdout_is_tty: bool,
     /// Standard input and standard error are terminals (an interactive confirmation is possible).
     pub interactive: bool,
-    /// Test-only: `KUBECTL_DS_FAILPOINT=STEP[:hang]` makes a mutating workflow exit abruptly
-    /// (or hang until killed) right after STEP (after-backup, after-delete, after-orphan,
+    /// Test-only: `KUBECTL_DS_FAILPOINT=STEP[:hang|:sleep=MS]` makes a mutating workflow exit
+    /// abruptly (or hang until killed, or pause MS milliseconds) right after STEP (after-backup, after-delete, after-orphan,
     /// after-create), to prove that re-running the same command finishes the job. Compiled
     /// only into debug builds (`cargo test`) or with `--features failpoints`: a release build
     /// has no failpoints and never reads the variable.

@@ -222,19 +222,26 @@ impl<'a> Ctx<'a> {
     pub async fn failpoint(&self, _step: &str) {}
 
     /// Test-only (debug builds, as `cargo test` makes, or `--features failpoints`): stops the
-    /// process right after `step` when KUBECTL_DS_FAILPOINT names it.
+    /// process right after `step` when KUBECTL_DS_FAILPOINT names it (`STEP`), hangs there
+    /// (`STEP:hang`) or sleeps there and goes on (`STEP:sleep=MS`).
     #[cfg(any(debug_assertions, feature = "failpoints"))]
     pub async fn failpoint(&self, step: &str) {
         let Some(fp) = self.settings.failpoint.as_deref() else {
             return;
         };
-        let (name, hang) = match fp.strip_suffix(":hang") {
-            Some(n) => (n, true),
-            None => (fp, false),
-        };
+        let (name, mode) = fp.split_once(':').unwrap_or((fp, ""));
         if name != step {
             return;
         }
+        if let Some(ms) = mode.strip_prefix("sleep=") {
+            // A window for a test's concurrent actor (a reconciler recreating the DaemonSet)
+            // that does not depend on how loaded the machine is.
+            let ms = ms.parse().unwrap_or(0);
+            eprintln!("kubectl-ds: failpoint {step}: sleeping {ms} ms");
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return;
+        }
+        let hang = mode == "hang";
         let _ = std::io::stdout().flush();
         if hang {
             eprintln!("kubectl-ds: failpoint {step}: hanging until killed");

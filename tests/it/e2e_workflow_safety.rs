@@ -718,10 +718,13 @@ async fn a_daemon_set_recreated_while_its_pods_are_orphaned_stops_before_the_cre
             "--yes",
             "--allow-managed",
         ],
-        &[],
+        // Two seconds between the orphaning and the re-plan, for the reconciler (which looks
+        // every 100 ms) to recreate it however loaded the machine is: without the window the
+        // migration may win the race and create agent-v2, which is not what is tested here.
+        &[("KUBECTL_DS_FAILPOINT", "after-orphan:sleep=2000")],
     );
     stop.store(true, Ordering::SeqCst);
-    assert!(task.await.unwrap() >= 1);
+    assert!(task.await.unwrap() >= 1, "{}", out.stderr);
     assert_eq!(out.code, 8, "{}", out.stderr);
     let line = one_error_line(&out);
     assert!(
