@@ -163,38 +163,52 @@ pub fn client_for(mut cfg: Config) -> Result<Client> {
 mod tests {
     use super::*;
     use crate::cli::GlobalFlags;
-    use crate::cluster::mock::{self, Reply};
+    use crate::cluster::mock::{self, Reply, Seen};
     use k8s_openapi::api::apps::v1::DaemonSet;
     use kube::Api;
 
-    /// --as, --as-group and --as-uid reach the apiserver as kubectl sends them.
-    #[tokio::test]
-    async fn impersonation_flags_become_headers() {
+    /// The requests a mock apiserver saw when one DaemonSet was read through `connect` with
+    /// these flags, from a kubeconfig with a token user (`field` is appended to its cluster).
+    async fn requests_of_one_get(
+        dir: &std::path::Path,
+        field: &str,
+        global: GlobalFlags,
+    ) -> Vec<Seen> {
         let (url, seen) = mock::serve(vec![Reply::json(
             200,
             serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "a"}}),
         )])
         .await;
-        let dir = tempfile::tempdir().unwrap();
-        let kc = dir.path().join("config");
+        let kc = dir.join("config");
         std::fs::write(
             &kc,
-            format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{url}'}}}}]\nusers: [{{name: u, user: {{token: secret}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: ns}}}}]\ncurrent-context: x\n"),
+            format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{url}'{field}}}}}]\nusers: [{{name: u, user: {{token: secret}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: ns}}}}]\ncurrent-context: x\n"),
         )
         .unwrap();
         let global = GlobalFlags {
             kubeconfig: Some(kc),
-            as_user: Some("jane".into()),
-            as_group: vec!["devs".into()],
-            as_uid: Some("1234-uid".into()),
             request_timeout: "0".into(),
-            ..GlobalFlags::default()
+            ..global
         };
         let settings = Settings::resolve(&global).unwrap();
         let cluster = connect(&settings).await.unwrap();
         let api: Api<DaemonSet> = Api::namespaced(cluster.client, &cluster.namespace);
         api.get("a").await.unwrap();
         let seen = seen.lock().unwrap().clone();
+        seen
+    }
+
+    /// --as, --as-group and --as-uid reach the apiserver as kubectl sends them.
+    #[tokio::test]
+    async fn impersonation_flags_become_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let global = GlobalFlags {
+            as_user: Some("jane".into()),
+            as_group: vec!["devs".into()],
+            as_uid: Some("1234-uid".into()),
+            ..GlobalFlags::default()
+        };
+        let seen = requests_of_one_get(dir.path(), "", global).await;
         assert_eq!(seen.len(), 1);
         let r = &seen[0];
         assert_eq!(r.line, "GET /apis/apps/v1/namespaces/ns/daemonsets/a");
@@ -215,28 +229,11 @@ mod tests {
             (true, ""),
             (false, ", disable-compression: true"),
         ] {
-            let (url, seen) = mock::serve(vec![Reply::json(
-                200,
-                serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "a"}}),
-            )])
-            .await;
-            let kc = dir.path().join("config");
-            std::fs::write(
-                &kc,
-                format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{url}'{field}}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: ns}}}}]\ncurrent-context: x\n"),
-            )
-            .unwrap();
             let global = GlobalFlags {
-                kubeconfig: Some(kc),
                 disable_compression: flag,
-                request_timeout: "0".into(),
                 ..GlobalFlags::default()
             };
-            let settings = Settings::resolve(&global).unwrap();
-            let cluster = connect(&settings).await.unwrap();
-            let api: Api<DaemonSet> = Api::namespaced(cluster.client, &cluster.namespace);
-            api.get("a").await.unwrap();
-            let seen = seen.lock().unwrap().clone();
+            let seen = requests_of_one_get(dir.path(), field, global).await;
             asked.push(seen[0].header("accept-encoding").map(str::to_owned));
         }
         assert_eq!(asked, [Some("gzip".to_owned()), None, None]);
