@@ -77,18 +77,14 @@ where
                 .remaining
                 .and_then(|r| usize::try_from(r).ok())
                 .unwrap_or(0);
-            out.items
-                .reserve_exact((page.items.len() + rest).max(hint.min(MAX_HINT)));
+            reserve_once(&mut out.items, page.items.len() + rest, hint);
             out.resource_version = page.resource_version.filter(|v| !v.is_empty());
         }
         out.items.extend(page.items);
         match page.next {
             Some(c) => lp = lp.continue_token(&c),
             None => {
-                // A hint far above what was kept gives the slack back.
-                if out.items.capacity() > out.items.len() + out.items.len() / 4 + PAGE as usize {
-                    out.items.shrink_to_fit();
-                }
+                give_back_slack(&mut out.items);
                 return Ok(out);
             }
         }
@@ -98,6 +94,21 @@ where
 /// The largest size hint [`paginate`] reserves for (a hint comes from an object's status,
 /// which is not to be trusted with an allocation of any size).
 const MAX_HINT: usize = 1 << 20;
+
+/// Sizes a list's result once, while it holds its first page: for `expected` objects in all,
+/// or the caller's `hint` (capped at [`MAX_HINT`]) when larger.
+fn reserve_once<T>(items: &mut Vec<T>, expected: usize, hint: usize) {
+    let total = expected.max(hint.min(MAX_HINT));
+    items.reserve_exact(total.saturating_sub(items.len()));
+}
+
+/// Once a list is read: a hint or count far above what was kept (a shape that drops objects)
+/// gives the slack back.
+fn give_back_slack<T>(items: &mut Vec<T>) {
+    if items.capacity() > items.len() + items.len() / 4 + PAGE as usize {
+        items.shrink_to_fit();
+    }
+}
 
 /// What a list keeps of each object, applied as each page is read: the object as the caller
 /// needs it (the engine's compact type, crate::engine::model, or the API object itself), or
@@ -281,17 +292,12 @@ async fn list_proto<L: proto::ProtoList, T>(
             // the caller's hint.
             let kept = out.items.len();
             let expected = kept + remaining.saturating_mul(kept) / seen.max(1);
-            out.items
-                .reserve_exact(expected.max(hint.min(MAX_HINT)).saturating_sub(kept));
+            reserve_once(&mut out.items, expected, hint);
         }
         page = following;
         next = page.head().continue_;
     }
-    // A hint or a count far above what was kept (a shape that drops objects) gives the slack
-    // back.
-    if out.items.capacity() > out.items.len() + out.items.len() / 4 + PAGE as usize {
-        out.items.shrink_to_fit();
-    }
+    give_back_slack(&mut out.items);
     Ok(out)
 }
 

@@ -20,7 +20,7 @@ pub async fn run(args: WhyArgs, settings: &Settings) -> Result<Exit> {
     let assumed = args.assume_node.as_deref().map(read_node).transpose()?;
     let cluster = client::connect(settings).await?;
     let namespace = settings.global.namespace.as_deref();
-    let (daemon_sets, objects) = match (&assumed, &args.node) {
+    let (daemon_sets, objects) = match (assumed, args.node.as_ref()) {
         (Some(node), _) => {
             let (dss, mut objects) =
                 node_view::fetch_node_objects(&cluster, None, namespace).await?;

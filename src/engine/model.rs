@@ -83,12 +83,6 @@ impl From<api::Node> for Node {
     }
 }
 
-impl From<&api::Node> for Node {
-    fn from(n: &api::Node) -> Node {
-        n.clone().into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
