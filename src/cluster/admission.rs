@@ -25,7 +25,7 @@ pub async fn fetch_admitted(cluster: &Cluster, ds: &DaemonSet, node: &str) -> Ad
     match api.create(&pp, &pod).await {
         Ok(admitted) => Admission {
             source: AdmissionSource::ServerDryRun,
-            spec: admitted.spec.unwrap_or_default(),
+            spec: admitted.spec.unwrap_or_default().into(),
             fallback_reason: None,
             gaps: Vec::new(),
             refused: None,

@@ -658,7 +658,7 @@ pub async fn fetch_events(cluster: &Cluster, ns: &str, name: &str) -> Result<Vec
 pub async fn fetch_pods_on_nodes(
     cluster: &Cluster,
     nodes: &[String],
-) -> Result<BTreeMap<String, Vec<Pod>>> {
+) -> Result<BTreeMap<String, Vec<crate::engine::model::Pod>>> {
     let api: Api<Pod> = Api::all(cluster.client.clone());
     let protobuf = cluster.protobuf;
     stream::iter(nodes.iter().cloned())
@@ -721,11 +721,18 @@ pub async fn get_daemon_set_raw(
 /// orphan/adopt checks read (adoption considers every pod of the namespace, as ClaimPods does).
 #[derive(Debug, Clone, Default)]
 pub struct NamespaceObjects {
-    pub pods: Vec<Pod>,
+    /// As the engine reads them (crate::engine::model::Pod: metadata and status whole).
+    pub pods: Vec<crate::engine::model::Pod>,
     pub revisions: Vec<ControllerRevision>,
     pub daemon_sets: Vec<DaemonSet>,
     /// As the engine reads them (the workflows pass them to the engine only).
     pub nodes: Vec<crate::engine::model::Node>,
+}
+
+/// A listed pod as the engine reads it, its metadata and status whole (the workflows' lists: a
+/// namespace's pods, read once or a few times per workflow).
+fn engine_pod(p: Pod) -> Option<crate::engine::model::Pod> {
+    Some(p.into())
 }
 
 /// Lists a namespace's pods, ControllerRevisions and DaemonSets, and the nodes, concurrently.
@@ -733,7 +740,12 @@ pub async fn fetch_namespace_objects(cluster: &Cluster, ns: &str) -> Result<Name
     let c = cluster.client.clone();
     let lp = ListParams::default();
     let (pods, revisions, daemon_sets, nodes) = futures::try_join!(
-        list_all(Api::<Pod>::namespaced(c.clone(), ns), lp.clone(), "pods"),
+        list_all_shaped(
+            Api::<Pod>::namespaced(c.clone(), ns),
+            lp.clone(),
+            "pods",
+            &engine_pod
+        ),
         list_all(
             Api::<ControllerRevision>::namespaced(c.clone(), ns),
             lp.clone(),
@@ -763,11 +775,16 @@ pub async fn fetch_namespace_objects(cluster: &Cluster, ns: &str) -> Result<Name
 pub async fn fetch_pods_and_revisions(
     cluster: &Cluster,
     ns: &str,
-) -> Result<(Vec<Pod>, Vec<ControllerRevision>)> {
+) -> Result<(Vec<crate::engine::model::Pod>, Vec<ControllerRevision>)> {
     let c = cluster.client.clone();
     let lp = ListParams::default();
     futures::try_join!(
-        list_all(Api::<Pod>::namespaced(c.clone(), ns), lp.clone(), "pods"),
+        list_all_shaped(
+            Api::<Pod>::namespaced(c.clone(), ns),
+            lp.clone(),
+            "pods",
+            &engine_pod
+        ),
         list_all(
             Api::<ControllerRevision>::namespaced(c.clone(), ns),
             lp.clone(),

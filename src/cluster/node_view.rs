@@ -89,17 +89,20 @@ pub async fn fetch_node_objects(
         }
     };
     let version = async { Ok::<_, Error>(fetch::fetch_server_version(cluster).await) };
-    let (daemon_sets, mut pods, unscheduled, revisions, server_version) = futures::try_join!(
+    let (daemon_sets, pods, unscheduled, revisions, server_version) = futures::try_join!(
         list_all(dss, lp.clone(), "daemonsets"),
         bound,
         unscheduled,
         list_all(revs, lp.clone(), "controllerrevisions"),
         version,
     )?;
+    // The engine's pods (crate::engine::model::Pod): the spec's scheduling fields only.
+    let mut pods: Vec<crate::engine::model::Pod> = pods.into_iter().map(Into::into).collect();
     if let Some(n) = node {
         pods.extend(
             unscheduled
                 .into_iter()
+                .map(crate::engine::model::Pod::from)
                 .filter(|p| crate::engine::why::is_on_or_for_node(p, n)),
         );
     }

@@ -18,11 +18,10 @@
 //!   (readiness, availability, waiting reasons, restarts, start time for preemption).
 //!
 //! `explain`, `rollout-preview` and `status` (its first fetch and its watches, cluster::watch)
-//! read objects in this shape; `why`, `endpoints` and the workflows list whole objects.
+//! read objects in this shape; `why`, `endpoints` and the workflows list whole objects and
+//! hand the engine its types (crate::engine::model) with their metadata and status whole.
 
-use k8s_openapi::api::core::v1::{
-    Container, ContainerStatus, Node, Pod, PodCondition, PodSpec, PodStatus,
-};
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::engine::model;
@@ -34,14 +33,16 @@ pub fn some_node(n: Node) -> Option<model::Node> {
 }
 
 /// A pod as the engine reads it; as a list's shaping step (never drops one).
-pub fn some_pod(p: Pod) -> Option<Pod> {
+pub fn some_pod(p: Pod) -> Option<model::Pod> {
     Some(pod(p))
 }
 
-/// A pod as the engine reads it (see the module header).
-pub fn pod(p: Pod) -> Pod {
+/// A pod as the engine reads it (see the module header): crate::engine::model::Pod, whose
+/// spec keeps only the scheduling fields and each container's name, image, ports, resources
+/// and restart policy; its metadata and status are trimmed here.
+pub fn pod(p: Pod) -> model::Pod {
     let m = p.metadata;
-    Pod {
+    model::Pod {
         metadata: ObjectMeta {
             name: m.name,
             generate_name: m.generate_name,
@@ -56,42 +57,8 @@ pub fn pod(p: Pod) -> Pod {
             finalizers: m.finalizers,
             ..Default::default()
         },
-        spec: p.spec.map(pod_spec),
+        spec: p.spec.map(model::PodSpec::from),
         status: p.status.map(pod_status),
-    }
-}
-
-fn pod_spec(s: PodSpec) -> PodSpec {
-    PodSpec {
-        init_containers: s
-            .init_containers
-            .map(|cs| cs.into_iter().map(container).collect()),
-        containers: s.containers.into_iter().map(container).collect(),
-        restart_policy: s.restart_policy,
-        node_selector: s.node_selector,
-        node_name: s.node_name,
-        host_network: s.host_network,
-        affinity: s.affinity,
-        tolerations: s.tolerations,
-        priority_class_name: s.priority_class_name,
-        priority: s.priority,
-        runtime_class_name: s.runtime_class_name,
-        preemption_policy: s.preemption_policy,
-        overhead: s.overhead,
-        scheduling_gates: s.scheduling_gates,
-        resources: s.resources,
-        ..Default::default()
-    }
-}
-
-fn container(c: Container) -> Container {
-    Container {
-        name: c.name,
-        image: c.image,
-        ports: c.ports,
-        resources: c.resources,
-        restart_policy: c.restart_policy,
-        ..Default::default()
     }
 }
 
@@ -261,6 +228,6 @@ status:
 "#,
         )
         .unwrap();
-        assert_eq!(pod(full), want);
+        assert_eq!(pod(full), model::Pod::from(want));
     }
 }

@@ -15,6 +15,7 @@ pub async fn run(args: EndpointsArgs, settings: &Settings) -> Result<Exit> {
     let cluster = client::connect(settings).await?;
     let ds = fetch::fetch_daemon_set(&cluster, &cluster.namespace, &args.name).await?;
     let (pods, services, slices) = node_view::fetch_endpoint_objects(&cluster, &ds).await?;
+    let pods: Vec<crate::engine::model::Pod> = pods.into_iter().map(Into::into).collect();
     let doc = endpoints::endpoints(&ds, &pods, &services, &slices);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let p = Palette::new(settings.color);

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::engine::model::Pod;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{self as api, Event, Pod};
+use k8s_openapi::api::core::v1::{self as api, Event};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
@@ -538,8 +539,8 @@ async fn owned_pods(
         let ns = ds.metadata.namespace.as_deref().unwrap_or_default();
         by_ns.entry(ns).or_default().push(ds);
     }
-    let keep = |p: Pod| claimants.could_own(&p.metadata).then(|| slim::pod(p));
-    let keep: fetch::Shape<'_, Pod> = &keep;
+    let keep = |p: api::Pod| claimants.could_own(&p.metadata).then(|| slim::pod(p));
+    let keep: fetch::Shape<'_, api::Pod, Pod> = &keep;
     let lists = by_ns.into_iter().map(|(ns, dss)| {
         let (lp, hint) = match dss.as_slice() {
             [one] => {
@@ -555,7 +556,7 @@ async fn owned_pods(
             }
             _ => (ListParams::default(), 0),
         };
-        let api: Api<Pod> = Api::namespaced(cluster.client.clone(), ns);
+        let api: Api<api::Pod> = Api::namespaced(cluster.client.clone(), ns);
         fetch::list_fast_versioned::<_, crate::cluster::wire::PodList, _>(
             api,
             lp,
@@ -727,7 +728,9 @@ pub fn snapshot_from_file(
             "Node" => nodes.push(Node::from(
                 serde_json::from_value::<api::Node>(o).map_err(bad)?,
             )),
-            "Pod" => pods.push(serde_json::from_value::<Pod>(o).map_err(bad)?),
+            "Pod" => pods.push(Pod::from(
+                serde_json::from_value::<api::Pod>(o).map_err(bad)?,
+            )),
             "ControllerRevision" => {
                 revs.push(serde_json::from_value::<ControllerRevision>(o).map_err(bad)?)
             }

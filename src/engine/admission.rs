@@ -9,10 +9,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::engine::model::{Container, PodSpec};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, LimitRange, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-    NodeSelectorTerm, Pod, PodSpec, ResourceRequirements,
+    self as api, Affinity, LimitRange, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, ResourceRequirements,
 };
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -98,14 +99,14 @@ impl AdmissionInfo {
 /// mirrors daemonset_util.go CreatePodTemplate (tolerations, pod-template-generation label),
 /// daemon_controller.go syncNodes (ReplaceDaemonSetPodNodeNameNodeAffinity) and
 /// controller_utils.go GetPodFromTemplate (labels, annotations, generateName "<ds>-").
-pub fn controller_pod(ds: &DaemonSet, node: &str) -> Pod {
+pub fn controller_pod(ds: &DaemonSet, node: &str) -> api::Pod {
     let template = ds
         .spec
         .as_ref()
         .map(|s| s.template.clone())
         .unwrap_or_default();
     let mut spec = template.spec.unwrap_or_default();
-    spec.tolerations = Some(taints::effective_tolerations(&spec));
+    spec.tolerations = Some(taints::effective_tolerations(&PodSpec::from(&spec)));
     pin_to_node(&mut spec, node);
     let tmeta = template.metadata.unwrap_or_default();
     let mut labels = tmeta.labels.unwrap_or_default();
@@ -113,7 +114,7 @@ pub fn controller_pod(ds: &DaemonSet, node: &str) -> Pod {
         labels.insert(TEMPLATE_GENERATION_LABEL.into(), g.to_string());
     }
     let prefix = format!("{}-", ds.metadata.name.as_deref().unwrap_or("daemonset"));
-    Pod {
+    api::Pod {
         metadata: ObjectMeta {
             generate_name: Some(prefix),
             namespace: ds.metadata.namespace.clone(),
@@ -129,7 +130,7 @@ pub fn controller_pod(ds: &DaemonSet, node: &str) -> Pod {
 
 /// mirrors daemonset_util.go ReplaceDaemonSetPodNodeNameNodeAffinity: the required node
 /// affinity becomes one term `metadata.name In [node]` (preferred terms are kept).
-fn pin_to_node(spec: &mut PodSpec, node: &str) {
+fn pin_to_node(spec: &mut api::PodSpec, node: &str) {
     let term = NodeSelectorTerm {
         match_fields: Some(vec![NodeSelectorRequirement {
             key: "metadata.name".into(),

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::engine::model::Node;
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, PodSpec};
+use crate::engine::model::PodSpec;
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
 
 use super::reason::Reason;
 

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::engine::model::Node;
+use crate::engine::model::Pod;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Event, Pod, Toleration};
+use k8s_openapi::api::core::v1::{Event, Toleration};
 use serde::{Deserialize, Serialize};
 
 use super::budget;

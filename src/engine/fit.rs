@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::engine::model::Node;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use crate::engine::model::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::reason::Reason;

@@ -10,8 +10,8 @@
 //! a JSON merge patch (RFC 7386).
 
 use crate::engine::model::Node;
+use crate::engine::model::{Pod, PodSpec};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use serde::Serialize;
 use serde_json::{json, Value};
 

@@ -1,22 +1,31 @@
-//! The compact nodes the engine reads: only the fields it reads, with k8s-openapi's field
-//! names and types, so engine code reads them as it reads the API objects
-//! (`node.spec.as_ref().and_then(|s| s.taints.as_ref())`).
+//! The compact nodes and pods the engine reads: only the fields it reads, with k8s-openapi's
+//! field names and types, so engine code reads them as it reads the API objects
+//! (`node.spec.as_ref().and_then(|s| s.taints.as_ref())`, `pod.spec.as_ref().map(|s|
+//! &s.containers)`).
 //!
-//! Why: `explain`, `rollout-preview` and `status` hold every node of the cluster for the whole
-//! run. A `k8s_openapi` `Node` is about 1.5 kB inline even with nearly every field None (its
-//! spec, status and metadata declare every field); at 5,000 nodes that is 7.5 MB of `None`s.
-//! A [`Node`] here is a few dozen words.
+//! Why: `explain`, `rollout-preview` and `status` hold every node of the cluster and every pod
+//! of the DaemonSet for the whole run. A `k8s_openapi` `Node` is about 1.5 kB inline even with
+//! nearly every field None (its spec, status and metadata declare every field); a `Pod` is
+//! 2.2 kB and each of its `Container`s 2.1 kB more. At 5,000 nodes and 5,000 pods that is over
+//! 28 MB of `None`s. A [`Node`] here is a few dozen words, a [`Pod`] about half of k8s-openapi's
+//! and its [`Container`] a tenth.
 //!
 //! What is kept is exactly what cluster::slim documents as read (the module header there):
-//! name and labels, `spec.unschedulable` and taints, `status.allocatable`, and the Ready
-//! condition's type and status. Objects are converted once, as a list's page is decoded
-//! ([`From`] the API type); whole API objects (`why`'s node, `--assume-node`, the workflows'
-//! lists) convert at the boundary where they enter the engine.
+//! - node: name and labels, `spec.unschedulable` and taints, `status.allocatable`, and the
+//!   Ready condition's type and status;
+//! - pod: the whole metadata and status (k8s-openapi's types: slim trims them for the lists),
+//!   the spec's scheduling fields ([`PodSpec`]) and each container's name, image, ports,
+//!   resources and restart policy ([`Container`]).
+//!
+//! Objects are converted once, as a list's page is decoded ([`From`] the API type); whole API
+//! objects (`why`'s node and pods, `--assume-node`, the workflows' lists, the DaemonSet's
+//! template) convert at the boundary where they enter the engine.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1 as api;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// A node as the engine reads it (see the module header).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -83,6 +92,140 @@ impl From<api::Node> for Node {
     }
 }
 
+/// A pod as the engine reads it (see the module header).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pod {
+    pub metadata: ObjectMeta,
+    pub spec: Option<PodSpec>,
+    pub status: Option<api::PodStatus>,
+}
+
+/// The spec fields that placement, fit, preemption, admission and the target node read (a
+/// DaemonSet's template converts to this too: the engine's "new pod").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodSpec {
+    pub init_containers: Option<Vec<Container>>,
+    pub containers: Vec<Container>,
+    pub restart_policy: Option<String>,
+    pub node_selector: Option<BTreeMap<String, String>>,
+    pub node_name: Option<String>,
+    pub host_network: Option<bool>,
+    pub affinity: Option<api::Affinity>,
+    pub tolerations: Option<Vec<api::Toleration>>,
+    pub priority_class_name: Option<String>,
+    pub priority: Option<i32>,
+    pub runtime_class_name: Option<String>,
+    pub preemption_policy: Option<String>,
+    pub overhead: Option<BTreeMap<String, Quantity>>,
+    pub scheduling_gates: Option<Vec<api::PodSchedulingGate>>,
+    /// Pod-level resources (`spec.resources`, PodLevelResources).
+    pub resources: Option<api::ResourceRequirements>,
+}
+
+/// A container's name, image, ports (host ports), resources (fit) and restart policy (a
+/// restartable init container, i.e. a sidecar, counts as a regular container in fit).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Container {
+    pub name: String,
+    pub image: Option<String>,
+    pub ports: Option<Vec<api::ContainerPort>>,
+    pub resources: Option<api::ResourceRequirements>,
+    pub restart_policy: Option<String>,
+}
+
+impl From<api::Pod> for Pod {
+    fn from(p: api::Pod) -> Pod {
+        Pod {
+            metadata: p.metadata,
+            spec: p.spec.map(PodSpec::from),
+            status: p.status,
+        }
+    }
+}
+
+impl From<&api::Pod> for Pod {
+    fn from(p: &api::Pod) -> Pod {
+        Pod {
+            metadata: p.metadata.clone(),
+            spec: p.spec.as_ref().map(PodSpec::from),
+            status: p.status.clone(),
+        }
+    }
+}
+
+impl From<api::PodSpec> for PodSpec {
+    fn from(s: api::PodSpec) -> PodSpec {
+        PodSpec {
+            init_containers: s
+                .init_containers
+                .map(|cs| cs.into_iter().map(Container::from).collect()),
+            containers: s.containers.into_iter().map(Container::from).collect(),
+            restart_policy: s.restart_policy,
+            node_selector: s.node_selector,
+            node_name: s.node_name,
+            host_network: s.host_network,
+            affinity: s.affinity,
+            tolerations: s.tolerations,
+            priority_class_name: s.priority_class_name,
+            priority: s.priority,
+            runtime_class_name: s.runtime_class_name,
+            preemption_policy: s.preemption_policy,
+            overhead: s.overhead,
+            scheduling_gates: s.scheduling_gates,
+            resources: s.resources,
+        }
+    }
+}
+
+impl From<&api::PodSpec> for PodSpec {
+    fn from(s: &api::PodSpec) -> PodSpec {
+        PodSpec {
+            init_containers: s
+                .init_containers
+                .as_ref()
+                .map(|cs| cs.iter().map(Container::from).collect()),
+            containers: s.containers.iter().map(Container::from).collect(),
+            restart_policy: s.restart_policy.clone(),
+            node_selector: s.node_selector.clone(),
+            node_name: s.node_name.clone(),
+            host_network: s.host_network,
+            affinity: s.affinity.clone(),
+            tolerations: s.tolerations.clone(),
+            priority_class_name: s.priority_class_name.clone(),
+            priority: s.priority,
+            runtime_class_name: s.runtime_class_name.clone(),
+            preemption_policy: s.preemption_policy.clone(),
+            overhead: s.overhead.clone(),
+            scheduling_gates: s.scheduling_gates.clone(),
+            resources: s.resources.clone(),
+        }
+    }
+}
+
+impl From<api::Container> for Container {
+    fn from(c: api::Container) -> Container {
+        Container {
+            name: c.name,
+            image: c.image,
+            ports: c.ports,
+            resources: c.resources,
+            restart_policy: c.restart_policy,
+        }
+    }
+}
+
+impl From<&api::Container> for Container {
+    fn from(c: &api::Container) -> Container {
+        Container {
+            name: c.name.clone(),
+            image: c.image.clone(),
+            ports: c.ports.clone(),
+            resources: c.resources.clone(),
+            restart_policy: c.restart_policy.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,8 +237,14 @@ mod tests {
         let sizes = [
             ("api::Node", std::mem::size_of::<api::Node>()),
             ("model::Node", std::mem::size_of::<Node>()),
+            ("api::Pod", std::mem::size_of::<api::Pod>()),
+            ("model::Pod", std::mem::size_of::<Pod>()),
+            ("api::Container", std::mem::size_of::<api::Container>()),
+            ("model::Container", std::mem::size_of::<Container>()),
         ];
         eprintln!("{sizes:?}");
         assert!(std::mem::size_of::<Node>() <= 250, "{sizes:?}");
+        assert!(std::mem::size_of::<Pod>() <= 1_400, "{sizes:?}");
+        assert!(std::mem::size_of::<Container>() <= 250, "{sizes:?}");
     }
 }

@@ -2,8 +2,9 @@
 //! mirrors daemon_controller.go NodeShouldRunDaemonPod (and NewPod, predicates)
 
 use crate::engine::model::Node;
+use crate::engine::model::PodSpec;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{PodSpec, Taint};
+use k8s_openapi::api::core::v1::Taint;
 
 use super::affinity;
 use super::reason::{taint_text, PodFate, Reason};
@@ -24,7 +25,8 @@ pub struct Eligibility {
 pub fn template_spec(ds: &DaemonSet) -> PodSpec {
     ds.spec
         .as_ref()
-        .and_then(|s| s.template.spec.clone())
+        .and_then(|s| s.template.spec.as_ref())
+        .map(PodSpec::from)
         .unwrap_or_default()
 }
 

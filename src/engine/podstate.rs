@@ -1,6 +1,7 @@
 //! What a DaemonSet pod's own status says: ready, available, waiting, crash-looping, failed.
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use crate::engine::model::Pod;
+use k8s_openapi::api::core::v1::ContainerStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::reason::Reason;

@@ -18,7 +18,7 @@ use super::fit;
 use super::labels;
 use super::reason::{NotHelpful, Reason};
 use crate::engine::model::Node;
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use crate::engine::model::{Pod, PodSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 

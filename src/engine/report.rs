@@ -3,8 +3,8 @@
 //! document. Versioned with the rest of kubectl-ds's JSON (`apiVersion: kubectl-ds/v1`). Field
 //! names are a contract. One home, so `render` reads them without importing `workflows`.
 
+use crate::engine::model::Pod;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 use crate::engine::admission::AdmissionInfo;

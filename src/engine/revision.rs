@@ -1,8 +1,8 @@
 //! Revisions: which ControllerRevision is current, and is a pod up to date?
 //! mirrors daemon update.go constructHistory/Match/getPatch and daemonset_util.go IsPodUpdated
 
+use crate::engine::model::Pod;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 use super::snapshot::is_claimed_by;

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::engine::model::Node;
+use crate::engine::model::{Pod, PodSpec};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use serde::{Deserialize, Serialize};
 
 use super::budget;

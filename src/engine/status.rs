@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::engine::model::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::{Deserialize, Serialize};
 
@@ -577,8 +577,8 @@ pub fn awaits_time(marks: &BTreeMap<String, NodeMark>) -> bool {
 mod tests {
     use super::*;
     use crate::engine::explain::{explain, NodeFilter};
+    use crate::engine::model::PodSpec;
     use crate::engine::testutil::{daemon_set, node, pod};
-    use k8s_openapi::api::core::v1::PodSpec;
 
     fn ds(strategy: &str) -> String {
         format!(
@@ -920,7 +920,7 @@ status:
     fn surge_is_impossible_beside_a_pod_holding_the_host_port() {
         let with_port = |p: Pod| {
             let mut p = p;
-            let spec: PodSpec = crate::yaml::from_str(PORTS).unwrap();
+            let spec: PodSpec = crate::engine::testutil::pod_spec(PORTS);
             p.spec.as_mut().unwrap().containers = spec.containers;
             p
         };
@@ -938,7 +938,8 @@ status:
                 with_port(agent_pod("c", "n3", "old", READY)),
             ],
         );
-        let template_spec: PodSpec = crate::yaml::from_str(PORTS).unwrap();
+        let template_spec: k8s_openapi::api::core::v1::PodSpec =
+            crate::yaml::from_str(PORTS).unwrap();
         snap.daemon_set
             .spec
             .as_mut()

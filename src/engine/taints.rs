@@ -1,6 +1,7 @@
 //! Taints and tolerations, with the DaemonSet controller's automatic tolerations.
 
-use k8s_openapi::api::core::v1::{PodSpec, Taint, Toleration};
+use crate::engine::model::PodSpec;
+use k8s_openapi::api::core::v1::{Taint, Toleration};
 
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";

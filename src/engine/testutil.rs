@@ -1,8 +1,8 @@
 //! Test helpers: build k8s-openapi objects from inline YAML, as real `kubectl get -o yaml` reads.
 
 use crate::engine::model::Node;
+use crate::engine::model::{Pod, PodSpec};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde_json::Value;
 
@@ -15,12 +15,17 @@ pub fn node(yaml: &str) -> Node {
         .into()
 }
 
+/// A pod as the engine reads it, from a `Pod` manifest (as a list's page is converted).
 pub fn pod(yaml: &str) -> Pod {
-    crate::yaml::from_str(yaml).expect("pod yaml")
+    crate::yaml::from_str::<k8s_openapi::api::core::v1::Pod>(yaml)
+        .expect("pod yaml")
+        .into()
 }
 
 pub fn pod_spec(yaml: &str) -> PodSpec {
-    let mut spec: PodSpec = crate::yaml::from_str(yaml).expect("pod spec yaml");
+    let mut spec: PodSpec = crate::yaml::from_str::<k8s_openapi::api::core::v1::PodSpec>(yaml)
+        .expect("pod spec yaml")
+        .into();
     if spec.containers.is_empty() {
         spec.containers = vec![Default::default()];
     }
@@ -49,7 +54,11 @@ pub fn snapshot_of_list(text: &str, name: &str) -> Snapshot {
             "Node" => nodes.push(Node::from(
                 serde_json::from_value::<k8s_openapi::api::core::v1::Node>(o).expect("node"),
             )),
-            "Pod" => pods.push(serde_json::from_value(o).expect("pod")),
+            "Pod" => pods.push(
+                serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(o)
+                    .expect("pod")
+                    .into(),
+            ),
             "PriorityClass" => classes.push(serde_json::from_value(o).expect("class")),
             _ => {}
         }

@@ -469,7 +469,7 @@ pub async fn verify(
 /// Pods the backup lists that no longer run.
 fn gone_since_backup(
     journal: Option<&Journal>,
-    pods: &[k8s_openapi::api::core::v1::Pod],
+    pods: &[crate::engine::model::Pod],
 ) -> Vec<ObjectRecord> {
     let Some(j) = journal else {
         return Vec::new();

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::engine::model::Pod;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::Pod;
 
 use crate::engine::checks::BackupFileState;
 use crate::engine::manifest::{self, Journal, ObjectRecord};

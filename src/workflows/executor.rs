@@ -469,7 +469,7 @@ spec:
         serde_json::from_value(v).unwrap()
     }
 
-    fn pods() -> Vec<k8s_openapi::api::core::v1::Pod> {
+    fn pods() -> Vec<crate::engine::model::Pod> {
         vec![pod("
 metadata:
   name: agent-a

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use crate::engine::model::Pod;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::Pod;
 
 use super::backup::{self, Backup};
 use super::executor::{execute, read_as_planned, Acted, Mutation, Plan, Steps};

@@ -1,6 +1,6 @@
 //! The preview's notes: what the plan means, in plain words, under the header.
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::engine::model::Pod;
 
 use super::{Action, Ctx, Draft, RolloutPreview, Strategy};
 use crate::engine::revision::{self, revision_hash};

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::engine::model::Node;
-use k8s_openapi::api::core::v1::Pod;
+use crate::engine::model::Pod;
 
 use super::{listing, StuckVerdict};
 use crate::engine::budget;

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::engine::model::Pod;
 use serde::{Deserialize, Serialize};
 
 use super::{NodeMark, AVAILABLE};
