@@ -36,6 +36,7 @@ use prost::Message;
 use super::wire as pb;
 use super::wire as pbmeta;
 use super::wire::Quantity as PbQuantity;
+use crate::engine::model::convert_all;
 
 /// The media type the apiserver answers in protobuf.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
@@ -395,8 +396,10 @@ async fn read_chunk(
 // Conversions. Field by field, in the order of the Go types.
 // ---------------------------------------------------------------------------------------------
 
+/// Not collected in place (see crate::engine::model::convert_all): a converted item smaller
+/// than its wire message would keep the message's room.
 fn vec_of<T, U>(v: Vec<T>, f: impl FnMut(T) -> U) -> Option<Vec<U>> {
-    (!v.is_empty()).then(|| v.into_iter().map(f).collect())
+    (!v.is_empty()).then(|| convert_all(v, f))
 }
 
 fn strings(v: Vec<String>) -> Option<Vec<String>> {
@@ -543,11 +546,7 @@ fn affinity(a: pb::Affinity) -> api::Affinity {
             required_during_scheduling_ignored_during_execution: n
                 .required_during_scheduling_ignored_during_execution
                 .map(|s| api::NodeSelector {
-                    node_selector_terms: s
-                        .node_selector_terms
-                        .into_iter()
-                        .map(node_selector_term)
-                        .collect(),
+                    node_selector_terms: convert_all(s.node_selector_terms, node_selector_term),
                 }),
             preferred_during_scheduling_ignored_during_execution: vec_of(
                 n.preferred_during_scheduling_ignored_during_execution,
@@ -640,7 +639,7 @@ pub fn pod(p: pb::Pod) -> api::Pod {
         metadata: object_meta(p.metadata),
         spec: p.spec.map(|s| api::PodSpec {
             init_containers: vec_of(s.init_containers, container),
-            containers: s.containers.into_iter().map(container).collect(),
+            containers: convert_all(s.containers, container),
             restart_policy: s_(s.restart_policy),
             termination_grace_period_seconds: s.termination_grace_period_seconds,
             active_deadline_seconds: s.active_deadline_seconds,
