@@ -673,8 +673,8 @@ status: {phase: Running, conditions: [{type: Ready, status: "True"}]}
         let c = &pod.spec.as_ref().unwrap().containers[0];
         let c0 = &before.spec.as_ref().unwrap().containers[0];
         assert_eq!(
-            (&c.ports, &c.resources, &c.image),
-            (&c0.ports, &c0.resources, &c0.image)
+            (&c.ports, c.resources.as_deref(), &c.image),
+            (&c0.ports, c0.resources.as_ref(), &c0.image)
         );
         assert_eq!(pod.status, before.status);
         let n = api_node(

@@ -188,9 +188,10 @@ type Defaults<'a> = (
 );
 
 fn merge_defaults(c: &mut Container, (default_limits, default_requests): Defaults) {
-    let res = c
-        .resources
-        .get_or_insert_with(ResourceRequirements::default);
+    let res = std::sync::Arc::make_mut(
+        c.resources
+            .get_or_insert_with(|| std::sync::Arc::new(ResourceRequirements::default())),
+    );
     // Pod defaulting ran before admission (core/v1 defaults.go SetDefaults_Pod): a request
     // missing where a limit is set is the limit. The raw template has not been through it.
     if let Some(limits) = res.limits.clone() {
@@ -280,7 +281,8 @@ containers:
         );
         let init = out.init_containers.as_ref().unwrap()[0]
             .resources
-            .clone()
+            .as_deref()
+            .cloned()
             .unwrap();
         assert_eq!(init.limits.unwrap()["cpu"].0, "1");
         // 500m + 100m + 200m for the app containers.

@@ -15,7 +15,7 @@ pub fn mismatches(spec: &PodSpec, node: &Node) -> Vec<Reason> {
     let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
     let mut out = Vec::new();
     // spec.nodeSelector: labels.SelectorFromSet, every pair must match exactly.
-    for (key, wanted) in spec.node_selector.iter().flatten() {
+    for (key, wanted) in spec.node_selector.iter().flat_map(|s| s.iter()) {
         let actual = labels.get(key);
         if actual != Some(wanted) {
             out.push(Reason::NodeSelectorMismatch {

@@ -157,7 +157,7 @@ pub fn is_active(pod: &Pod) -> bool {
 pub fn misfits(spec: &PodSpec, node: &Node, others: &[Pod]) -> Vec<Reason> {
     let active: Vec<&Pod> = others.iter().filter(|p| is_active(p)).collect();
     let mut out = Vec::new();
-    let allocatable = quantities(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
+    let allocatable = quantities(node.status.as_ref().and_then(|s| s.allocatable.as_deref()));
     // Too many pods (NodeResourcesFit "Too many pods").
     if let Some(max_pods) = allocatable.get("pods") {
         let max_pods = (max_pods / 1000) as i64;

@@ -413,7 +413,7 @@ pub fn smaller_request_fix(
                 continue;
             }
             let q = fit::format_quantity(resource, scale(r));
-            let res = c.resources.get_or_insert_with(Default::default);
+            let res = std::sync::Arc::make_mut(c.resources.get_or_insert_with(Default::default));
             res.requests.get_or_insert_with(Default::default).insert(
                 resource.to_string(),
                 k8s_openapi::apimachinery::pkg::api::resource::Quantity(q.clone()),

@@ -21,7 +21,10 @@
 //! objects (`why`'s node and pods, `--assume-node`, the workflows' lists, the DaemonSet's
 //! template) convert at the boundary where they enter the engine.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as api;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -53,7 +56,8 @@ pub struct NodeSpec {
 /// `status.allocatable` (fit) and the Ready condition (placement `ready_condition`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeStatus {
-    pub allocatable: Option<BTreeMap<String, Quantity>>,
+    /// Shared (see [`shared`]): the nodes of a pool offer the same.
+    pub allocatable: Option<Arc<BTreeMap<String, Quantity>>>,
     /// The Ready condition only (no other is read).
     pub conditions: Option<Vec<NodeCondition>>,
 }
@@ -77,7 +81,7 @@ impl From<api::Node> for Node {
                 taints: s.taints,
             }),
             status: n.status.map(|s| NodeStatus {
-                allocatable: s.allocatable,
+                allocatable: s.allocatable.map(shared),
                 conditions: s.conditions.map(|cs| {
                     let mut ready = Vec::with_capacity(1);
                     ready.extend(cs.into_iter().filter(|c| c.type_ == "Ready").map(|c| {
@@ -108,11 +112,13 @@ pub struct PodSpec {
     pub init_containers: Option<Vec<Container>>,
     pub containers: Vec<Container>,
     pub restart_policy: Option<String>,
-    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Shared (see [`shared`]): a DaemonSet's pods all carry the same.
+    pub node_selector: Option<Arc<BTreeMap<String, String>>>,
     pub node_name: Option<String>,
     pub host_network: Option<bool>,
     pub affinity: Option<api::Affinity>,
-    pub tolerations: Option<Vec<api::Toleration>>,
+    /// Shared (see [`shared`]): a DaemonSet's pods all carry the same.
+    pub tolerations: Option<Arc<Vec<api::Toleration>>>,
     pub priority_class_name: Option<String>,
     pub priority: Option<i32>,
     pub runtime_class_name: Option<String>,
@@ -130,8 +136,44 @@ pub struct Container {
     pub name: String,
     pub image: Option<String>,
     pub ports: Option<Vec<api::ContainerPort>>,
-    pub resources: Option<api::ResourceRequirements>,
+    /// Shared (see [`shared`]): the same container of a DaemonSet's pods asks the same.
+    pub resources: Option<Arc<api::ResourceRequirements>>,
     pub restart_policy: Option<String>,
+}
+
+/// One allocation for a value that repeats from object to object of a list: the tolerations,
+/// nodeSelector and container resources of a DaemonSet's pods (its template's), a node pool's
+/// allocatable. Each conversion compares the value with the last few distinct ones seen on this
+/// thread (most recent first) and hands out a clone of the `Arc` it equals, or keeps the new one.
+/// At 5,000 pods and nodes that saves the four maps and vectors per object (a `BTreeMap` with
+/// one entry allocates room for eleven), about 10 MB; the engine reads them through `Arc`'s
+/// `Deref` as before. Values that differ from object to object (names, labels, the node
+/// affinity the controller pins each pod with) are not offered.
+pub fn shared<T: PartialEq + Send + Sync + 'static>(value: T) -> Arc<T> {
+    // Distinct values of every kind together: a pod's tolerations, nodeSelector and each of
+    // its containers' resources, a node's allocatable.
+    const RECENT: usize = 16;
+    type Seen = Arc<dyn Any + Send + Sync>;
+    thread_local! {
+        static RECENT_VALUES: RefCell<Vec<Seen>> = const { RefCell::new(Vec::new()) };
+    }
+    RECENT_VALUES.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        let hit = recent.iter().enumerate().find_map(|(i, seen)| {
+            let seen = Arc::clone(seen).downcast::<T>().ok()?;
+            (*seen == value).then_some((i, seen))
+        });
+        let arc = match hit {
+            Some((i, arc)) => {
+                recent.remove(i);
+                arc
+            }
+            None => Arc::new(value),
+        };
+        recent.insert(0, Arc::clone(&arc) as Seen);
+        recent.truncate(RECENT);
+        arc
+    })
 }
 
 /// `v` converted item by item into a new vector of exactly its length.
@@ -172,11 +214,11 @@ impl From<api::PodSpec> for PodSpec {
             init_containers: s.init_containers.map(|cs| convert_all(cs, Container::from)),
             containers: convert_all(s.containers, Container::from),
             restart_policy: s.restart_policy,
-            node_selector: s.node_selector,
+            node_selector: s.node_selector.map(shared),
             node_name: s.node_name,
             host_network: s.host_network,
             affinity: s.affinity,
-            tolerations: s.tolerations,
+            tolerations: s.tolerations.map(shared),
             priority_class_name: s.priority_class_name,
             priority: s.priority,
             runtime_class_name: s.runtime_class_name,
@@ -197,11 +239,11 @@ impl From<&api::PodSpec> for PodSpec {
                 .map(|cs| cs.iter().map(Container::from).collect()),
             containers: s.containers.iter().map(Container::from).collect(),
             restart_policy: s.restart_policy.clone(),
-            node_selector: s.node_selector.clone(),
+            node_selector: s.node_selector.clone().map(shared),
             node_name: s.node_name.clone(),
             host_network: s.host_network,
             affinity: s.affinity.clone(),
-            tolerations: s.tolerations.clone(),
+            tolerations: s.tolerations.clone().map(shared),
             priority_class_name: s.priority_class_name.clone(),
             priority: s.priority,
             runtime_class_name: s.runtime_class_name.clone(),
@@ -219,7 +261,7 @@ impl From<api::Container> for Container {
             name: c.name,
             image: c.image,
             ports: c.ports,
-            resources: c.resources,
+            resources: c.resources.map(shared),
             restart_policy: c.restart_policy,
         }
     }
@@ -231,7 +273,7 @@ impl From<&api::Container> for Container {
             name: c.name.clone(),
             image: c.image.clone(),
             ports: c.ports.clone(),
-            resources: c.resources.clone(),
+            resources: c.resources.clone().map(shared),
             restart_policy: c.restart_policy.clone(),
         }
     }
@@ -257,6 +299,38 @@ mod tests {
         assert!(std::mem::size_of::<Node>() <= 250, "{sizes:?}");
         assert!(std::mem::size_of::<Pod>() <= 1_400, "{sizes:?}");
         assert!(std::mem::size_of::<Container>() <= 250, "{sizes:?}");
+    }
+
+    /// Two pods of one template share their tolerations, nodeSelector and container resources
+    /// (one allocation each); a pod asking for something else gets its own.
+    #[test]
+    fn repeated_values_are_shared_and_different_ones_are_not() {
+        let pod = |cpu: &str| {
+            Pod::from(
+                crate::yaml::from_str::<api::Pod>(&format!(
+                    "spec:
+  nodeSelector: {{kubernetes.io/os: linux}}
+  tolerations: [{{operator: Exists}}]
+  containers: [{{name: c, resources: {{requests: {{cpu: {cpu}}}}}}}]"
+                ))
+                .unwrap(),
+            )
+        };
+        let (a, b, c) = (pod("100m"), pod("100m"), pod("200m"));
+        let spec = |p: &Pod| p.spec.clone().unwrap();
+        let (a, b, c) = (spec(&a), spec(&b), spec(&c));
+        let res = |s: &PodSpec| s.containers[0].resources.clone().unwrap();
+        assert!(Arc::ptr_eq(&res(&a), &res(&b)));
+        assert!(!Arc::ptr_eq(&res(&a), &res(&c)));
+        assert_eq!(res(&c).requests.as_ref().unwrap()["cpu"].0, "200m");
+        let tol = |s: &PodSpec| s.tolerations.clone().unwrap();
+        assert!(Arc::ptr_eq(&tol(&a), &tol(&b)) && Arc::ptr_eq(&tol(&a), &tol(&c)));
+        let sel = |s: &PodSpec| s.node_selector.clone().unwrap();
+        assert!(Arc::ptr_eq(&sel(&a), &sel(&c)));
+        // Values of another type never match, even when empty.
+        let empty_map: Arc<BTreeMap<String, String>> = shared(BTreeMap::new());
+        let empty_vec: Arc<Vec<api::Toleration>> = shared(Vec::new());
+        assert!(empty_map.is_empty() && empty_vec.is_empty());
     }
 
     /// A converted pod's containers and a node's Ready condition take only their own room, not

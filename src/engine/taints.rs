@@ -43,7 +43,7 @@ pub fn automatic_tolerations(spec: &PodSpec) -> Vec<Toleration> {
 /// The template's tolerations plus the automatic ones, as the created pod carries them.
 /// mirrors daemonset_util.go AddOrUpdateDaemonPodTolerations / v1helper.AddOrUpdateTolerationInPodSpec
 pub fn effective_tolerations(spec: &PodSpec) -> Vec<Toleration> {
-    let mut all: Vec<Toleration> = spec.tolerations.clone().unwrap_or_default();
+    let mut all: Vec<Toleration> = spec.tolerations.as_deref().cloned().unwrap_or_default();
     for auto in automatic_tolerations(spec) {
         // AddOrUpdateTolerationInPodSpec replaces a toleration that MatchToleration()es
         // (same key, operator, value, effect) and appends otherwise.

@@ -555,8 +555,9 @@ fn the_admitted_pod_decides_whether_a_restart_grows() {
     // for nothing, yet its admitted pod asks for 1500m: only the admitted pod shows it.
     let mut snap = running_v1();
     for p in &mut snap.pods {
-        p.spec.as_mut().unwrap().containers[0].resources =
-            crate::yaml::from_str("requests: {cpu: 500m}").unwrap();
+        p.spec.as_mut().unwrap().containers[0].resources = Some(std::sync::Arc::new(
+            crate::yaml::from_str("requests: {cpu: 500m}").unwrap(),
+        ));
     }
     let new = ds(2, V2, ROLLING);
     assert!(
