@@ -512,11 +512,7 @@ async fn overview(
     }
     let items: Vec<Explanation> = snaps
         .iter()
-        .map(|snap| {
-            let mut e = explain::explain(snap, &NodeFilter::default());
-            e.nodes = Vec::new();
-            e
-        })
+        .map(|snap| explain::explain(snap, &NodeFilter::summary_only()))
         .collect();
     let order = render::explain::overview_order(&items);
     Ok((

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::labels::{self, Selector};
 use super::manifest::Journal;
-use super::placement::{node_should_run, template_spec};
+use super::placement::{template_spec, Placer};
 use super::podstate::{is_terminating, oldest_first, phase, target_node};
 use super::revision::{
     pod_hash, revision_hash, stored_template, template_value, HASH_LABEL, TEMPLATE_GENERATION_LABEL,
@@ -364,6 +364,7 @@ fn role_of(
 /// objects give the same plan.
 pub fn analyse(f: &AdoptFacts) -> AdoptAnalysis {
     let new_spec = template_spec(f.new_ds);
+    let placer = Placer::new(&new_spec);
     let new_sel = f
         .new_ds
         .spec
@@ -396,7 +397,7 @@ pub fn analyse(f: &AdoptFacts) -> AdoptAnalysis {
             Role::LeftBehind => {
                 plan.fate = Fate::LeftBehind;
                 let node = plan.node.as_deref().and_then(|n| nodes.get(n));
-                let duplicate = node.is_some_and(|n| node_should_run(&new_spec, n).should_run);
+                let duplicate = node.is_some_and(|n| placer.node_should_run(n).should_run);
                 plan.detail = Some(if duplicate {
                     "the new selector misses it: it stays without a controller and the new DaemonSet starts a second pod beside it".into()
                 } else {
@@ -421,7 +422,7 @@ pub fn analyse(f: &AdoptFacts) -> AdoptAnalysis {
                 None => plan.detail = Some(format!("node {n} no longer exists")),
                 Some(node) => {
                     // mirrors podsShouldBeOnNode: !shouldContinueRunning && exists -> delete
-                    let e = node_should_run(&new_spec, node);
+                    let e = placer.node_should_run(node);
                     if !e.should_continue_running {
                         plan.fate = Fate::Delete;
                         let why = e.reasons.first().map(|r| r.message()).unwrap_or_default();
@@ -492,7 +493,7 @@ pub fn analyse(f: &AdoptFacts) -> AdoptAnalysis {
         .collect();
     let should_run: Vec<&str> = nodes
         .iter()
-        .filter(|(_, n)| node_should_run(&new_spec, n).should_run)
+        .filter(|(_, n)| placer.node_should_run(n).should_run)
         .map(|(name, _)| *name)
         .collect();
     let new_nodes: Vec<String> = should_run

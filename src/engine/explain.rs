@@ -171,20 +171,33 @@ pub struct Explanation {
 pub struct NodeFilter {
     pub names: Vec<String>,
     pub selector: Option<Selector>,
+    /// No node at all: the summary only (the overview of `explain -A`, which shows no node
+    /// verdicts, need not keep and sort 5,000 of them per DaemonSet).
+    pub summary_only: bool,
 }
 
 impl NodeFilter {
+    /// Lists no node (the summary still covers every node).
+    pub fn summary_only() -> NodeFilter {
+        NodeFilter {
+            summary_only: true,
+            ..Default::default()
+        }
+    }
+
     pub fn parse(names: &[String], selector: Option<&str>) -> Result<NodeFilter, String> {
         let selector = selector.map(labels::parse).transpose()?;
         Ok(NodeFilter {
             names: names.to_vec(),
             selector,
+            summary_only: false,
         })
     }
 
     fn keeps(&self, node: &Node) -> bool {
         let name = node.metadata.name.as_deref().unwrap_or("");
-        (self.names.is_empty() || self.names.iter().any(|n| n == name))
+        !self.summary_only
+            && (self.names.is_empty() || self.names.iter().any(|n| n == name))
             && self
                 .selector
                 .as_ref()
@@ -261,35 +274,45 @@ pub fn preemption_namespaces(snap: &Snapshot) -> Vec<String> {
 pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
     let ds = &snap.daemon_set;
     let spec = placement::template_spec(ds);
+    let placer = placement::Placer::new(&spec);
     let ctx = Context::new(snap);
     let by_node = pods_by_node(ds, &snap.pods);
     let mut computed = Counters::default();
-    let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
-    let mut states: BTreeMap<String, usize> = BTreeMap::new();
+    // Counted by static names (one map entry per kind, not a string per node and DaemonSet).
+    let mut excluded: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut states: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut nodes = Vec::new();
+    // The reasons of the nodes not listed that the summary's notes depend on.
+    let mut noted: Vec<Reason> = Vec::new();
     for node in snap.nodes.iter() {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let elig = placement::node_should_run(&spec, node);
+        let elig = placer.node_should_run(node);
         let pods: &[&Pod] = by_node.get(&name).map(Vec::as_slice).unwrap_or(&[]);
         count_status(&ctx, &elig, pods, &mut computed);
         if !elig.should_run {
             if let Some(first) = elig.reasons.iter().find(|r| r.is_eligibility()) {
-                *excluded.entry(first.code().to_string()).or_default() += 1;
+                *excluded.entry(first.code()).or_default() += 1;
             }
         }
         let verdict = node_verdict(&ctx, node, name, elig, pods);
-        *states
-            .entry(verdict.state.as_str().to_string())
-            .or_default() += 1;
+        *states.entry(verdict.state.as_str()).or_default() += 1;
         if filter.keeps(node) {
             nodes.push(verdict);
+        } else {
+            // The notes below are about every node, listed or not.
+            noted.extend(
+                verdict
+                    .reasons
+                    .into_iter()
+                    .filter(super::preemption::ClusterPriorities::is_noted),
+            );
         }
     }
     computed.unavailable = computed.desired - computed.available;
     nodes.sort_by(|a, b| a.state.cmp(&b.state).then_with(|| a.name.cmp(&b.name)));
     let daemon_set = ds_info(snap, ctx.current_hash.clone());
     let mut summary = summarise(snap, &daemon_set, computed, excluded, states, nodes.len());
-    let computed_reasons = nodes.iter().flat_map(|n| n.reasons.iter());
+    let computed_reasons = nodes.iter().flat_map(|n| n.reasons.iter()).chain(&noted);
     summary
         .notes
         .extend(snap.priorities.notes(computed_reasons));
@@ -685,14 +708,21 @@ fn summarise(
     snap: &Snapshot,
     info: &DaemonSetInfo,
     computed: Counters,
-    excluded: BTreeMap<String, usize>,
-    states: BTreeMap<String, usize>,
+    excluded: BTreeMap<&'static str, usize>,
+    states: BTreeMap<&'static str, usize>,
     shown: usize,
 ) -> Summary {
     let ds = &snap.daemon_set;
     let mut excluded: Vec<Exclusion> = excluded
         .into_iter()
-        .map(|(code, nodes)| Exclusion { code, nodes })
+        .map(|(code, nodes)| Exclusion {
+            code: code.to_string(),
+            nodes,
+        })
+        .collect();
+    let states: BTreeMap<String, usize> = states
+        .into_iter()
+        .map(|(state, n)| (state.to_string(), n))
         .collect();
     excluded.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.code.cmp(&b.code)));
     let mut reconciliation = format!("desired {} = {} nodes", computed.desired, snap.nodes.len());

@@ -4,7 +4,7 @@
 use crate::engine::model::Node;
 use crate::engine::model::PodSpec;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Taint;
+use k8s_openapi::api::core::v1::{Taint, Toleration};
 
 use super::affinity;
 use super::reason::{taint_text, PodFate, Reason};
@@ -30,8 +30,34 @@ pub fn template_spec(ds: &DaemonSet) -> PodSpec {
         .unwrap_or_default()
 }
 
-/// mirrors daemon_controller.go NodeShouldRunDaemonPod
-pub fn node_should_run(spec: &PodSpec, node: &Node) -> Eligibility {
+/// NodeShouldRunDaemonPod for one pod spec on many nodes: the tolerations the pod would carry
+/// (the template's plus the automatic ones, daemonset_util.go AddOrUpdateDaemonPodTolerations,
+/// as the controller adds them once per pod it creates) are computed once, not once per node.
+pub struct Placer<'a> {
+    spec: &'a PodSpec,
+    tolerations: Vec<Toleration>,
+}
+
+impl<'a> Placer<'a> {
+    pub fn new(spec: &'a PodSpec) -> Placer<'a> {
+        Placer {
+            spec,
+            tolerations: taints::effective_tolerations(spec),
+        }
+    }
+
+    /// mirrors daemon_controller.go NodeShouldRunDaemonPod
+    pub fn node_should_run(&self, node: &Node) -> Eligibility {
+        node_should_run_tolerating(self.spec, &self.tolerations, node)
+    }
+}
+
+/// mirrors daemon_controller.go NodeShouldRunDaemonPod, with the pod's effective tolerations.
+fn node_should_run_tolerating(
+    spec: &PodSpec,
+    tolerations: &[Toleration],
+    node: &Node,
+) -> Eligibility {
     let node_name = node.metadata.name.as_deref().unwrap_or("");
     let mut reasons = Vec::new();
     // Template nodeName: `!(NodeName == "" || NodeName == node.Name) => (false, false)`.
@@ -57,8 +83,7 @@ pub fn node_should_run(spec: &PodSpec, node: &Node) -> Eligibility {
         .as_ref()
         .and_then(|s| s.taints.as_deref())
         .unwrap_or(&[]);
-    let tolerations = taints::effective_tolerations(spec);
-    let untolerated = taints::untolerated(node_taints, &tolerations);
+    let untolerated = taints::untolerated(node_taints, tolerations);
     let has_untolerated_no_execute = untolerated.iter().any(|t| t.effect == NO_EXECUTE);
     let fate = if has_untolerated_no_execute || !fits_affinity {
         PodFate::Deleted
@@ -146,7 +171,7 @@ mod tests {
     use crate::engine::testutil::{node, pod_spec};
 
     fn run(spec: &str, n: &str) -> Eligibility {
-        node_should_run(&pod_spec(spec), &node(n))
+        Placer::new(&pod_spec(spec)).node_should_run(&node(n))
     }
 
     #[test]

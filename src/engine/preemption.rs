@@ -58,6 +58,18 @@ impl ClusterPriorities {
     }
 
     /// Notes for what could not be read, given the reasons that were computed.
+    /// A reason [`Self::notes`] reads.
+    pub fn is_noted(r: &Reason) -> bool {
+        matches!(
+            r,
+            Reason::Preemption { .. }
+                | Reason::PreemptionNotHelpful {
+                    why: NotHelpful::PriorityUnknown,
+                    ..
+                }
+        )
+    }
+
     pub fn notes<'a>(&self, computed: impl IntoIterator<Item = &'a Reason>) -> Vec<String> {
         let mut preempts = false;
         let mut unknown = false;

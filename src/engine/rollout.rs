@@ -588,13 +588,17 @@ pub struct Classified<'a> {
 pub fn classify<'a>(snap: &'a Snapshot, new: &'a DaemonSet) -> Classified<'a> {
     let old_spec = placement::template_spec(&snap.daemon_set);
     let new_spec = placement::template_spec(new);
+    let (old_placer, new_placer) = (
+        placement::Placer::new(&old_spec),
+        placement::Placer::new(&new_spec),
+    );
     let mut desired_before = 0;
     let mut eligibility = Vec::new();
     for node in snap.nodes.iter() {
-        if placement::node_should_run(&old_spec, node).should_run {
+        if old_placer.node_should_run(node).should_run {
             desired_before += 1;
         }
-        eligibility.push((node, placement::node_should_run(&new_spec, node)));
+        eligibility.push((node, new_placer.node_should_run(node)));
     }
     let desired = eligibility.iter().filter(|(_, e)| e.should_run).count();
     let ctx = build_ctx(snap, new, desired);

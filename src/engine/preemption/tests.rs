@@ -500,6 +500,15 @@ fn explain_says_the_pending_pod_fits_by_preempting() {
             .any(|n| n.contains("PodDisruptionBudgets")),
         "PDBs were not read: said so"
     );
+    // The overview's summary-only explanation lists no node, and says the same about them.
+    let mut overview = explain(&snap, &NodeFilter::summary_only());
+    assert!(overview.nodes.is_empty());
+    assert_eq!((overview.summary.shown, e.summary.shown), (0, 1));
+    overview.summary.shown = e.summary.shown;
+    assert_eq!(
+        serde_json::to_value(&overview.summary).unwrap(),
+        serde_json::to_value(&e.summary).unwrap()
+    );
 }
 
 #[test]
