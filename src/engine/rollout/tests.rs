@@ -349,14 +349,7 @@ fn surge_with_a_host_port_cannot_progress() {
     let old = ds(1, &spec("agent:1"), strategy);
     let rev = revision_of(&old, "aaa", 1);
     let mut holder = ds_pod("n1", "aaa", 1, true);
-    holder.spec = old
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .map(Into::into);
+    holder.spec = Some(crate::engine::placement::template_spec(&old));
     holder.spec.as_mut().unwrap().node_name = Some("n1".into());
     let mut snap = snapshot(old, vec![plain_node("n1")], vec![holder.clone()], vec![rev]);
     let new = ds(2, &spec("agent:2"), strategy);
@@ -591,15 +584,7 @@ fn a_node_whose_only_pod_is_terminating() {
     let spec = "{containers: [{name: agent, image: 'agent:1', ports: [{containerPort: 9100, hostPort: 9100}]}]}";
     let terminating = |snap: &mut Snapshot| {
         let mut p = ds_pod("n1", "aaa", 1, true);
-        p.spec = snap
-            .daemon_set
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .map(Into::into);
+        p.spec = Some(crate::engine::placement::template_spec(&snap.daemon_set));
         p.spec.as_mut().unwrap().node_name = Some("n1".into());
         p.metadata.deletion_timestamp = Some(Time("2026-01-01T00:59:00Z".parse().unwrap()));
         snap.pods = vec![p.clone()];
