@@ -106,7 +106,7 @@ pub fn controller_pod(ds: &DaemonSet, node: &str) -> api::Pod {
         .map(|s| s.template.clone())
         .unwrap_or_default();
     let mut spec = template.spec.unwrap_or_default();
-    spec.tolerations = Some(taints::effective_tolerations(&PodSpec::from(&spec)));
+    spec.tolerations = Some(taints::effective_tolerations(&PodSpec::from(spec.clone())));
     pin_to_node(&mut spec, node);
     let tmeta = template.metadata.unwrap_or_default();
     let mut labels = tmeta.labels.unwrap_or_default();

@@ -275,7 +275,7 @@ pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
     let ds = &snap.daemon_set;
     let spec = placement::template_spec(ds);
     let placer = placement::Placer::new(&spec);
-    let ctx = Context::new(snap);
+    let ctx = Context::new(snap, placer.tolerations());
     let by_node = pods_by_node(ds, &snap.pods);
     let mut computed = Counters::default();
     // Counted by static names (one map entry per kind, not a string per node and DaemonSet).
@@ -337,14 +337,14 @@ struct Context<'a> {
     failed_create: Option<Reason>,
     failed_pod_events: HashMap<String, String>,
     scheduling_events: HashMap<String, String>,
-    /// The created pods' tolerations (template + automatic).
-    tolerations: Vec<Toleration>,
+    /// The created pods' tolerations (template + automatic), as placement computed them.
+    tolerations: &'a [Toleration],
     /// maxSurge > 0: a new pod is created beside terminating ones.
     surge: bool,
 }
 
 impl<'a> Context<'a> {
-    fn new(snap: &'a Snapshot) -> Self {
+    fn new(snap: &'a Snapshot, tolerations: &'a [Toleration]) -> Self {
         let ds = &snap.daemon_set;
         let spec = ds.spec.as_ref();
         let rules = Rules::for_version(snap.server_version.as_ref());
@@ -407,7 +407,7 @@ impl<'a> Context<'a> {
             failed_create,
             failed_pod_events,
             scheduling_events,
-            tolerations: taints::effective_tolerations(&placement::template_spec(ds)),
+            tolerations,
             // Percentages round up: any non-zero maxSurge allows surging.
             surge: !on_delete && budget::budgets(ds, snap.nodes.len().max(1)).max_surge > 0,
         }
@@ -513,7 +513,7 @@ fn node_verdict(
             .as_ref()
             .and_then(|s| s.taints.as_deref())
             .unwrap_or(&[]);
-        if let Some((t, secs)) = taints::eviction_after(taints, &ctx.tolerations) {
+        if let Some((t, secs)) = taints::eviction_after(taints, ctx.tolerations) {
             reasons.push(Reason::EvictionLoop {
                 taint: taint_text(&t.key, t.value.as_deref(), &t.effect),
                 toleration_seconds: secs,

@@ -198,16 +198,6 @@ impl From<api::Pod> for Pod {
     }
 }
 
-impl From<&api::Pod> for Pod {
-    fn from(p: &api::Pod) -> Pod {
-        Pod {
-            metadata: p.metadata.clone(),
-            spec: p.spec.as_ref().map(PodSpec::from),
-            status: p.status.clone(),
-        }
-    }
-}
-
 impl From<api::PodSpec> for PodSpec {
     fn from(s: api::PodSpec) -> PodSpec {
         PodSpec {
@@ -230,31 +220,6 @@ impl From<api::PodSpec> for PodSpec {
     }
 }
 
-impl From<&api::PodSpec> for PodSpec {
-    fn from(s: &api::PodSpec) -> PodSpec {
-        PodSpec {
-            init_containers: s
-                .init_containers
-                .as_ref()
-                .map(|cs| cs.iter().map(Container::from).collect()),
-            containers: s.containers.iter().map(Container::from).collect(),
-            restart_policy: s.restart_policy.clone(),
-            node_selector: s.node_selector.clone().map(shared),
-            node_name: s.node_name.clone(),
-            host_network: s.host_network,
-            affinity: s.affinity.clone(),
-            tolerations: s.tolerations.clone().map(shared),
-            priority_class_name: s.priority_class_name.clone(),
-            priority: s.priority,
-            runtime_class_name: s.runtime_class_name.clone(),
-            preemption_policy: s.preemption_policy.clone(),
-            overhead: s.overhead.clone(),
-            scheduling_gates: s.scheduling_gates.clone(),
-            resources: s.resources.clone(),
-        }
-    }
-}
-
 impl From<api::Container> for Container {
     fn from(c: api::Container) -> Container {
         Container {
@@ -263,18 +228,6 @@ impl From<api::Container> for Container {
             ports: c.ports,
             resources: c.resources.map(shared),
             restart_policy: c.restart_policy,
-        }
-    }
-}
-
-impl From<&api::Container> for Container {
-    fn from(c: &api::Container) -> Container {
-        Container {
-            name: c.name.clone(),
-            image: c.image.clone(),
-            ports: c.ports.clone(),
-            resources: c.resources.clone().map(shared),
-            restart_policy: c.restart_policy.clone(),
         }
     }
 }

@@ -25,7 +25,7 @@ pub struct Eligibility {
 pub fn template_spec(ds: &DaemonSet) -> PodSpec {
     ds.spec
         .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.template.spec.clone())
         .map(PodSpec::from)
         .unwrap_or_default()
 }
@@ -44,6 +44,11 @@ impl<'a> Placer<'a> {
             spec,
             tolerations: taints::effective_tolerations(spec),
         }
+    }
+
+    /// The tolerations the created pod carries (the template's plus the automatic ones).
+    pub fn tolerations(&self) -> &[Toleration] {
+        &self.tolerations
     }
 
     /// mirrors daemon_controller.go NodeShouldRunDaemonPod
