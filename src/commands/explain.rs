@@ -101,7 +101,9 @@ async fn explain_to<W: Write>(out: &mut W, args: ExplainArgs, settings: &Setting
         Some(name) => {
             let snap = fetch::fetch_snapshot(&cluster, &cluster.namespace, name).await?;
             let e = explain::explain(&snap, &filter);
-            emit(out, e, &snap, &print, &palette)
+            let exit = emit(out, e, &snap, &print, &palette);
+            super::leave_to_exit(snap);
+            exit
         }
         None => {
             let all = settings.global.all_namespaces;
@@ -123,7 +125,7 @@ struct Print {
 
 /// The nodes' labels for `-L` and `--show-labels`; none when no label column is shown (a copy
 /// of every node's labels is several MB at 5,000 nodes).
-fn node_labels(snap: &Snapshot, opts: &TableOptions) -> NodeLabels {
+pub(super) fn node_labels(snap: &Snapshot, opts: &TableOptions) -> NodeLabels {
     if opts.label_columns.is_empty() && !opts.show_labels {
         return NodeLabels::new();
     }

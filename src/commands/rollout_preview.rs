@@ -109,15 +109,9 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         label_columns: split_label_columns(&args.label_columns),
         show_labels: args.show_labels,
     };
-    let labels: NodeLabels = snap
-        .nodes
-        .iter()
-        .map(|n| {
-            let labels = n.metadata.labels.clone().unwrap_or_default();
-            (n.metadata.name.clone().unwrap_or_default(), labels)
-        })
-        .collect();
-    let mut out = std::io::stdout().lock();
+    let labels: NodeLabels = super::explain::node_labels(&snap, &opts);
+    // Buffered, as explain's: stdout is line-buffered (a write per line of 5,000 nodes' JSON).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     emit(
         &mut out,
         &doc,
@@ -125,11 +119,15 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         (&opts, &labels),
         &Palette::new(settings.color),
     )?;
-    Ok(if args.exit_code && preview.would_roll {
+    out.flush().map_err(render::io_err)?;
+    drop(doc);
+    let exit = if args.exit_code && preview.would_roll {
         Exit::Differs
     } else {
         Exit::Ok
-    })
+    };
+    super::leave_to_exit((snap, preview, pods_on_nodes));
+    Ok(exit)
 }
 
 /// Dry runs before giving up when the DaemonSet keeps moving without a spec change.
