@@ -591,6 +591,31 @@ pub enum Shell {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_commands_that_read_once_run_on_one_thread() {
+        let reads_once = |args: &[&str]| {
+            let mut argv = vec!["kubectl-ds"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).unwrap().command.reads_once()
+        };
+        assert!(reads_once(&["explain", "agent"]));
+        assert!(reads_once(&["explain", "-A"]));
+        assert!(reads_once(&[
+            "rollout-preview",
+            "agent",
+            "--image",
+            "a=b:2"
+        ]));
+        assert!(reads_once(&["why", "node-1"]));
+        assert!(reads_once(&["endpoints", "agent"]));
+        // A lease renewer or watches run beside the main task: two workers.
+        assert!(!reads_once(&["explain", "agent", "--watch"]));
+        assert!(!reads_once(&["status", "agent"]));
+        assert!(!reads_once(&["orphan", "agent"]));
+        assert!(!reads_once(&["adopt", "-f", "new.yaml"]));
+        assert!(!reads_once(&["migrate", "agent", "-f", "new.yaml"]));
+    }
     use clap::CommandFactory;
 
     #[test]

@@ -16,7 +16,6 @@ use crate::error::Result;
 use crate::exit::Exit;
 use crate::settings::Settings;
 
-/// Runs a subcommand; returns the exit code of a successful run (errors map to theirs).
 /// Leaves `value` for the process's exit to free: a one-shot command's last step, after its
 /// output is written. Freeing a 5,000-node snapshot one small allocation at a time was 4 % of
 /// `explain`'s CPU (perf); the operating system takes the whole heap back at once. Only for
@@ -25,6 +24,7 @@ pub fn leave_to_exit<T>(value: T) {
     std::mem::forget(value);
 }
 
+/// Runs a subcommand; returns the exit code of a successful run (errors map to theirs).
 pub async fn run(command: Command, settings: &Settings) -> Result<Exit> {
     match command {
         Command::Explain(args) => explain::run(args, settings).await,
