@@ -24,7 +24,6 @@ use crate::engine::preemption::ClusterPriorities;
 use crate::engine::snapshot::{controller_of, is_claimed_by, Snapshot};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::render::explain::NodeLabels;
 use crate::render::printer::{self, split_label_columns, Format, TableOptions};
 use crate::render::{self, palette::Palette};
 use crate::settings::Settings;
@@ -123,21 +122,6 @@ struct Print {
     fix: bool,
 }
 
-/// The nodes' labels for `-L` and `--show-labels`; none when no label column is shown (a copy
-/// of every node's labels is several MB at 5,000 nodes).
-pub(super) fn node_labels(snap: &Snapshot, opts: &TableOptions) -> NodeLabels {
-    if opts.label_columns.is_empty() && !opts.show_labels {
-        return NodeLabels::new();
-    }
-    snap.nodes
-        .iter()
-        .map(|n| {
-            let labels = n.metadata.labels.clone().unwrap_or_default();
-            (n.metadata.name.clone().unwrap_or_default(), labels)
-        })
-        .collect()
-}
-
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
     serde_json::to_value(v).map_err(|e| Error::Io(format!("rendering JSON: {e}")))
 }
@@ -172,7 +156,7 @@ fn emit<W: Write>(
         Format::Yaml => render::yaml(out, &with_fixes(&e, snap)?)?,
         Format::Table | Format::Wide => {
             let wide = print.format == Format::Wide;
-            let labels = &node_labels(snap, &print.opts);
+            let labels = &render::explain::node_labels(snap, &print.opts);
             render::explain::explanation_table_with(out, &e, wide, palette, &print.opts, labels)?;
             if !print.opts.no_headers {
                 fix_lines(out, &e, snap)?;

@@ -109,7 +109,7 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         label_columns: split_label_columns(&args.label_columns),
         show_labels: args.show_labels,
     };
-    let labels: NodeLabels = super::explain::node_labels(&snap, &opts);
+    let labels: NodeLabels = render::explain::node_labels(&snap, &opts);
     // Buffered, as explain's: stdout is line-buffered (a write per line of 5,000 nodes' JSON).
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     emit(

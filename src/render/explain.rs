@@ -6,6 +6,7 @@ use std::io::Write;
 
 use crate::engine::explain::{Explanation, NodeState, NodeVerdict};
 use crate::engine::reason::Reason;
+use crate::engine::snapshot::Snapshot;
 use crate::error::Result;
 
 use super::io_err;
@@ -94,6 +95,21 @@ fn header<W: Write>(out: &mut W, e: &Explanation, p: &Palette) -> Result<()> {
 
 /// Node name to its labels, for `-L` and `--show-labels`.
 pub type NodeLabels = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The nodes' labels for `-L` and `--show-labels`; none when no label column is shown (a copy
+/// of every node's labels is several MB at 5,000 nodes).
+pub fn node_labels(snap: &Snapshot, opts: &TableOptions) -> NodeLabels {
+    if opts.label_columns.is_empty() && !opts.show_labels {
+        return NodeLabels::new();
+    }
+    snap.nodes
+        .iter()
+        .map(|n| {
+            let labels = n.metadata.labels.clone().unwrap_or_default();
+            (n.metadata.name.clone().unwrap_or_default(), labels)
+        })
+        .collect()
+}
 
 /// The table (`-o table`) or the wide table (`-o wide`), with kubectl get's table options: `--no-headers` drops the header block and the
 /// column headers; `-L` and `--show-labels` add label columns from `labels`.
