@@ -19,7 +19,7 @@ use super::client::Cluster;
 use super::list::ListPage;
 use super::proto;
 use super::slim;
-use crate::engine::explain::{nodes_needing_fit_check, preemption_namespaces};
+use crate::engine::explain::{fit_check_node, nodes_needing_fit_check, preemption_namespaces};
 use crate::engine::manifest::selector_text;
 use crate::engine::snapshot::Snapshot;
 use crate::engine::version::ServerVersion;
@@ -374,11 +374,22 @@ pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snap
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let name = ds.metadata.name.clone().unwrap_or_default();
     let (mut snap, events) = futures::try_join!(
-        fetch_workload(cluster, ds),
+        fetch_workload_and_fit(cluster, ds),
         fetch_events(cluster, &ns, &name)
     )?;
     snap.events = events;
-    snap.pods_on_nodes = fetch_pods_on_nodes(cluster, &nodes_needing_fit_check(&snap)).await?;
+    // Most nodes to fit-check were seen (and their pods asked for) while the DaemonSet's pods
+    // arrived; the rest now (none, unless a list restarted), and any extra dropped.
+    let needed = nodes_needing_fit_check(&snap);
+    let mut on_nodes = std::mem::take(&mut snap.pods_on_nodes);
+    let late: Vec<String> = needed
+        .iter()
+        .filter(|n| !on_nodes.contains_key(*n))
+        .cloned()
+        .collect();
+    on_nodes.extend(fetch_pods_on_nodes(cluster, &late).await?);
+    on_nodes.retain(|n, _| needed.binary_search(n).is_ok());
+    snap.pods_on_nodes = on_nodes;
     // A pending pod carries its priority (admission set it): no PriorityClasses needed here.
     snap.priorities.pdbs = fetch_pdbs(cluster, &preemption_namespaces(&snap)).await?;
     Ok(snap)
@@ -475,17 +486,35 @@ async fn list_pdbs_v1beta1(
     Ok(Some(out))
 }
 
-/// What placement and revisions need, concurrently: every node, and the pods and
-/// ControllerRevisions the selector matches. No events, no per-node pod lists.
-pub async fn fetch_workload(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot> {
-    Ok(fetch_workload_versioned(cluster, ds).await?.0)
+/// What placement, revisions and the fit check need, concurrently: every node, the pods and
+/// ControllerRevisions the selector matches, and (its `pods_on_nodes`) the pods bound to each
+/// node that one of the DaemonSet's pods makes a node to fit-check
+/// ([`nodes_needing_fit_check`]), each node's asked for as soon as that pod is read from the
+/// DaemonSet's pod list: the fit check's lists overlap the big lists instead of waiting a
+/// round trip for them. No events. The caller checks the nodes against the finished snapshot
+/// (a list restarted after 410 Gone may have shown a pod no longer there).
+pub async fn fetch_workload_and_fit(cluster: &Cluster, ds: DaemonSet) -> Result<Snapshot> {
+    Ok(fetch_workload_versioned(cluster, ds, FitCheck::Early)
+        .await?
+        .0)
 }
 
-/// [`fetch_workload`], with the resourceVersions its lists were read at (the DaemonSet's and
-/// the events' left unset).
+/// When [`fetch_workload_versioned`] lists the pods on the nodes to fit-check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FitCheck {
+    /// Not at all: the caller does, once the snapshot is read.
+    Later,
+    /// While the DaemonSet's pods are listed, each node as a pod shows it.
+    Early,
+}
+
+/// Every node, and the pods and ControllerRevisions the selector matches, with the
+/// resourceVersions the lists were read at (the DaemonSet's and the events' left unset); with
+/// [`FitCheck::Early`], the pods on the nodes to fit-check too (see [`fetch_workload_and_fit`]).
 async fn fetch_workload_versioned(
     cluster: &Cluster,
     ds: DaemonSet,
+    fit: FitCheck,
 ) -> Result<(Snapshot, ListVersions)> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let client = cluster.client.clone();
@@ -503,14 +532,37 @@ async fn fetch_workload_versioned(
         &slim::some_node,
         0,
     );
-    let pods = list_fast_versioned::<_, crate::cluster::wire::PodList, _>(
-        Api::<Pod>::namespaced(client.clone(), &ns),
-        by_selector.clone(),
-        "pods",
-        cluster.protobuf,
-        &slim::some_pod,
-        expected_pods(&ds),
-    );
+    // Each node to fit-check goes to `on_nodes` as the pod that makes it one is read; the
+    // sender is dropped with the pods' list, which ends the node stream.
+    let (to_check, checked) = futures::channel::mpsc::unbounded::<String>();
+    let pods = {
+        let pods_api = Api::<Pod>::namespaced(client.clone(), &ns);
+        let ds = &ds;
+        let by_selector = by_selector.clone();
+        async move {
+            let to_check = to_check;
+            let shape = |p| {
+                let pod = slim::pod(p);
+                if fit == FitCheck::Early {
+                    if let Some(node) = fit_check_node(ds, &pod) {
+                        // The receiver outlives the list: sending cannot fail.
+                        let _ = to_check.unbounded_send(node);
+                    }
+                }
+                Some(pod)
+            };
+            list_fast_versioned::<_, crate::cluster::wire::PodList, _>(
+                pods_api,
+                by_selector,
+                "pods",
+                cluster.protobuf,
+                &shape,
+                expected_pods(ds),
+            )
+            .await
+        }
+    };
+    let on_nodes = pods_on_nodes_as_named(cluster, checked);
     let revisions = list_all_versioned(
         Api::<ControllerRevision>::namespaced(client.clone(), &ns),
         by_selector,
@@ -519,8 +571,8 @@ async fn fetch_workload_versioned(
         0,
     );
     let version = async { Ok::<_, Error>(fetch_server_version(cluster).await) };
-    let (nodes, pods, revisions, server_version) =
-        futures::try_join!(nodes, pods, revisions, version)?;
+    let (nodes, pods, revisions, server_version, on_nodes) =
+        futures::try_join!(nodes, pods, revisions, version, on_nodes)?;
     let versions = ListVersions {
         nodes: nodes.resource_version,
         pods: pods.resource_version,
@@ -533,7 +585,7 @@ async fn fetch_workload_versioned(
         pods: pods.items,
         revisions: revisions.items,
         events: Vec::new(),
-        pods_on_nodes: BTreeMap::new(),
+        pods_on_nodes: on_nodes,
         priorities: Default::default(),
         now: Some(Time(k8s_openapi::jiff::Timestamp::now())),
         server_version,
@@ -618,8 +670,10 @@ pub async fn fetch_watched(
         &keep,
         0,
     );
-    let ((mut snap, mut versions), events) =
-        futures::try_join!(fetch_workload_versioned(cluster, ds), events)?;
+    let ((mut snap, mut versions), events) = futures::try_join!(
+        fetch_workload_versioned(cluster, ds, FitCheck::Later),
+        events
+    )?;
     snap.events = events.items;
     versions.events = events.resource_version;
     versions.daemon_set = ds_version;
@@ -659,9 +713,20 @@ pub async fn fetch_pods_on_nodes(
     cluster: &Cluster,
     nodes: &[String],
 ) -> Result<BTreeMap<String, Vec<crate::engine::model::Pod>>> {
+    pods_on_nodes_as_named(cluster, stream::iter(nodes.iter().cloned())).await
+}
+
+/// [`fetch_pods_on_nodes`] for the nodes of a stream, each listed as soon as it is named
+/// (once, however often it is named), [`FIT_CHECK_CONCURRENCY`] at a time.
+async fn pods_on_nodes_as_named(
+    cluster: &Cluster,
+    nodes: impl stream::Stream<Item = String>,
+) -> Result<BTreeMap<String, Vec<crate::engine::model::Pod>>> {
     let api: Api<Pod> = Api::all(cluster.client.clone());
     let protobuf = cluster.protobuf;
-    stream::iter(nodes.iter().cloned())
+    let mut named = std::collections::HashSet::new();
+    nodes
+        .filter(move |node| std::future::ready(named.insert(node.clone())))
         .map(|node| {
             let api = api.clone();
             async move {

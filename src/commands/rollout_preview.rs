@@ -31,9 +31,11 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         live,
         request,
         new,
-        snap,
+        mut snap,
         attempts,
     } = dry_run_pinned(&change, &cluster, &args.name).await?;
+    // The pods on the nodes whose DaemonSet pod is not scheduled, read with the workload.
+    let early = std::mem::take(&mut snap.pods_on_nodes);
     let mut classified = rollout::classify(&snap, &new);
     // The pod the scheduler sees is the admitted one: asked for once, only when a pod is
     // created or restarted. Its admitted requests can only add nodes to the fit set (a restart
@@ -46,17 +48,24 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         .flatten();
     let before = classified.nodes_needing_fit_check();
     let maybe_fit = !before.is_empty() || admission_node.is_some();
+    let unread: Vec<String> = before
+        .iter()
+        .filter(|n| !early.contains_key(*n))
+        .cloned()
+        .collect();
     let admit = async {
         match &admission_node {
             Some(node) => Some(admission::fetch_admitted(&cluster, &new, node).await),
             None => None,
         }
     };
-    let (admitted, mut pods_on_nodes, classes) = futures::try_join!(
+    let (admitted, read, classes) = futures::try_join!(
         async { Ok(admit.await) },
-        fetch::fetch_pods_on_nodes(&cluster, &before),
+        fetch::fetch_pods_on_nodes(&cluster, &unread),
         async { Ok(fetch::fetch_priority_classes(&cluster, maybe_fit).await) }
     )?;
+    let mut pods_on_nodes = early;
+    pods_on_nodes.extend(read);
     let admission = admitted.map(|admitted| {
         match &admitted.refused {
             Some(message) => classified.refuse(message),
@@ -168,7 +177,7 @@ async fn dry_run_pinned(change: &Change, cluster: &Cluster, name: &str) -> Resul
         let request = change.request(&sent_against)?;
         let (sent, snap) = futures::try_join!(
             request.send(cluster, &sent_against),
-            fetch::fetch_workload(cluster, live.clone())
+            fetch::fetch_workload_and_fit(cluster, live.clone())
         )?;
         match sent {
             Ok(new) if pinned => return Ok(computed(live, request, new, snap, attempt)),

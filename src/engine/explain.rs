@@ -227,17 +227,28 @@ pub fn pods_by_node<'a>(ds: &DaemonSet, pods: &'a [Pod]) -> HashMap<String, Vec<
 /// Nodes whose DaemonSet pod waits for the scheduler: only these need the other pods bound to
 /// them fetched (for the resource and host-port fit check).
 pub fn nodes_needing_fit_check(snap: &Snapshot) -> Vec<String> {
-    let by_node = pods_by_node(&snap.daemon_set, &snap.pods);
-    let mut out: Vec<String> = by_node
-        .into_iter()
-        .filter(|(_, pods)| {
-            pods.iter()
-                .any(|p| !podstate::is_terminating(p) && !podstate::is_scheduled(p))
-        })
-        .map(|(n, _)| n)
+    let mut out: Vec<String> = snap
+        .pods
+        .iter()
+        .filter_map(|p| fit_check_node(&snap.daemon_set, p))
         .collect();
     out.sort();
+    out.dedup();
     out
+}
+
+/// The node a pod makes [`nodes_needing_fit_check`] list, if any: the node of a pod of the
+/// DaemonSet (as [`pods_by_node`] counts them) that is neither terminating nor scheduled. One
+/// pod at a time, so the fetch can ask for that node's pods as soon as the pod is read.
+pub fn fit_check_node(ds: &DaemonSet, pod: &Pod) -> Option<String> {
+    // pods_by_node's filter (a terminating pod is dropped here in any phase).
+    if !is_claimed_by(ds, &pod.metadata)
+        || podstate::is_terminating(pod)
+        || podstate::is_scheduled(pod)
+    {
+        return None;
+    }
+    podstate::target_node(pod)
 }
 
 /// The namespaces whose PodDisruptionBudgets matter: those of the lower-priority pods on the
@@ -989,6 +1000,53 @@ message: Found failed daemon pod ns/agent-y on node n2, will try to kill it
         assert!(
             matches!(&v.reasons[0], Reason::Unschedulable { entries, .. } if entries[0].taint.as_deref() == Some("x"))
         );
+    }
+
+    /// The per-pod rule the fetch applies as the pods arrive gives the same nodes as the
+    /// snapshot's: a pending pod of the DaemonSet names its node (once, however many pods);
+    /// a scheduled, a terminating or another owner's pending pod names none.
+    #[test]
+    fn fit_check_node_per_pod_matches_the_snapshot_rule() {
+        let pending = |name: &str, node: &str, extra: &str| {
+            let mut p = agent_pod(name, node, "new", extra);
+            p.spec.as_mut().unwrap().node_name = None;
+            p.spec.as_mut().unwrap().affinity = crate::yaml::from_str(&format!(
+                "nodeAffinity: {{requiredDuringSchedulingIgnoredDuringExecution: {{nodeSelectorTerms: [{{matchFields: [{{key: metadata.name, operator: In, values: [{node}]}}]}}]}}}}"
+            ))
+            .unwrap();
+            p.status = crate::yaml::from_str("phase: Pending").unwrap();
+            p
+        };
+        let mut foreign = pending("other", "n4", "");
+        foreign.metadata.owner_references.as_mut().unwrap()[0].uid = "someone-else".into();
+        let pods = vec![
+            pending("p1", "n1", ""),
+            pending("p1b", "n1", ""),
+            agent_pod("run", "n2", "new", ""),
+            pending(
+                "gone",
+                "n3",
+                "  deletionTimestamp: \"2026-01-01T00:00:09Z\"",
+            ),
+            foreign,
+        ];
+        let snap = snapshot(pods);
+        let per_pod: Vec<Option<String>> = snap
+            .pods
+            .iter()
+            .map(|p| fit_check_node(&snap.daemon_set, p))
+            .collect();
+        assert_eq!(
+            per_pod,
+            vec![
+                Some("n1".to_string()),
+                Some("n1".to_string()),
+                None,
+                None,
+                None
+            ]
+        );
+        assert_eq!(nodes_needing_fit_check(&snap), vec!["n1".to_string()]);
     }
 
     #[test]
