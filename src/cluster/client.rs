@@ -3,6 +3,7 @@
 //! kubectl does. Every request goes through [`super::retry`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kube::client::ClientBuilder;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
@@ -11,6 +12,7 @@ use tower::buffer::BufferLayer;
 use tower::retry::RetryLayer;
 use tower::ServiceBuilder;
 
+use crate::engine::version::ServerVersion;
 use crate::error::{chain, Error, Result};
 use crate::settings::Settings;
 
@@ -23,6 +25,42 @@ pub struct Cluster {
     /// Ask for node and pod lists in protobuf (see [`super::proto`]); false with
     /// `KUBECTL_DS_WIRE=json` (see [`Settings::protobuf`]).
     pub protobuf: bool,
+    /// The apiserver's version, read at most once per run (see [`Cluster::server_version`]).
+    version: Arc<tokio::sync::OnceCell<Option<ServerVersion>>>,
+}
+
+impl Cluster {
+    pub fn new(client: Client, namespace: String, protobuf: bool) -> Cluster {
+        Cluster {
+            client,
+            namespace,
+            protobuf,
+            version: Arc::default(),
+        }
+    }
+
+    /// The apiserver's version (`GET /version`, readable by every authenticated user through
+    /// system:public-info-viewer), asked for once per run however many ask. None when the
+    /// request fails or the answer is unreadable: the engine then assumes the current
+    /// release's rules and says so, and lists go in pages.
+    pub async fn server_version(&self) -> Option<ServerVersion> {
+        self.version
+            .get_or_init(|| async {
+                let info = self.client.apiserver_version().await.ok()?;
+                ServerVersion::parse(&info.major, &info.minor, &info.git_version)
+            })
+            .await
+            .clone()
+    }
+
+    /// Read node and pod lists whole rather than in pages (their protobuf is decoded as it
+    /// arrives either way): on servers that serve whole lists from their watch cache
+    /// ([`ServerVersion::serves_whole_lists`]).
+    pub async fn lists_whole(&self) -> bool {
+        self.server_version()
+            .await
+            .is_some_and(|v| v.serves_whole_lists())
+    }
 }
 
 /// Reads the kubeconfig as kubectl does: `--kubeconfig` is that one file; else every existing
@@ -140,11 +178,7 @@ pub async fn connect(settings: &Settings) -> Result<Cluster> {
     let cfg = config(settings).await?;
     let namespace = cfg.default_namespace.clone();
     let client = client_for(cfg)?;
-    Ok(Cluster {
-        client,
-        namespace,
-        protobuf: settings.protobuf,
-    })
+    Ok(Cluster::new(client, namespace, settings.protobuf))
 }
 
 /// The client for `cfg`, every request under kubectl-ds's retry policy (kube's own retry layer

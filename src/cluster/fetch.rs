@@ -187,18 +187,21 @@ where
 
 /// Lists nodes or pods in protobuf (see [`super::proto`]), page by page; if the apiserver's
 /// answer cannot be read as protobuf, lists them again as JSON with [`list_all`].
-/// With `protobuf` false (`KUBECTL_DS_WIRE=json`), lists them as JSON straight away.
+/// With `cluster.protobuf` false (`KUBECTL_DS_WIRE=json`), lists them as JSON straight away.
+/// Whole (one request) on a server that serves whole lists from its cache
+/// ([`Cluster::lists_whole`]), else in pages; JSON always in pages (a JSON page is read whole
+/// before it is decoded).
 pub async fn list_fast<K, L>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
-    protobuf: bool,
+    cluster: &Cluster,
 ) -> Result<Vec<K>>
 where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
 {
-    list_fast_shaped::<K, L, K>(api, lp, what, protobuf, &keep).await
+    list_fast_shaped::<K, L, K>(api, lp, what, cluster, &keep).await
 }
 
 /// [`list_fast`], each object shaped by `shape` as its page is read, on either wire (the
@@ -207,7 +210,7 @@ pub async fn list_fast_shaped<K, L, T>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
-    protobuf: bool,
+    cluster: &Cluster,
     shape: Shape<'_, K, T>,
 ) -> Result<Vec<T>>
 where
@@ -215,7 +218,7 @@ where
     L: proto::ProtoList<Item = K>,
 {
     Ok(
-        list_fast_versioned::<K, L, T>(api, lp, what, protobuf, shape, 0)
+        list_fast_versioned::<K, L, T>(api, lp, what, cluster, shape, 0)
             .await?
             .items,
     )
@@ -227,7 +230,7 @@ pub async fn list_fast_versioned<K, L, T>(
     api: Api<K>,
     lp: ListParams,
     what: &str,
-    protobuf: bool,
+    cluster: &Cluster,
     shape: Shape<'_, K, T>,
     hint: usize,
 ) -> Result<Listed<T>>
@@ -235,12 +238,13 @@ where
     K: Resource + DeserializeOwned + Clone,
     L: proto::ProtoList<Item = K>,
 {
-    if !protobuf {
+    if !cluster.protobuf {
         return list_all_versioned(api, lp, what, shape, hint).await;
     }
+    let whole = cluster.lists_whole().await;
     let request = kube::core::Request::new(api.resource_url());
     let client = api.clone().into_client();
-    match list_proto::<L, T>(&client, &request, lp.clone(), hint, shape).await {
+    match list_proto::<L, T>(&client, &request, lp.clone(), whole, hint, shape).await {
         Ok(listed) => Ok(listed),
         Err(proto::ProtoError::Transport(e)) => Err(Error::kube(&format!("listing {what}"), e)),
         Err(proto::ProtoError::Unusable) => list_all_versioned(api, lp, what, shape, hint).await,
@@ -251,11 +255,13 @@ where
 /// are decoded as its bytes arrive, and the next page is asked for as soon as this one's
 /// continue token is read (at its start), so the apiserver prepares it while this one is still
 /// arriving and being decoded (two pages in flight at most). The result is sized once, after
-/// the first page, instead of doubling.
+/// the first page, instead of doubling. With `whole`, one page: the whole list, no `limit`
+/// (see [`Cluster::lists_whole`]), sized from `hint` before it is read.
 async fn list_proto<L: proto::ProtoList, T>(
     client: &kube::Client,
     request: &kube::core::Request,
     lp: ListParams,
+    whole: bool,
     hint: usize,
     shape: Shape<'_, L::Item, T>,
 ) -> std::result::Result<Listed<T>, proto::ProtoError> {
@@ -265,7 +271,7 @@ async fn list_proto<L: proto::ProtoList, T>(
             .map_err(|e| proto::ProtoError::Transport(kube::Error::BuildRequest(e)));
         async move { proto::open_page::<L, T>(client, req?, shape).await }
     };
-    let mut lp = lp.limit(PAGE);
+    let mut lp = if whole { lp } else { lp.limit(PAGE) };
     let mut page = open(&lp).await?;
     let head = page.head();
     let remaining = head
@@ -278,6 +284,10 @@ async fn list_proto<L: proto::ProtoList, T>(
     };
     let mut next = head.continue_;
     let mut first = true;
+    if next.is_none() {
+        // One page (a whole list, or a short one): no proportion to size from.
+        reserve_once(&mut out.items, 0, hint);
+    }
     loop {
         let Some(token) = next else {
             page.read_into(&mut out.items, shape).await?;
@@ -365,7 +375,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Fetches everything `explain` needs for one DaemonSet.
 pub async fn fetch_snapshot(cluster: &Cluster, ns: &str, name: &str) -> Result<Snapshot> {
-    let ds = fetch_daemon_set(cluster, ns, name).await?;
+    // The server's version beside the DaemonSet: the lists after it depend on it.
+    let (ds, _) = futures::try_join!(fetch_daemon_set(cluster, ns, name), async {
+        Ok(cluster.server_version().await)
+    })?;
     fetch_snapshot_for(cluster, ds).await
 }
 
@@ -528,7 +541,7 @@ async fn fetch_workload_versioned(
         Api::<Node>::all(client.clone()),
         ListParams::default(),
         "nodes",
-        cluster.protobuf,
+        cluster,
         &slim::some_node,
         0,
     );
@@ -555,7 +568,7 @@ async fn fetch_workload_versioned(
                 pods_api,
                 by_selector,
                 "pods",
-                cluster.protobuf,
+                cluster,
                 &shape,
                 expected_pods(ds),
             )
@@ -611,8 +624,7 @@ pub fn expected_pods(ds: &DaemonSet) -> usize {
 /// system:public-info-viewer), read once per run. None when the request fails or the answer
 /// is unreadable: the engine then assumes the current release's rules and says so.
 pub async fn fetch_server_version(cluster: &Cluster) -> Option<ServerVersion> {
-    let info = cluster.client.apiserver_version().await.ok()?;
-    ServerVersion::parse(&info.major, &info.minor, &info.git_version)
+    cluster.server_version().await
 }
 
 /// The resourceVersion each of `status`'s lists was read at, where its watch starts (None:
@@ -723,7 +735,6 @@ async fn pods_on_nodes_as_named(
     nodes: impl stream::Stream<Item = String>,
 ) -> Result<BTreeMap<String, Vec<crate::engine::model::Pod>>> {
     let api: Api<Pod> = Api::all(cluster.client.clone());
-    let protobuf = cluster.protobuf;
     let mut named = std::collections::HashSet::new();
     nodes
         .filter(move |node| std::future::ready(named.insert(node.clone())))
@@ -736,7 +747,7 @@ async fn pods_on_nodes_as_named(
                     api,
                     ListParams::default().fields(&fields),
                     "pods on node",
-                    protobuf,
+                    cluster,
                     &slim::some_pod,
                 )
                 .await?;

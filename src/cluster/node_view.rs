@@ -67,7 +67,7 @@ pub async fn fetch_node_objects(
                     Api::<Pod>::all(client.clone()),
                     lp.clone().fields(&format!("spec.nodeName={n}")),
                     "pods on node",
-                    cluster.protobuf,
+                    cluster,
                 )
                 .await
             }
@@ -81,7 +81,7 @@ pub async fn fetch_node_objects(
                     pods_ns,
                     lp.clone().fields("spec.nodeName="),
                     "unscheduled pods",
-                    cluster.protobuf,
+                    cluster,
                 )
                 .await
             }
@@ -156,7 +156,7 @@ pub async fn fetch_endpoint_objects(
             Api::<Pod>::namespaced(client.clone(), &ns),
             ListParams::default().labels(&selector),
             "pods",
-            cluster.protobuf,
+            cluster,
         ),
         list_all(
             Api::<Service>::namespaced(client.clone(), &ns),

@@ -506,7 +506,7 @@ async fn overview(
         Api::<api::Node>::all(c.clone()),
         lp.clone(),
         "nodes",
-        cluster.protobuf,
+        cluster,
         &slim::some_node,
     );
     let (nodes, (dss, pods, revs), server_version) = futures::try_join!(nodes, owned, version)?;
@@ -579,12 +579,7 @@ async fn owned_pods(
         };
         let api: Api<api::Pod> = Api::namespaced(cluster.client.clone(), ns);
         fetch::list_fast_versioned::<_, crate::cluster::wire::PodList, _>(
-            api,
-            lp,
-            "pods",
-            cluster.protobuf,
-            keep,
-            hint,
+            api, lp, "pods", cluster, keep, hint,
         )
     });
     let mut pods = Vec::new();

@@ -41,6 +41,17 @@ impl ServerVersion {
     fn at_least(&self, major: u32, minor: u32) -> bool {
         (self.major, self.minor) >= (major, minor)
     }
+
+    /// Does this apiserver serve a whole list (no `limit`) from its watch cache and write it as
+    /// it encodes it? From 1.34: ConsistentListFromCache (a list without resourceVersion read
+    /// from the cache once it has caught up with etcd) and StreamingCollectionEncodingToProtobuf
+    /// and ToJSON are GA and locked on (pkg/features/versioned_kube_features.go). Such a list
+    /// costs the apiserver no more than its pages would, and one request instead of a chain of
+    /// continue tokens; before 1.34 an unpaged list may be read from etcd and built whole in
+    /// the apiserver's memory, so lists go in pages of 500, as kubectl's `--chunk-size`.
+    pub fn serves_whole_lists(&self) -> bool {
+        self.at_least(1, 34)
+    }
 }
 
 /// The version-dependent rules a verdict was computed with (`rules` in the JSON documents).
@@ -106,6 +117,17 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whole lists from 1.34 (the release the watch cache's consistent lists and streamed
+    /// list encoding went GA), pages before it, a provider's minor ("34+") read as 34.
+    #[test]
+    fn whole_lists_from_1_34() {
+        let v = |minor: &str| ServerVersion::parse("1", minor, "").unwrap();
+        assert!(!v("20").serves_whole_lists());
+        assert!(!v("33").serves_whole_lists());
+        assert!(v("34+").serves_whole_lists());
+        assert!(v("35").serves_whole_lists());
+    }
 
     #[test]
     fn parses_plain_and_provider_versions() {

@@ -766,11 +766,11 @@ status: {phase: Running}
             timeout: "1s".into(),
             output: crate::cli::Output::Table,
         };
-        let cluster = crate::cluster::client::Cluster {
-            client: crate::cluster::mock::client(url),
-            namespace: "ns".into(),
-            protobuf: false,
-        };
+        let cluster = crate::cluster::client::Cluster::new(
+            crate::cluster::mock::client(url),
+            "ns".into(),
+            false,
+        );
         Ctx::new(cluster, settings, &flags).unwrap()
     }
 
