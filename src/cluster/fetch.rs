@@ -920,6 +920,57 @@ mod tests {
         assert!(lines[3].contains("continue=c2"), "{lines:?}");
     }
 
+    /// Node and pod lists go whole (no `limit`) to a 1.34 server, in pages of 500 to a 1.33
+    /// one, and the version is asked for once however many lists ask. (The scripted JSON
+    /// answer is not protobuf: the list is then read again as JSON, in pages, both times.)
+    #[tokio::test]
+    async fn lists_are_whole_from_1_34_and_paged_before() {
+        use crate::cluster::mock::{self, Reply};
+        use serde_json::json;
+        for (minor, whole) in [("33", false), ("34", true)] {
+            let list = || {
+                Reply::json(
+                    200,
+                    json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {},
+                        "items": [{"metadata": {"name": "n1"}}]}),
+                )
+            };
+            let (url, seen) = mock::serve(vec![
+                Reply::json(200, json!({"major": "1", "minor": minor, "gitVersion": format!("v1.{minor}.0"),
+                    "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "", "compiler": "", "platform": ""})),
+                list(),
+                list(),
+                list(),
+                list(),
+            ])
+            .await;
+            let cluster = Cluster::new(mock::client(&url), "ns".into(), true);
+            for _ in 0..2 {
+                let nodes = list_fast::<_, crate::cluster::wire::NodeList>(
+                    Api::<Node>::all(cluster.client.clone()),
+                    ListParams::default(),
+                    "nodes",
+                    &cluster,
+                )
+                .await
+                .unwrap();
+                assert_eq!(nodes.len(), 1);
+            }
+            let lines = mock::request_lines(&seen);
+            assert_eq!(lines.len(), 5, "{lines:?}");
+            assert!(lines[0].contains("/version"), "{lines:?}");
+            for (i, line) in lines.iter().enumerate().skip(1) {
+                let proto = i % 2 == 1;
+                let paged = line.contains("limit=500");
+                assert_eq!(
+                    paged,
+                    !(whole && proto),
+                    "1.{minor}, request {i}: {lines:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn near_names() {
         assert!(is_near("node-exporter", "node-exportr"));
