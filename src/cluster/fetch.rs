@@ -22,7 +22,6 @@ use super::slim;
 use crate::engine::explain::{fit_check_node, nodes_needing_fit_check, preemption_namespaces};
 use crate::engine::manifest::selector_text;
 use crate::engine::snapshot::Snapshot;
-use crate::engine::version::ServerVersion;
 use crate::error::{Error, Result};
 
 /// Concurrent per-node pod lists for the fit check.
@@ -395,12 +394,7 @@ pub async fn fetch_snapshot_for(cluster: &Cluster, ds: DaemonSet) -> Result<Snap
     // arrived; the rest now (none, unless a list restarted), and any extra dropped.
     let needed = nodes_needing_fit_check(&snap);
     let mut on_nodes = std::mem::take(&mut snap.pods_on_nodes);
-    let late: Vec<String> = needed
-        .iter()
-        .filter(|n| !on_nodes.contains_key(*n))
-        .cloned()
-        .collect();
-    on_nodes.extend(fetch_pods_on_nodes(cluster, &late).await?);
+    on_nodes.extend(fetch_pods_on_nodes_unread(cluster, &on_nodes, &needed).await?);
     on_nodes.retain(|n, _| needed.binary_search(n).is_ok());
     snap.pods_on_nodes = on_nodes;
     // A pending pod carries its priority (admission set it): no PriorityClasses needed here.
@@ -583,7 +577,7 @@ async fn fetch_workload_versioned(
         &keep,
         0,
     );
-    let version = async { Ok::<_, Error>(fetch_server_version(cluster).await) };
+    let version = async { Ok::<_, Error>(cluster.server_version().await) };
     let (nodes, pods, revisions, server_version, on_nodes) =
         futures::try_join!(nodes, pods, revisions, version, on_nodes)?;
     let versions = ListVersions {
@@ -618,13 +612,6 @@ pub fn expected_pods(ds: &DaemonSet) -> usize {
         .map(|&v| usize::try_from(v).unwrap_or(0))
         .sum::<usize>();
     n + n / 32 + 16
-}
-
-/// The apiserver's version (`GET /version`, readable by every authenticated user through
-/// system:public-info-viewer), read once per run. None when the request fails or the answer
-/// is unreadable: the engine then assumes the current release's rules and says so.
-pub async fn fetch_server_version(cluster: &Cluster) -> Option<ServerVersion> {
-    cluster.server_version().await
 }
 
 /// The resourceVersion each of `status`'s lists was read at, where its watch starts (None:
@@ -726,6 +713,16 @@ pub async fn fetch_pods_on_nodes(
     nodes: &[String],
 ) -> Result<BTreeMap<String, Vec<crate::engine::model::Pod>>> {
     pods_on_nodes_as_named(cluster, stream::iter(nodes.iter().cloned())).await
+}
+
+/// [`fetch_pods_on_nodes`] for those of `nodes` that `read` has no pods for yet.
+pub async fn fetch_pods_on_nodes_unread(
+    cluster: &Cluster,
+    read: &BTreeMap<String, Vec<crate::engine::model::Pod>>,
+    nodes: &[String],
+) -> Result<BTreeMap<String, Vec<crate::engine::model::Pod>>> {
+    let unread = nodes.iter().filter(|n| !read.contains_key(*n)).cloned();
+    pods_on_nodes_as_named(cluster, stream::iter(unread)).await
 }
 
 /// [`fetch_pods_on_nodes`] for the nodes of a stream, each listed as soon as it is named

@@ -88,7 +88,7 @@ pub async fn fetch_node_objects(
             None => Ok(Vec::new()),
         }
     };
-    let version = async { Ok::<_, Error>(fetch::fetch_server_version(cluster).await) };
+    let version = async { Ok::<_, Error>(cluster.server_version().await) };
     let (daemon_sets, pods, unscheduled, revisions, server_version) = futures::try_join!(
         list_all(dss, lp.clone(), "daemonsets"),
         bound,

@@ -487,7 +487,7 @@ async fn overview(
         )
     };
     let lp = ListParams::default();
-    let version = async { Ok::<_, Error>(fetch::fetch_server_version(cluster).await) };
+    let version = async { Ok::<_, Error>(cluster.server_version().await) };
     // The DaemonSets first (one small list), then what they could own; the nodes meanwhile.
     let owned = async {
         let dss = list_all(dss, lp.clone(), "daemonsets").await?;

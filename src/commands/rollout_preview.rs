@@ -48,11 +48,6 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         .flatten();
     let before = classified.nodes_needing_fit_check();
     let maybe_fit = !before.is_empty() || admission_node.is_some();
-    let unread: Vec<String> = before
-        .iter()
-        .filter(|n| !early.contains_key(*n))
-        .cloned()
-        .collect();
     let admit = async {
         match &admission_node {
             Some(node) => Some(admission::fetch_admitted(&cluster, &new, node).await),
@@ -61,7 +56,7 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
     };
     let (admitted, read, classes) = futures::try_join!(
         async { Ok(admit.await) },
-        fetch::fetch_pods_on_nodes(&cluster, &unread),
+        fetch::fetch_pods_on_nodes_unread(&cluster, &early, &before),
         async { Ok(fetch::fetch_priority_classes(&cluster, maybe_fit).await) }
     )?;
     let mut pods_on_nodes = early;
@@ -74,12 +69,8 @@ pub async fn run(args: RolloutPreviewArgs, settings: &Settings) -> Result<Exit> 
         admitted.info()
     });
     let fit_nodes = classified.nodes_needing_fit_check();
-    let added: Vec<String> = fit_nodes
-        .iter()
-        .filter(|n| !pods_on_nodes.contains_key(*n))
-        .cloned()
-        .collect();
-    pods_on_nodes.extend(fetch::fetch_pods_on_nodes(&cluster, &added).await?);
+    let added = fetch::fetch_pods_on_nodes_unread(&cluster, &pods_on_nodes, &fit_nodes).await?;
+    pods_on_nodes.extend(added);
     pods_on_nodes.retain(|n, _| fit_nodes.binary_search(n).is_ok());
     let mut priorities = ClusterPriorities {
         // Used (and its error reported) only when a fit check is made.
