@@ -374,11 +374,21 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Fetches everything `explain` needs for one DaemonSet.
 pub async fn fetch_snapshot(cluster: &Cluster, ns: &str, name: &str) -> Result<Snapshot> {
-    // The server's version beside the DaemonSet: the lists after it depend on it.
+    let ds = fetch_daemon_set_before_lists(cluster, ns, name).await?;
+    fetch_snapshot_for(cluster, ds).await
+}
+
+/// [`fetch_daemon_set`] for a command that lists the nodes and pods next: the server's version,
+/// which decides how they are listed ([`Cluster::lists_whole`]), is read beside it, not after.
+pub async fn fetch_daemon_set_before_lists(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+) -> Result<DaemonSet> {
     let (ds, _) = futures::try_join!(fetch_daemon_set(cluster, ns, name), async {
         Ok(cluster.server_version().await)
     })?;
-    fetch_snapshot_for(cluster, ds).await
+    Ok(ds)
 }
 
 /// Fetches the rest of a snapshot for a DaemonSet already in hand.

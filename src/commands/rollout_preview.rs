@@ -156,10 +156,7 @@ struct Computed {
 /// saw exactly the spec that was read.
 async fn dry_run_pinned(change: &Change, cluster: &Cluster, name: &str) -> Result<Computed> {
     let ns = &cluster.namespace;
-    // The server's version beside the DaemonSet: the lists after it depend on it.
-    let (first, _) = futures::try_join!(fetch::fetch_daemon_set(cluster, ns, name), async {
-        Ok(cluster.server_version().await)
-    })?;
+    let first = fetch::fetch_daemon_set_before_lists(cluster, ns, name).await?;
     let mut live = first.clone();
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
