@@ -25,7 +25,7 @@ use crate::engine::snapshot::{controller_of, is_claimed_by, Snapshot};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::render::printer::{self, split_label_columns, Format, TableOptions};
-use crate::render::{self, palette::Palette};
+use crate::render::{self, palette::Palette, sorted_json};
 use crate::settings::Settings;
 
 pub async fn run(args: ExplainArgs, settings: &Settings) -> Result<Exit> {
@@ -371,21 +371,8 @@ fn emit_overview<W: Write>(
     };
     match &print.format {
         Format::Json => {
-            let top = list_top(&items);
             crate::hold_freed_memory();
-            json_made_beside(
-                &snaps,
-                |snap| to_value(&explain::explain(snap, &NodeFilter::default())),
-                |made| {
-                    let doc = Streamed {
-                        top: &top,
-                        key: "items",
-                        items: &snaps,
-                        each: |_: &Snapshot| made(),
-                    };
-                    render::json(out, &doc)
-                },
-            )?
+            overview_json(out, &items, &snaps)?
         }
         Format::Yaml => render::yaml(out, &list_value(&items, &full(&snaps)))?,
         Format::Table | Format::Wide => {
@@ -413,35 +400,65 @@ fn emit_overview<W: Write>(
     Ok(exit)
 }
 
-/// Writes a JSON document whose items are made from `items`, one tree each, on a thread of
-/// their own while `write` writes the trees already made (the overview's JSON is a quarter of a
-/// gigabyte at 100 DaemonSets and 5,000 nodes: making the trees and writing them take about as
-/// long, so on two cores this takes half the time). `write` gets the next tree, in the order
-/// of `items`, each time it calls the function it is given; at most one tree waits made.
-/// A `write` that stops early (the reader left) stops the making too.
-fn json_made_beside<T: Sync>(
-    items: &[T],
-    make: impl Fn(&T) -> Result<Value> + Sync,
-    write: impl FnOnce(&dyn Fn() -> Result<Value>) -> Result<()>,
-) -> Result<()> {
+/// The overview's `-o json`: the ExplanationList, each item the DaemonSet's full explanation
+/// made again from its snapshot; byte for byte `render::json(out, &list_value(..))`. At 100
+/// DaemonSets and 5,000 nodes that is a quarter of a gigabyte: the items are made and written
+/// to buffers (render::sorted_json, no serde_json tree) on a thread per core, each thread
+/// every n-th item, at most one buffer waiting per thread, while this one writes them out in
+/// order. A write that fails (the reader left) stops the threads too.
+fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot]) -> Result<()> {
+    let json_err = |e: serde_json::Error| Error::Io(format!("rendering JSON: {e}"));
+    let mut top = Vec::new();
+    sorted_json::write(&mut top, &list_top(items), 0).map_err(json_err)?;
+    // The list's items, empty in `top`, go between its `[` and `]`.
+    const EMPTY_ITEMS: &[u8] = b"\n  \"items\": []";
+    let at = top
+        .windows(EMPTY_ITEMS.len())
+        .position(|w| w == EMPTY_ITEMS)
+        .ok_or_else(|| Error::Io("rendering JSON: the list has no items".into()))?
+        + EMPTY_ITEMS.len()
+        - 1;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(snaps.len().max(1));
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Value>>(1);
-        let make = &make;
-        scope.spawn(move || {
-            for item in items {
-                // The writer gone (it stopped early): nothing more to make.
-                if tx.send(make(item)).is_err() {
-                    break;
-                }
+        let receivers: Vec<_> = (0..threads)
+            .map(|first| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
+                scope.spawn(move || {
+                    for snap in snaps.iter().skip(first).step_by(threads) {
+                        let e = explain::explain(snap, &NodeFilter::default());
+                        let mut buf = Vec::new();
+                        let made = sorted_json::write(&mut buf, &e, 2).map(|()| buf);
+                        // The writer gone (it stopped early): nothing more to make.
+                        if tx.send(made.map_err(json_err)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        // The receivers go with this closure, before the scope waits for the threads: a
+        // thread blocked on a full channel then wakes to a closed one.
+        let write = move |out: &mut W| -> Result<()> {
+            out.write_all(&top[..at]).map_err(render::io_err)?;
+            for i in 0..snaps.len() {
+                let item = receivers[i % threads].recv().unwrap_or_else(|_| {
+                    Err(Error::Io("rendering JSON: an item was not made".into()))
+                })?;
+                let sep: &[u8] = if i == 0 { b"\n    " } else { b",\n    " };
+                out.write_all(sep).map_err(render::io_err)?;
+                out.write_all(&item).map_err(render::io_err)?;
             }
-        });
-        let next = || {
-            rx.recv()
-                .unwrap_or_else(|_| Err(Error::Io("rendering JSON: an item was not made".into())))
+            if !snaps.is_empty() {
+                out.write_all(b"\n  ").map_err(render::io_err)?;
+            }
+            out.write_all(&top[at..]).map_err(render::io_err)?;
+            writeln!(out).map_err(render::io_err)
         };
-        // `rx` goes with this closure, before the scope waits for the maker: a maker blocked
-        // on a full channel then wakes to a closed one.
-        write(&next)
+        write(out)
     })
 }
 

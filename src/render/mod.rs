@@ -8,6 +8,7 @@ pub mod jsonpath;
 pub mod palette;
 pub mod printer;
 pub mod rollout;
+pub mod sorted_json;
 pub mod status;
 pub mod table;
 #[cfg(test)]
