@@ -405,7 +405,7 @@ fn emit_overview<W: Write>(
 /// DaemonSets and 5,000 nodes that is a quarter of a gigabyte: the items are made and written
 /// to buffers (render::sorted_json, no serde_json tree) on a thread per core, each thread
 /// every n-th item, at most one buffer waiting per thread, while this one writes them out in
-/// order. A write that fails (the reader left) stops the threads too.
+/// order and hands each buffer back to be filled again. A write that fails (the reader left) stops the threads too.
 fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot]) -> Result<()> {
     let json_err = |e: serde_json::Error| Error::Io(format!("rendering JSON: {e}"));
     let mut top = Vec::new();
@@ -423,13 +423,16 @@ fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
         .clamp(1, 4)
         .min(snaps.len().max(1));
     std::thread::scope(|scope| {
-        let receivers: Vec<_> = (0..threads)
+        // Per thread: its items, made; and the buffers written, back to it for the next.
+        let channels: Vec<_> = (0..threads)
             .map(|first| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
+                let (back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
                 scope.spawn(move || {
                     for snap in snaps.iter().skip(first).step_by(threads) {
                         let e = explain::explain(snap, &NodeFilter::default());
-                        let mut buf = Vec::new();
+                        let mut buf = spare.try_recv().unwrap_or_default();
+                        buf.clear();
                         let made = sorted_json::write(&mut buf, &e, 2).map(|()| buf);
                         // The writer gone (it stopped early): nothing more to make.
                         if tx.send(made.map_err(json_err)).is_err() {
@@ -437,20 +440,23 @@ fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
                         }
                     }
                 });
-                rx
+                (rx, back)
             })
             .collect();
-        // The receivers go with this closure, before the scope waits for the threads: a
-        // thread blocked on a full channel then wakes to a closed one.
+        // The channels go with this closure, before the scope waits for the threads: a thread
+        // blocked on a full channel then wakes to a closed one.
         let write = move |out: &mut W| -> Result<()> {
             out.write_all(&top[..at]).map_err(render::io_err)?;
             for i in 0..snaps.len() {
-                let item = receivers[i % threads].recv().unwrap_or_else(|_| {
+                let (made, back) = &channels[i % threads];
+                let item = made.recv().unwrap_or_else(|_| {
                     Err(Error::Io("rendering JSON: an item was not made".into()))
                 })?;
                 let sep: &[u8] = if i == 0 { b"\n    " } else { b",\n    " };
                 out.write_all(sep).map_err(render::io_err)?;
                 out.write_all(&item).map_err(render::io_err)?;
+                // The thread may have finished: then the buffer is freed here.
+                let _ = back.send(item);
             }
             if !snaps.is_empty() {
                 out.write_all(b"\n  ").map_err(render::io_err)?;
@@ -914,7 +920,19 @@ spec:
 
         // The overview's list, each item's verdicts made again from its snapshot as it is
         // written, is the tree of the full explanations' JSON too.
-        let items = vec![e.clone(), e];
+        // More items than threads (each thread makes several, in buffers handed back), each
+        // DaemonSet its own name: the items come out in order.
+        let snaps: Vec<Snapshot> = (0..5)
+            .map(|i| {
+                let mut s = snap.clone();
+                s.daemon_set.metadata.name = Some(format!("agent-{i}"));
+                s
+            })
+            .collect();
+        let items: Vec<Explanation> = snaps
+            .iter()
+            .map(|s| explain::explain(s, &NodeFilter::default()))
+            .collect();
         let mut tree = Vec::new();
         render::json(&mut tree, &list_value(&items, &items)).unwrap();
         let summaries: Vec<Explanation> = items
@@ -933,7 +951,6 @@ spec:
             exit_code: false,
             fix: false,
         };
-        let snaps = vec![snap.clone(), snap];
         emit_overview(
             &mut streamed,
             summaries,

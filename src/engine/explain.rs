@@ -98,29 +98,31 @@ pub struct DaemonSetInfo {
     pub status: Counters,
 }
 
+/// Fields in the order of their JSON keys (render::sorted_json then writes them as they come).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodInfo {
     pub name: String,
-    pub uid: String,
+    pub node_name: Option<String>,
     pub phase: String,
     pub ready: bool,
+    pub restarts: i32,
     pub revision: Option<String>,
     pub revision_number: Option<i64>,
-    pub restarts: i32,
-    pub node_name: Option<String>,
+    pub uid: String,
 }
 
+/// Fields in the order of their JSON keys (render::sorted_json then writes them as they come).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeVerdict {
     pub name: String,
-    pub state: NodeState,
-    pub should_run: bool,
-    pub should_continue_running: bool,
     pub pod: Option<PodInfo>,
     #[serde(serialize_with = "serialize_reasons")]
     pub reasons: Vec<Reason>,
+    pub should_continue_running: bool,
+    pub should_run: bool,
+    pub state: NodeState,
 }
 
 /// One ineligibility cause and how many nodes it removes from DESIRED.

@@ -5,12 +5,15 @@
 //! DaemonSets and 5,000 nodes; making a tree of it, a key `String` and a map node for every
 //! field, cost more than writing it.
 //!
-//! How: each object's entries are written one after the other as they come, each as
-//! `"key": value`, then put in key order once the object ends (one copy of the object's
-//! bytes per level of nesting). serde_json's rules are kept: a later entry with a key already
-//! seen replaces the earlier one; map keys may be strings, chars, integers, bools or unit
-//! variants (written as strings); floats go through `serde_json::Value` as they do there
+//! How: each object's entries are written as they come, each on its line as `"key": value`;
+//! an object whose keys came in order stays as written, any other is written again in key
+//! order once it ends (one copy of its bytes; the hot structs declare their fields in key
+//! order). serde_json's rules are kept: a later entry with a key already seen replaces the
+//! earlier one; map keys may be strings, chars, integers, bools or unit variants (written as
+//! strings); floats and 128-bit integers go through `serde_json::Value` as they do there
 //! (none of kubectl-ds's outputs has one).
+
+use std::borrow::Cow;
 
 use serde::ser::{self, Serialize};
 
@@ -21,35 +24,58 @@ pub fn write<T: Serialize + ?Sized>(
     value: &T,
     depth: usize,
 ) -> Result<(), serde_json::Error> {
-    value.serialize(Writer { out, depth })
+    let mut buf = Buf {
+        bytes: std::mem::take(out),
+        scratch: Vec::new(),
+        spare: Vec::new(),
+    };
+    let written = value.serialize(Writer {
+        out: &mut buf,
+        depth,
+    });
+    *out = buf.bytes;
+    written
 }
 
 type Error = serde_json::Error;
 
 const INDENT: &[u8] = b"  ";
 
-fn indent(out: &mut Vec<u8>, depth: usize) {
-    for _ in 0..depth {
-        out.extend_from_slice(INDENT);
+/// An object's entry: its key, where its `"key": value` starts and ends in the output.
+type Entry = (Cow<'static, str>, usize, usize);
+
+/// The output and what objects reuse from one to the next: the copy of an object's entries
+/// while they are put in order (objects end one at a time, innermost first), and entry lists.
+struct Buf {
+    bytes: Vec<u8>,
+    scratch: Vec<u8>,
+    spare: Vec<Vec<Entry>>,
+}
+
+impl Buf {
+    fn indent(&mut self, depth: usize) {
+        for _ in 0..depth {
+            self.bytes.extend_from_slice(INDENT);
+        }
     }
 }
 
 /// The serializer: writes one value at nesting `depth`.
 struct Writer<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut Buf,
     depth: usize,
 }
 
 impl Writer<'_> {
     fn scalar<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        serde_json::to_writer(&mut *self.out, v)
+        serde_json::to_writer(&mut self.out.bytes, v)
     }
 
     /// Floats and 128-bit integers as serde_json's `Value` holds them (a non-finite float
     /// becomes null; a 128-bit integer out of 64-bit range is an error).
     fn via_value<T: Serialize>(&mut self, v: T) -> Result<(), Error> {
         let v = serde_json::to_value(v)?;
-        serde_json::to_writer(&mut *self.out, &v)
+        serde_json::to_writer(&mut self.out.bytes, &v)
     }
 }
 
@@ -60,121 +86,137 @@ struct SeqState {
 }
 
 impl SeqState {
-    fn open(out: &mut Vec<u8>, depth: usize) -> SeqState {
-        out.push(b'[');
+    fn open(out: &mut Buf, depth: usize) -> SeqState {
+        out.bytes.push(b'[');
         SeqState { depth, empty: true }
     }
 
-    fn element<T: Serialize + ?Sized>(&mut self, out: &mut Vec<u8>, v: &T) -> Result<(), Error> {
-        out.extend_from_slice(if self.empty { b"\n" } else { b",\n" });
+    fn element<T: Serialize + ?Sized>(&mut self, out: &mut Buf, v: &T) -> Result<(), Error> {
+        out.bytes
+            .extend_from_slice(if self.empty { b"\n" } else { b",\n" });
         self.empty = false;
-        indent(out, self.depth + 1);
+        out.indent(self.depth + 1);
         v.serialize(Writer {
             out,
             depth: self.depth + 1,
         })
     }
 
-    fn close(self, out: &mut Vec<u8>) {
+    fn close(self, out: &mut Buf) {
         if !self.empty {
-            out.push(b'\n');
-            indent(out, self.depth);
+            out.bytes.push(b'\n');
+            out.indent(self.depth);
         }
-        out.push(b']');
+        out.bytes.push(b']');
     }
 }
 
-/// An object being written: its entries, `"key": value` each, are written unseparated from
-/// `start` on, in the order they come; `close` puts them in key order with serde_json's
-/// separators and indentation.
+/// An object being written: its entries are written as they come, with the separators and
+/// indentation they would have in that order; `close` leaves them if that order is the keys'
+/// (no copy), or else writes them again in key order.
 struct ObjectState {
     depth: usize,
     start: usize,
-    /// (key, where its `"key": value` starts, where it ends), in the order written.
-    entries: Vec<(String, usize, usize)>,
+    /// In the order written.
+    entries: Vec<Entry>,
     /// A map's key, given before its value.
     key: Option<String>,
 }
 
 impl ObjectState {
-    fn open(out: &mut Vec<u8>, depth: usize) -> ObjectState {
-        out.push(b'{');
+    fn open(out: &mut Buf, depth: usize) -> ObjectState {
+        out.bytes.push(b'{');
         ObjectState {
             depth,
-            start: out.len(),
-            entries: Vec::new(),
+            start: out.bytes.len(),
+            entries: out.spare.pop().unwrap_or_default(),
             key: None,
         }
     }
 
-    /// Writes `"key": ` and returns where the entry starts; `end_entry` records it.
-    fn begin_entry(&mut self, out: &mut Vec<u8>, key: &str) -> Result<usize, Error> {
-        let from = out.len();
-        serde_json::to_writer(&mut *out, key)?;
-        out.extend_from_slice(b": ");
+    /// Writes the separator and `"key": `, and returns where the entry starts; `end_entry`
+    /// records it.
+    fn begin_entry(&mut self, out: &mut Buf, key: &str) -> Result<usize, Error> {
+        out.bytes.extend_from_slice(if self.entries.is_empty() {
+            b"\n"
+        } else {
+            b",\n"
+        });
+        out.indent(self.depth + 1);
+        let from = out.bytes.len();
+        serde_json::to_writer(&mut out.bytes, key)?;
+        out.bytes.extend_from_slice(b": ");
         Ok(from)
     }
 
-    fn end_entry(&mut self, out: &[u8], key: String, from: usize) {
-        self.entries.push((key, from, out.len()));
+    fn end_entry(&mut self, out: &Buf, key: Cow<'static, str>, from: usize) {
+        self.entries.push((key, from, out.bytes.len()));
     }
 
     fn entry<T: Serialize + ?Sized>(
         &mut self,
-        out: &mut Vec<u8>,
-        key: String,
+        out: &mut Buf,
+        key: Cow<'static, str>,
         v: &T,
     ) -> Result<(), Error> {
         let from = self.begin_entry(out, &key)?;
         v.serialize(Writer {
-            out,
+            out: &mut *out,
             depth: self.depth + 1,
         })?;
         self.end_entry(out, key, from);
         Ok(())
     }
 
-    fn close(mut self, out: &mut Vec<u8>) {
+    fn close(mut self, out: &mut Buf) {
         if self.entries.is_empty() {
-            out.push(b'}');
+            out.bytes.push(b'}');
+            out.spare.push(self.entries);
             return;
         }
-        // A stable sort: of equal keys the last written stays last, and is the one kept (a
-        // later insert into serde_json's map replaces the earlier value).
         if !self.entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            // A stable sort: of equal keys the last written stays last, and is the one kept
+            // (a later insert into serde_json's map replaces the earlier value).
             self.entries.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-        let written = out.split_off(self.start);
-        let mut first = true;
-        for (i, (key, from, to)) in self.entries.iter().enumerate() {
-            if self.entries.get(i + 1).is_some_and(|next| &next.0 == key) {
-                continue;
+            let Buf { bytes, scratch, .. } = &mut *out;
+            scratch.clear();
+            scratch.extend_from_slice(&bytes[self.start..]);
+            bytes.truncate(self.start);
+            let mut first = true;
+            for (i, (key, from, to)) in self.entries.iter().enumerate() {
+                if self.entries.get(i + 1).is_some_and(|next| &next.0 == key) {
+                    continue;
+                }
+                bytes.extend_from_slice(if first { b"\n" } else { b",\n" });
+                first = false;
+                for _ in 0..self.depth + 1 {
+                    bytes.extend_from_slice(INDENT);
+                }
+                bytes.extend_from_slice(&scratch[from - self.start..to - self.start]);
             }
-            out.extend_from_slice(if first { b"\n" } else { b",\n" });
-            first = false;
-            indent(out, self.depth + 1);
-            out.extend_from_slice(&written[from - self.start..to - self.start]);
         }
-        out.push(b'\n');
-        indent(out, self.depth);
-        out.push(b'}');
+        out.bytes.push(b'\n');
+        out.indent(self.depth);
+        out.bytes.push(b'}');
+        self.entries.clear();
+        out.spare.push(self.entries);
     }
 }
 
 pub struct Seq<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut Buf,
     state: SeqState,
 }
 
 pub struct Object<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut Buf,
     state: ObjectState,
 }
 
 /// An enum variant holding a tuple or struct: serde_json's `{"Variant": value}`, the value
 /// (an array or an object, state `S`) written inside the outer object's one entry.
 pub struct Variant<'a, S> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut Buf,
     outer: ObjectState,
     variant: &'static str,
     from: usize,
@@ -185,7 +227,7 @@ impl<'a> Writer<'a> {
     fn variant<S>(
         self,
         variant: &'static str,
-        open: impl FnOnce(&mut Vec<u8>, usize) -> S,
+        open: impl FnOnce(&mut Buf, usize) -> S,
     ) -> Result<Variant<'a, S>, Error> {
         let mut outer = ObjectState::open(self.out, self.depth);
         let from = outer.begin_entry(self.out, variant)?;
@@ -201,10 +243,10 @@ impl<'a> Writer<'a> {
 }
 
 impl<S> Variant<'_, S> {
-    fn close(mut self, close_inner: impl FnOnce(S, &mut Vec<u8>)) {
+    fn close(mut self, close_inner: impl FnOnce(S, &mut Buf)) {
         close_inner(self.inner, self.out);
         self.outer
-            .end_entry(self.out, self.variant.to_string(), self.from);
+            .end_entry(self.out, Cow::Borrowed(self.variant), self.from);
         self.outer.close(self.out);
     }
 }
@@ -344,7 +386,7 @@ impl<'a> ser::Serializer for Writer<'a> {
         Ok(())
     }
     fn serialize_none(self) -> Result<(), Error> {
-        self.out.extend_from_slice(b"null");
+        self.out.bytes.extend_from_slice(b"null");
         Ok(())
     }
     fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), Error> {
@@ -379,7 +421,7 @@ impl<'a> ser::Serializer for Writer<'a> {
         v: &T,
     ) -> Result<(), Error> {
         let mut o = ObjectState::open(self.out, self.depth);
-        o.entry(self.out, variant.to_string(), v)?;
+        o.entry(self.out, Cow::Borrowed(variant), v)?;
         o.close(self.out);
         Ok(())
     }
@@ -459,7 +501,7 @@ impl ser::SerializeMap for Object<'_> {
         let key = self.state.key.take().ok_or_else(|| {
             <Error as ser::Error>::custom("serialize_value called before serialize_key")
         })?;
-        self.state.entry(self.out, key, v)
+        self.state.entry(self.out, Cow::Owned(key), v)
     }
     fn end(self) -> Result<(), Error> {
         self.state.close(self.out);
@@ -475,7 +517,7 @@ impl ser::SerializeStruct for Object<'_> {
         key: &'static str,
         v: &T,
     ) -> Result<(), Error> {
-        self.state.entry(self.out, key.to_string(), v)
+        self.state.entry(self.out, Cow::Borrowed(key), v)
     }
     fn end(self) -> Result<(), Error> {
         self.state.close(self.out);
@@ -503,7 +545,7 @@ impl ser::SerializeStructVariant for Variant<'_, ObjectState> {
         key: &'static str,
         v: &T,
     ) -> Result<(), Error> {
-        self.inner.entry(self.out, key.to_string(), v)
+        self.inner.entry(self.out, Cow::Borrowed(key), v)
     }
     fn end(self) -> Result<(), Error> {
         self.close(ObjectState::close);
@@ -722,6 +764,31 @@ mod tests {
         let at_depth = String::from_utf8(out).unwrap();
         assert!(whole.contains(&at_depth), "{whole}\n---\n{at_depth}");
         assert!(at_depth.ends_with("\n    }"), "{at_depth}");
+    }
+
+    /// The structs written once per node declare their fields in key order, so that their
+    /// objects are written as they come, without being copied into order.
+    #[test]
+    fn per_node_structs_declare_their_fields_in_key_order() {
+        use crate::engine::explain::{NodeState, NodeVerdict, PodInfo};
+        let v = NodeVerdict {
+            name: "n1".into(),
+            state: NodeState::Running,
+            should_run: true,
+            should_continue_running: true,
+            pod: Some(PodInfo {
+                name: "p".into(),
+                uid: "u".into(),
+                phase: "Running".into(),
+                ready: true,
+                revision: Some("h".into()),
+                revision_number: Some(1),
+                restarts: 0,
+                node_name: Some("n1".into()),
+            }),
+            reasons: vec![],
+        };
+        assert_eq!(serde_json::to_string_pretty(&v).unwrap(), through_value(&v));
     }
 
     /// The explanations of the fixtures (every node state and many reasons), as
