@@ -157,11 +157,11 @@ fn informational(spec: &PodSpec, node: &Node, node_taints: &[Taint]) -> Vec<Reas
     if cordoned {
         out.push(Reason::Cordoned {});
     }
-    let own = spec.tolerations.clone().unwrap_or_default();
+    let own: &[_] = spec.tolerations.as_deref().map_or(&[], |v| v);
     let auto: Vec<String> = node_taints
         .iter()
         .filter(|t| t.effect == NO_SCHEDULE || t.effect == NO_EXECUTE)
-        .filter(|t| t.key != UNSCHEDULABLE && !taints::any_tolerates(&own, t))
+        .filter(|t| t.key != UNSCHEDULABLE && !taints::any_tolerates(own, t))
         .map(|t| taint_text(&t.key, t.value.as_deref(), &t.effect))
         .collect();
     if !auto.is_empty() {
