@@ -144,8 +144,15 @@ impl ObjectState {
         });
         out.indent(self.depth + 1);
         let from = out.bytes.len();
-        serde_json::to_writer(&mut out.bytes, key)?;
-        out.bytes.extend_from_slice(b": ");
+        if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            // Nothing to escape (every field name kubectl-ds writes).
+            out.bytes.push(b'"');
+            out.bytes.extend_from_slice(key.as_bytes());
+            out.bytes.extend_from_slice(b"\": ");
+        } else {
+            serde_json::to_writer(&mut out.bytes, key)?;
+            out.bytes.extend_from_slice(b": ");
+        }
         Ok(from)
     }
 
@@ -686,7 +693,11 @@ mod tests {
                 Flattened {
                     message: "m".into(),
                     reason: &fields,
-                    extra: BTreeMap::from([("b".into(), 1), ("message".into(), 2)]),
+                    extra: BTreeMap::from([
+                        ("b".into(), 1),
+                        ("message".into(), 2),
+                        ("q\"uote\\back\nline \u{1} é".into(), 3),
+                    ]),
                 },
                 Flattened {
                     message: "only".into(),
