@@ -405,7 +405,8 @@ fn emit_overview<W: Write>(
 /// DaemonSets and 5,000 nodes that is a quarter of a gigabyte: the items are made and written
 /// to buffers (render::sorted_json, no serde_json tree) on a thread per core, each thread
 /// every n-th item, at most one buffer waiting per thread, while this one writes them out in
-/// order and hands each buffer back to be filled again. A write that fails (the reader left) stops the threads too.
+/// order and hands each buffer back to be filled again. A write that fails (the reader left)
+/// stops the threads too.
 fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot]) -> Result<()> {
     let json_err = |e: serde_json::Error| Error::Io(format!("rendering JSON: {e}"));
     let mut top = Vec::new();
@@ -475,7 +476,7 @@ fn list_value(summaries: &[Explanation], items: &[Explanation]) -> Value {
     list
 }
 
-/// The ExplanationList with its items left empty (see [`Streamed`]).
+/// The ExplanationList with its items left empty (filled in by [`overview_json`]).
 fn list_top(items: &[Explanation]) -> Value {
     serde_json::json!({
         "apiVersion": explain::API_VERSION,

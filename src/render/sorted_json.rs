@@ -210,19 +210,19 @@ impl ObjectState {
     }
 }
 
-pub struct Seq<'a> {
+struct Seq<'a> {
     out: &'a mut Buf,
     state: SeqState,
 }
 
-pub struct Object<'a> {
+struct Object<'a> {
     out: &'a mut Buf,
     state: ObjectState,
 }
 
 /// An enum variant holding a tuple or struct: serde_json's `{"Variant": value}`, the value
 /// (an array or an object, state `S`) written inside the outer object's one entry.
-pub struct Variant<'a, S> {
+struct Variant<'a, S> {
     out: &'a mut Buf,
     outer: ObjectState,
     variant: &'static str,
