@@ -419,10 +419,7 @@ fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
         .ok_or_else(|| Error::Io("rendering JSON: the list has no items".into()))?
         + EMPTY_ITEMS.len()
         - 1;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-        .min(snaps.len().max(1));
+    let threads = cpu_threads().min(snaps.len().max(1));
     std::thread::scope(|scope| {
         // Per thread: its items, made; and the buffers written, back to it for the next.
         let channels: Vec<_> = (0..threads)
@@ -467,6 +464,13 @@ fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
         };
         write(out)
     })
+}
+
+/// Threads for the overview's CPU work: one per core, at most 4.
+fn cpu_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
 }
 
 /// The ExplanationList: totals from the summaries, the full explanations as its items.
@@ -571,10 +575,7 @@ async fn overview(
 /// `snaps`: on a thread per core, each a run of DaemonSets (evaluating 100 DaemonSets on 5,000
 /// nodes is CPU work of a few tenths of a second, and nothing else runs meanwhile).
 fn summaries(snaps: &[Snapshot]) -> Vec<Explanation> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
-    let run = snaps.len().div_ceil(threads).max(1);
+    let run = snaps.len().div_ceil(cpu_threads()).max(1);
     let explain_run = |run: &[Snapshot]| -> Vec<Explanation> {
         run.iter()
             .map(|snap| explain::explain(snap, &NodeFilter::summary_only()))
