@@ -382,7 +382,13 @@ pub async fn execute<R: Report, S: Steps<R>>(
 /// one will be sent): the first answer the apiserver rejects (RBAC, admission, validation, a
 /// precondition that keeps failing) refuses the run before anything is changed.
 async fn dry_run_before_acting(ctx: &Ctx<'_>, mutations: &[Mutation]) -> Result<()> {
-    for m in mutations {
+    // An orphaning delete an earlier run already sent (the DaemonSet is being deleted) is not
+    // sent again (the workflows' `before` step only makes sure of its backup), so there is
+    // nothing to dry-run: the DaemonSet may even be gone by now, once the garbage collector
+    // has orphaned its pods.
+    let under_way = |m: &Mutation| matches!(m, Mutation::OrphanDelete(ds) if ds.metadata.deletion_timestamp.is_some());
+    let mutations: Vec<&Mutation> = mutations.iter().filter(|m| !under_way(m)).collect();
+    for m in &mutations {
         send_preconditioned(ctx, m, true)
             .await
             .map_err(|e| match e {
@@ -612,6 +618,49 @@ status: {phase: Running}
                 assert!(created["metadata"].get("generateName").is_none());
             }
         }
+    }
+
+    /// A resumed run whose orphaning delete an earlier run already sent (the DaemonSet carries
+    /// a deletionTimestamp, and may be gone by the time this run looks again, once the garbage
+    /// collector orphaned its pods): the server dry run before acting leaves that delete out
+    /// (it is not sent again) and dry-runs the rest.
+    #[tokio::test]
+    async fn a_delete_already_under_way_is_not_dry_run_again() {
+        use crate::cluster::mock::{self, Reply};
+        let mut deleting = old_ds();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        let mut stored = serde_json::to_value(new_ds("agent-v2")).unwrap();
+        stored["metadata"]["uid"] = json!("new-uid");
+        let (url, seen) = mock::serve(vec![Reply::json(201, stored)]).await;
+        let ctx = test_ctx(&url);
+        let mutations = vec![
+            orphan_plan(&deleting).mutations.remove(0),
+            Mutation::Create(new_ds("agent-v2")),
+        ];
+        dry_run_before_acting(&ctx, &mutations).await.unwrap();
+        let lines: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.line.clone())
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("POST ") && lines[0].contains("dryRun=All"),
+            "{lines:?}"
+        );
+
+        // Without the deletionTimestamp the delete is dry-run: its re-read finds the
+        // DaemonSet gone, and the run is refused before anything is sent.
+        let (url, seen) = mock::serve(vec![Reply::status(404, "NotFound")]).await;
+        let ctx = test_ctx(&url);
+        let mutations = vec![orphan_plan(&old_ds()).mutations.remove(0)];
+        let err = dry_run_before_acting(&ctx, &mutations).await.unwrap_err();
+        assert!(err.to_string().contains("deleted or replaced"), "{err}");
+        assert!(seen.lock().unwrap()[0].line.starts_with("GET "));
     }
 
     /// Over the wire (a scripted server, the client kubectl-ds builds): the executor sends the
