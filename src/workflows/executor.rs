@@ -378,16 +378,23 @@ pub async fn execute<R: Report, S: Steps<R>>(
     out
 }
 
+/// The planned DaemonSet is already being deleted: an earlier run sent its orphaning delete.
+/// That delete is not sent again (the workflows' `before` step only makes sure of its backup)
+/// nor dry-run.
+pub fn delete_under_way(planned: &DaemonSet) -> bool {
+    planned.metadata.deletion_timestamp.is_some()
+}
+
 /// Every mutation sent with dryRun=All, with its preconditions as they are now (as the real
 /// one will be sent): the first answer the apiserver rejects (RBAC, admission, validation, a
 /// precondition that keeps failing) refuses the run before anything is changed.
 async fn dry_run_before_acting(ctx: &Ctx<'_>, mutations: &[Mutation]) -> Result<()> {
-    // An orphaning delete an earlier run already sent (the DaemonSet is being deleted) is not
-    // sent again (the workflows' `before` step only makes sure of its backup), so there is
-    // nothing to dry-run: the DaemonSet may even be gone by now, once the garbage collector
-    // has orphaned its pods.
-    let under_way = |m: &Mutation| matches!(m, Mutation::OrphanDelete(ds) if ds.metadata.deletion_timestamp.is_some());
-    let mutations: Vec<&Mutation> = mutations.iter().filter(|m| !under_way(m)).collect();
+    // A delete already under way is not sent again, so there is nothing to dry-run: the
+    // DaemonSet may even be gone by now, once the garbage collector has orphaned its pods.
+    let mutations: Vec<&Mutation> = mutations
+        .iter()
+        .filter(|m| !matches!(m, Mutation::OrphanDelete(ds) if delete_under_way(ds)))
+        .collect();
     for m in &mutations {
         send_preconditioned(ctx, m, true)
             .await

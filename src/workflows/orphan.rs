@@ -8,7 +8,7 @@ use crate::engine::model::Pod;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 
 use super::backup::{self, Backup};
-use super::executor::{execute, read_as_planned, Acted, Mutation, Plan, Steps};
+use super::executor::{delete_under_way, execute, read_as_planned, Acted, Mutation, Plan, Steps};
 use super::report::{
     ObjectRef, OrphanPlan, OrphanPod, OrphanReport, OrphanResult, OrphanRevision, ServerDryRun,
     API_VERSION,
@@ -220,7 +220,7 @@ impl<'a> DeleteSteps<'a> {
         planned: &DaemonSet,
         report: &impl Serialize,
     ) -> Result<bool> {
-        if planned.metadata.deletion_timestamp.is_some() {
+        if delete_under_way(planned) {
             let existing = self.existing.as_ref();
             self.journal = Some(ensure_backup(ctx, planned, existing, self.backup_path).await?);
             return Ok(false);
