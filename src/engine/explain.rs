@@ -288,6 +288,7 @@ pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
     let ds = &snap.daemon_set;
     let spec = placement::template_spec(ds);
     let placer = placement::Placer::new(&spec);
+    let mut placement = placement::Memo::new(&placer);
     let ctx = Context::new(snap, placer.tolerations());
     let by_node = pods_by_node(ds, &snap.pods);
     let mut computed = Counters::default();
@@ -298,18 +299,19 @@ pub fn explain(snap: &Snapshot, filter: &NodeFilter) -> Explanation {
     // The reasons of the nodes not listed that the summary's notes depend on.
     let mut noted: Vec<Reason> = Vec::new();
     for node in snap.nodes.iter() {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let elig = placer.node_should_run(node);
-        let pods: &[&Pod] = by_node.get(&name).map(Vec::as_slice).unwrap_or(&[]);
-        count_status(&ctx, &elig, pods, &mut computed);
+        let name = node.metadata.name.as_deref().unwrap_or_default();
+        let elig = placement.node_should_run(node);
+        let pods: &[&Pod] = by_node.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        count_status(&ctx, elig, pods, &mut computed);
         if !elig.should_run {
             if let Some(first) = elig.reasons.iter().find(|r| r.is_eligibility()) {
                 *excluded.entry(first.code()).or_default() += 1;
             }
         }
-        let verdict = node_verdict(&ctx, node, name, elig, pods);
+        let keep = filter.keeps(node);
+        let verdict = node_verdict(&ctx, node, name, elig, pods, keep);
         *states.entry(verdict.state.as_str()).or_default() += 1;
-        if filter.keeps(node) {
+        if keep {
             nodes.push(verdict);
         } else {
             // The notes below are about every node, listed or not.
@@ -472,12 +474,15 @@ fn count_status(ctx: &Context, elig: &Eligibility, pods: &[&Pod], c: &mut Counte
     }
 }
 
+/// The node's verdict. Not `listed` (only counted, and searched for the reasons the summary's
+/// notes read), it has no name, no pod and no eligibility reasons: nothing that is not read.
 fn node_verdict(
     ctx: &Context,
     node: &Node,
-    name: String,
-    elig: Eligibility,
+    name: &str,
+    elig: &Eligibility,
     pods: &[&Pod],
+    listed: bool,
 ) -> NodeVerdict {
     let (active, terminating): (Vec<&Pod>, Vec<&Pod>) = pods
         .iter()
@@ -485,7 +490,11 @@ fn node_verdict(
         .partition(|p| !podstate::is_terminating(p));
     let mut active = active;
     podstate::oldest_first(&mut active);
-    let mut reasons = elig.reasons.clone();
+    let mut reasons = if listed {
+        elig.reasons.clone()
+    } else {
+        Vec::new()
+    };
     let pod = active.first().or(terminating.first()).copied();
     let state = if active.is_empty() && !terminating.is_empty() {
         for p in &terminating {
@@ -515,9 +524,9 @@ fn node_verdict(
             NodeState::Misscheduled
         }
     } else if let Some(p) = pod {
-        pod_state(ctx, node, &name, p, &mut reasons)
+        pod_state(ctx, node, name, p, &mut reasons)
     } else {
-        missing_reasons(ctx, &name, &mut reasons);
+        missing_reasons(ctx, name, &mut reasons);
         NodeState::Missing
     };
     if elig.should_run {
@@ -542,11 +551,15 @@ fn node_verdict(
         });
     }
     NodeVerdict {
-        name,
+        name: if listed {
+            name.to_string()
+        } else {
+            String::new()
+        },
         state,
         should_run: elig.should_run,
         should_continue_running: elig.should_continue_running,
-        pod: pod.map(|p| pod_info(ctx, p)),
+        pod: pod.filter(|_| listed).map(|p| pod_info(ctx, p)),
         reasons,
     }
 }
