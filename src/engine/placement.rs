@@ -125,7 +125,10 @@ impl<'p, 'a> Memo<'p, 'a> {
         self.key.clear();
         let labels = node.metadata.labels.as_ref();
         for k in &self.label_keys {
-            put(&mut self.key, labels.and_then(|l| l.get(*k)).map(String::as_str));
+            put(
+                &mut self.key,
+                labels.and_then(|l| l.get(*k)).map(String::as_str),
+            );
         }
         let spec = node.spec.as_ref();
         self.key.push(match spec.and_then(|s| s.unschedulable) {
@@ -439,7 +442,11 @@ spec:
             if memo.by_name {
                 assert!(memo.seen.is_empty());
             } else {
-                assert!(memo.seen.len() < nodes.len(), "{spec:?}: {}", memo.seen.len());
+                assert!(
+                    memo.seen.len() < nodes.len(),
+                    "{spec:?}: {}",
+                    memo.seen.len()
+                );
             }
         }
     }

@@ -473,12 +473,104 @@ pub fn taint_text(key: &str, value: Option<&str>, effect: &str) -> String {
     }
 }
 
-/// A reason as it appears in JSON/YAML: the code, the message, then the facts.
-#[derive(Debug, Serialize)]
+/// A reason as it appears in JSON/YAML: the message, the code, then the facts: the reason's
+/// own object (`#[serde(tag = "code")]`, a struct for every variant) with `message` put first.
+/// Written as `#[serde(flatten)]` would write it, but as a struct: flatten makes a map, whose
+/// keys a serializer must copy, and the overview writes half a million reasons.
+#[derive(Debug)]
 pub struct ReasonView<'a> {
     pub message: String,
-    #[serde(flatten)]
     pub reason: &'a Reason,
+}
+
+impl Serialize for ReasonView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.reason.serialize(MessageFirst {
+            inner: s,
+            message: &self.message,
+        })
+    }
+}
+
+/// The serializer [`ReasonView`] gives the reason: its struct with `message` as the first field.
+/// A reason is always a struct (see [`Reason`]); any other shape is refused.
+struct MessageFirst<'m, S> {
+    inner: S,
+    message: &'m str,
+}
+
+fn not_a_struct<E: serde::ser::Error>() -> E {
+    E::custom("a reason serializes as a struct")
+}
+
+macro_rules! refuse {
+    ($($f:ident($($t:ty),*) -> $r:ty),*) => {
+        $(fn $f(self, $(_: $t),*) -> Result<$r, S::Error> {
+            Err(not_a_struct())
+        })*
+    };
+}
+
+impl<S: serde::Serializer> serde::Serializer for MessageFirst<'_, S> {
+    type Ok = S::Ok;
+    type Error = S::Error;
+    type SerializeSeq = serde::ser::Impossible<S::Ok, S::Error>;
+    type SerializeTuple = serde::ser::Impossible<S::Ok, S::Error>;
+    type SerializeTupleStruct = serde::ser::Impossible<S::Ok, S::Error>;
+    type SerializeTupleVariant = serde::ser::Impossible<S::Ok, S::Error>;
+    type SerializeMap = serde::ser::Impossible<S::Ok, S::Error>;
+    type SerializeStruct = S::SerializeStruct;
+    type SerializeStructVariant = serde::ser::Impossible<S::Ok, S::Error>;
+
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<S::SerializeStruct, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = self.inner.serialize_struct(name, len + 1)?;
+        st.serialize_field("message", self.message)?;
+        Ok(st)
+    }
+
+    refuse!(
+        serialize_bool(bool) -> S::Ok, serialize_i8(i8) -> S::Ok, serialize_i16(i16) -> S::Ok,
+        serialize_i32(i32) -> S::Ok, serialize_i64(i64) -> S::Ok, serialize_u8(u8) -> S::Ok,
+        serialize_u16(u16) -> S::Ok, serialize_u32(u32) -> S::Ok, serialize_u64(u64) -> S::Ok,
+        serialize_f32(f32) -> S::Ok, serialize_f64(f64) -> S::Ok, serialize_char(char) -> S::Ok,
+        serialize_str(&str) -> S::Ok, serialize_bytes(&[u8]) -> S::Ok,
+        serialize_none() -> S::Ok, serialize_unit() -> S::Ok,
+        serialize_unit_struct(&'static str) -> S::Ok,
+        serialize_unit_variant(&'static str, u32, &'static str) -> S::Ok,
+        serialize_seq(Option<usize>) -> Self::SerializeSeq,
+        serialize_tuple(usize) -> Self::SerializeTuple,
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct,
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant,
+        serialize_map(Option<usize>) -> Self::SerializeMap,
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant
+    );
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<S::Ok, S::Error> {
+        Err(not_a_struct())
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<S::Ok, S::Error> {
+        Err(not_a_struct())
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<S::Ok, S::Error> {
+        Err(not_a_struct())
+    }
 }
 
 impl<'a> From<&'a Reason> for ReasonView<'a> {
@@ -506,6 +598,83 @@ pub fn serialize_reasons<S: serde::Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every code, each fact set (a `message` fact included).
+    const EVERY_REASON: &str = r#"
+- {code: NodeNameMismatch, wanted: n2}
+- {code: NodeSelectorMismatch, key: pool, wanted: gpu, actual: null}
+- {code: NodeSelectorMismatch, key: pool, wanted: gpu, actual: general}
+- {code: NodeAffinityMismatch, term: 0, expression: "zone In [a] (node has zone=b)"}
+- {code: UntoleratedTaint, key: dedicated, value: gpu, effect: NoSchedule, existingPod: kept}
+- {code: NodeNotReady, taint: node.kubernetes.io/not-ready, readyCondition: "False"}
+- {code: Cordoned}
+- {code: AutoTolerated, taints: ["a:NoSchedule", "b=c:NoExecute"]}
+- {code: Unschedulable, schedulerMessage: "0/3 nodes are available: 3 Insufficient cpu.", entries: [{count: 3, reason: Insufficient cpu}, {count: 1, reason: "node(s) had untolerated taint", taint: "a=b"}]}
+- {code: InsufficientResources, resource: cpu, requested: 250m, allocatable: "1", usedByOtherPods: 900m}
+- {code: HostPortConflict, port: 9100, protocol: TCP, hostIp: 0.0.0.0, heldBy: ns/p}
+- {code: TooManyPods, allocatable: 110, used: 110}
+- {code: Preemption, priorityClass: high, priority: 1000, victims: [ns/a, ns/b], pdbViolations: 1}
+- {code: PreemptionNotHelpful, priorityClass: null, priority: null, why: priorityUnknown}
+- {code: NoPriorityClass}
+- {code: SchedulingGated, gates: [g1]}
+- {code: AwaitingScheduler}
+- {code: CrashLoopBackOff, container: c, restarts: 7, lastExitCode: 1, lastReason: Error}
+- {code: ImagePullBackOff, container: c, image: "i:1", detail: "back-off \"pulling\""}
+- {code: ErrImagePull, container: c, image: "i:1", detail: null}
+- {code: ContainerCreating, container: c}
+- {code: ContainerWaiting, container: c, reason: CreateContainerConfigError, detail: x}
+- {code: PodNotReady, detail: null}
+- {code: PodFailed, pod: p, detail: Evicted}
+- {code: FailedCreate, eventMessage: "pods \"x\" is forbidden", count: 3, lastSeen: "2026-01-01T00:00:00Z"}
+- {code: FailedPodBackoff, eventMessage: "Found failed daemon pod ns/a on node n1"}
+- {code: NotYetCreated}
+- {code: OutdatedRevision, podRevision: abc, currentRevision: def, onDelete: true}
+- {code: DuplicatePods, pods: [a, b]}
+- {code: DaemonSetDeleting}
+- {code: SelectingAll}
+- {code: Terminating, pod: p, since: null}
+- {code: AfterTerminating, pods: [p], surge: false}
+- {code: AdmissionRefused, message: "denied by webhook \"w\""}
+- {code: EvictionLoop, taint: "k:NoExecute", tolerationSeconds: 5}
+"#;
+
+    /// ReasonView writes what `#[serde(flatten)]` wrote (the message, then the reason's own
+    /// object), for every reason; in serde_json's tree too.
+    #[test]
+    fn reason_view_is_the_flattened_reason() {
+        #[derive(Serialize)]
+        struct Flattened<'a> {
+            message: String,
+            #[serde(flatten)]
+            reason: &'a Reason,
+        }
+        let reasons: Vec<Reason> = crate::yaml::from_str(EVERY_REASON).unwrap();
+        assert_eq!(reasons.len(), 35);
+        let codes: std::collections::BTreeSet<&str> = reasons.iter().map(Reason::code).collect();
+        assert_eq!(codes.len(), 34, "every code once at least");
+        for r in &reasons {
+            let flat = Flattened {
+                message: r.message(),
+                reason: r,
+            };
+            let view = ReasonView::from(r);
+            assert_eq!(
+                serde_json::to_string(&view).unwrap(),
+                serde_json::to_string(&flat).unwrap()
+            );
+            assert_eq!(
+                serde_json::to_value(&view).unwrap(),
+                serde_json::to_value(&flat).unwrap()
+            );
+            let mut sorted = Vec::new();
+            crate::render::sorted_json::write(&mut sorted, &view, 0).unwrap();
+            let tree = serde_json::to_vec_pretty(&serde_json::to_value(&flat).unwrap()).unwrap();
+            assert_eq!(
+                String::from_utf8(sorted).unwrap(),
+                String::from_utf8(tree).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn serialized_code_matches_code() {
