@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::model::Node;
 use crate::engine::model::PodSpec;
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
+use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
 
 use super::reason::Reason;
 
@@ -25,21 +25,23 @@ pub fn mismatches(spec: &PodSpec, node: &Node) -> Vec<Reason> {
             });
         }
     }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    if let Some(required) = required {
+    if let Some(required) = required(spec) {
         let name = node.metadata.name.as_deref().unwrap_or("");
         if let Some(reason) = terms_mismatch(&required.node_selector_terms, labels, name) {
             out.push(reason);
         }
     }
     out
+}
+
+/// The pod's required node affinity (requiredDuringSchedulingIgnoredDuringExecution), if any.
+pub fn required(spec: &PodSpec) -> Option<&NodeSelector> {
+    spec.affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
 }
 
 /// mirrors nodeaffinity.LazyErrorNodeSelector.Match: terms are ORed; an empty term matches

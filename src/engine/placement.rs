@@ -86,15 +86,7 @@ impl<'p, 'a> Memo<'p, 'a> {
             .iter()
             .flat_map(|s| s.keys().map(String::as_str))
             .collect();
-        let terms = spec
-            .affinity
-            .as_ref()
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| {
-                na.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-            .map_or(&[][..], |r| r.node_selector_terms.as_slice());
+        let terms = affinity::required(spec).map_or(&[][..], |r| r.node_selector_terms.as_slice());
         let mut by_name = spec.node_name.as_deref().is_some_and(|n| !n.is_empty());
         for term in terms {
             label_keys.extend(
