@@ -427,19 +427,11 @@ fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
                 let (back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
                 scope.spawn(move || {
-                    // A new buffer (none back yet) starts as large as the largest item yet:
-                    // grown from nothing, a 2 MB item is copied a dozen times over.
-                    let mut largest = 0;
                     for snap in snaps.iter().skip(first).step_by(threads) {
                         let e = explain::explain(snap, &NodeFilter::default());
-                        let mut buf = spare
-                            .try_recv()
-                            .unwrap_or_else(|_| Vec::with_capacity(largest));
+                        let mut buf = spare.try_recv().unwrap_or_default();
                         buf.clear();
-                        let made = sorted_json::write(&mut buf, &e, 2).map(|()| {
-                            largest = largest.max(buf.len());
-                            buf
-                        });
+                        let made = sorted_json::write(&mut buf, &e, 2).map(|()| buf);
                         // The writer gone (it stopped early): nothing more to make.
                         if tx.send(made.map_err(json_err)).is_err() {
                             break;

@@ -73,7 +73,9 @@ pub struct Memo<'p, 'a> {
     label_keys: Vec<&'a str>,
     /// The rule reads the node's name: every node is its own case.
     by_name: bool,
-    seen: HashMap<Box<[u8]>, Eligibility>,
+    /// Each case's key, and its index in `cases`.
+    seen: HashMap<Box<[u8]>, usize>,
+    cases: Vec<Eligibility>,
     key: Vec<u8>,
     unmemoised: Option<Eligibility>,
 }
@@ -104,6 +106,7 @@ impl<'p, 'a> Memo<'p, 'a> {
             label_keys,
             by_name,
             seen: HashMap::new(),
+            cases: Vec::new(),
             key: Vec::new(),
             unmemoised: None,
         }
@@ -134,11 +137,17 @@ impl<'p, 'a> Memo<'p, 'a> {
             put(&mut self.key, t.value.as_deref());
             put(&mut self.key, Some(&t.effect));
         }
-        if !self.seen.contains_key(self.key.as_slice()) {
-            let e = self.placer.node_should_run(node);
-            self.seen.insert(self.key.as_slice().into(), e);
-        }
-        &self.seen[self.key.as_slice()]
+        // One hash per node seen before (the common case); a new case is evaluated and kept.
+        let case = match self.seen.get(self.key.as_slice()) {
+            Some(&case) => case,
+            None => {
+                self.cases.push(self.placer.node_should_run(node));
+                self.seen
+                    .insert(self.key.as_slice().into(), self.cases.len() - 1);
+                self.cases.len() - 1
+            }
+        };
+        &self.cases[case]
     }
 }
 
