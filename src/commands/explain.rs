@@ -403,7 +403,8 @@ fn emit_overview<W: Write>(
 /// The overview's `-o json`: the ExplanationList, each item the DaemonSet's full explanation
 /// made again from its snapshot; byte for byte `render::json(out, &list_value(..))`. At 100
 /// DaemonSets and 5,000 nodes that is a quarter of a gigabyte: the items are made and written
-/// to buffers (render::sorted_json, no serde_json tree) on a thread per core, each thread
+/// to buffers (render::explain_json: no serde_json tree, each distinct reason list serialized
+/// once per DaemonSet) on a thread per core, each thread
 /// every n-th item, at most one buffer waiting per thread, while this one writes them out in
 /// order and hands each buffer back to be filled again. A write that fails (the reader left)
 /// stops the threads too.
@@ -431,7 +432,7 @@ fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
                         let e = explain::explain(snap, &NodeFilter::default());
                         let mut buf = spare.try_recv().unwrap_or_default();
                         buf.clear();
-                        let made = sorted_json::write(&mut buf, &e, 2).map(|()| buf);
+                        let made = render::explain_json::write(&mut buf, &e, 2).map(|()| buf);
                         // The writer gone (it stopped early): nothing more to make.
                         if tx.send(made.map_err(json_err)).is_err() {
                             break;

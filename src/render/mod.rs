@@ -4,6 +4,7 @@
 pub mod diff;
 pub mod endpoints;
 pub mod explain;
+pub mod explain_json;
 pub mod jsonpath;
 pub mod palette;
 pub mod printer;
