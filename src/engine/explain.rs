@@ -817,7 +817,7 @@ fn summarise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::testutil::{daemon_set, node, pod};
+    use crate::engine::testutil::{agent_pod, daemon_set, node};
 
     const DS: &str = r#"
 metadata:
@@ -841,28 +841,6 @@ status:
   numberAvailable: 2
   numberMisscheduled: 1
 "#;
-
-    fn agent_pod(name: &str, node: &str, hash: &str, extra: &str) -> Pod {
-        pod(&format!(
-            r#"
-metadata:
-  name: {name}
-  namespace: ns
-  uid: uid-{name}
-  creationTimestamp: "2026-01-01T00:00:0{}Z"
-  labels: {{app: agent, controller-revision-hash: {hash}}}
-  ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: ds-uid, controller: true}}]
-{extra}
-spec:
-  nodeName: {node}
-  containers: [{{name: agent, image: "agent:2"}}]
-status:
-  phase: Running
-  conditions: [{{type: Ready, status: "True"}}]
-"#,
-            name.len() % 10
-        ))
-    }
 
     fn revision(
         name: &str,

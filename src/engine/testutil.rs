@@ -32,6 +32,31 @@ pub fn pod_spec(yaml: &str) -> PodSpec {
     spec
 }
 
+/// A Running, Ready pod of the DaemonSet ns/agent (uid ds-uid) on `node` (a YAML scalar, quoted
+/// when it must be), of revision `hash`; `extra` is more YAML under `metadata`. Its creation
+/// second follows its name's length, so that pods of different names have an order.
+pub fn agent_pod(name: &str, node: &str, hash: &str, extra: &str) -> Pod {
+    pod(&format!(
+        r#"
+metadata:
+  name: {name}
+  namespace: ns
+  uid: uid-{name}
+  creationTimestamp: "2026-01-01T00:00:0{}Z"
+  labels: {{app: agent, controller-revision-hash: {hash}}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: ds-uid, controller: true}}]
+{extra}
+spec:
+  nodeName: {node}
+  containers: [{{name: agent, image: "agent:2"}}]
+status:
+  phase: Running
+  conditions: [{{type: Ready, status: "True"}}]
+"#,
+        name.len() % 10
+    ))
+}
+
 pub fn daemon_set(yaml: &str) -> DaemonSet {
     crate::yaml::from_str(yaml).expect("daemonset yaml")
 }

@@ -150,28 +150,7 @@ mod tests {
     use super::*;
     use crate::engine::explain::{explain, NodeFilter};
     use crate::engine::snapshot::Snapshot;
-    use crate::engine::testutil::{daemon_set, node, pod};
-
-    fn agent(name: &str, node: &str, extra: &str) -> crate::engine::model::Pod {
-        pod(&format!(
-            r#"
-metadata:
-  name: {name}
-  namespace: ns
-  uid: uid-{name}
-  creationTimestamp: "2026-01-01T00:00:00Z"
-  labels: {{app: agent}}
-  ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: ds-uid, controller: true}}]
-{extra}
-spec:
-  nodeName: "{node}"
-  containers: [{{name: agent, image: "agent:1"}}]
-status:
-  phase: Running
-  conditions: [{{type: Ready, status: "True"}}]
-"#
-        ))
-    }
+    use crate::engine::testutil::{agent_pod, daemon_set, node};
 
     /// Byte for byte what the generic writer writes, for explanations with several node
     /// states, empty and non-empty reason lists, pods and none, one reason list on many nodes
@@ -215,16 +194,17 @@ spec:
             nodes.push(node(n));
         }
         let pods = vec![
-            agent("p-ready", "a-ready", ""),
-            agent("p-dup-1", "a-dup", ""),
-            agent("p-dup-2", "a-dup", ""),
-            agent("p-mis", "b-mis", ""),
-            agent(
+            agent_pod("p-ready", "a-ready", "h", ""),
+            agent_pod("p-dup-1", "a-dup", "h", ""),
+            agent_pod("p-dup-2", "a-dup", "h", ""),
+            agent_pod("p-mis", "b-mis", "h", ""),
+            agent_pod(
                 "p-term",
                 "a-term",
+                "h",
                 "  deletionTimestamp: \"2026-01-01T00:01:00Z\"",
             ),
-            agent("p-quote", r#"q\"uote\u00e9\t"#, ""),
+            agent_pod("p-quote", r#""q\"uote\u00e9\t""#, "h", ""),
         ];
         let snap = Snapshot {
             daemon_set: ds,
@@ -236,6 +216,8 @@ spec:
         assert!(e.nodes.len() > 50);
         let states: std::collections::BTreeSet<_> = e.nodes.iter().map(|n| n.state).collect();
         assert!(states.len() >= 5, "{states:?}");
+        let hostile = e.nodes.iter().find(|n| n.name == "q\"uote\u{e9}\t");
+        assert!(hostile.is_some_and(|n| n.pod.is_some()), "{hostile:?}");
         let mut empty = e.clone();
         empty.nodes.clear();
         for e in [&e, &empty] {
