@@ -374,7 +374,7 @@ fn emit_overview<W: Write>(
             crate::hold_freed_memory();
             overview_json(out, &items, &snaps)?
         }
-        Format::Yaml => render::yaml(out, &list_value(&items, &full(&snaps)))?,
+        Format::Yaml => overview_yaml(out, &items, &snaps)?,
         Format::Table | Format::Wide => {
             render::explain::overview_table_with(out, &items, all, palette, print.opts.no_headers)?
         }
@@ -465,6 +465,53 @@ fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
         };
         write(out)
     })
+}
+
+/// The overview's `-o yaml`: byte for byte `render::yaml(out, &list_value(..))`, with each
+/// item made again from its snapshot, rendered and written before the next is made (the whole
+/// list as one tree is gigabytes at 100 DaemonSets and 5,000 nodes). An item of the list's
+/// `items:` sequence is the item's own YAML, its first line after `- `, the others indented by
+/// two spaces (the emitter's line widths do not depend on the nesting).
+fn overview_yaml<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot]) -> Result<()> {
+    let yaml_err = |e: String| Error::Io(format!("rendering YAML: {e}"));
+    let top = crate::yaml::to_string(&list_top(items)).map_err(yaml_err)?;
+    // A top-level key, never the first ("apiVersion" sorts before it).
+    const EMPTY_ITEMS: &str = "\nitems: []\n";
+    let at = top
+        .find(EMPTY_ITEMS)
+        .ok_or_else(|| Error::Io("rendering YAML: the list has no items".into()))?
+        + 1;
+    let mut buf = Vec::new();
+    buf.extend_from_slice(top[..at].as_bytes());
+    if snaps.is_empty() {
+        buf.extend_from_slice(b"items: []\n");
+    } else {
+        buf.extend_from_slice(b"items:\n");
+    }
+    for snap in snaps {
+        let e = explain::explain(snap, &NodeFilter::default());
+        let text = crate::yaml::to_string(&to_value(&e)?).map_err(yaml_err)?;
+        sequence_item(&mut buf, &text);
+        out.write_all(&buf).map_err(render::io_err)?;
+        buf.clear();
+    }
+    buf.extend_from_slice(top[at + EMPTY_ITEMS.len() - 1..].as_bytes());
+    out.write_all(&buf).map_err(render::io_err)
+}
+
+/// `text`, one value's YAML, as an item of a block sequence at the left margin (an empty line,
+/// in a block scalar, stays empty).
+fn sequence_item(out: &mut Vec<u8>, text: &str) {
+    for (i, line) in text.split_terminator('\n').enumerate() {
+        let prefix: &[u8] = match (i, line.is_empty()) {
+            (0, _) => b"- ",
+            (_, true) => b"",
+            _ => b"  ",
+        };
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
 }
 
 /// Threads for the overview's CPU work: one per core, at most 4.
@@ -948,7 +995,7 @@ spec:
         render::json(&mut tree, &with_fixes(&e, &snap).unwrap()).unwrap();
         let mut streamed = Vec::new();
         json_with_fixes(&mut streamed, &mut e, &snap).unwrap();
-        assert_streamed_is_tree(tree, streamed, "\"fix\"");
+        assert_streamed_is_tree(tree, streamed, &["\"fix\"", "\"gpu\""]);
         assert_eq!(e.nodes.len(), 2, "the explanation keeps its nodes");
 
         // The overview's list, each item's verdicts made again from its snapshot as it is
@@ -968,6 +1015,9 @@ spec:
             .collect();
         let mut tree = Vec::new();
         render::json(&mut tree, &list_value(&items, &items)).unwrap();
+        // And the YAML, item by item, is the YAML of the tree.
+        let mut tree_yaml = Vec::new();
+        render::yaml(&mut tree_yaml, &list_value(&items, &items)).unwrap();
         let summaries: Vec<Explanation> = items
             .into_iter()
             .map(|mut e| {
@@ -975,25 +1025,62 @@ spec:
                 e
             })
             .collect();
-        let mut streamed = Vec::new();
-        let print = Print {
-            format: Format::Json,
-            opts: TableOptions::default(),
-            sort_by: None,
-            problems: false,
-            exit_code: false,
-            fix: false,
+        let overview = |format: Format, summaries: Vec<Explanation>, snaps: Vec<Snapshot>| {
+            let mut streamed = Vec::new();
+            let print = Print {
+                format,
+                opts: TableOptions::default(),
+                sort_by: None,
+                problems: false,
+                exit_code: false,
+                fix: false,
+            };
+            emit_overview(
+                &mut streamed,
+                summaries,
+                snaps,
+                true,
+                &print,
+                &Palette::new(false),
+            )
+            .unwrap();
+            streamed
         };
-        emit_overview(
-            &mut streamed,
-            summaries,
-            snaps,
-            true,
-            &print,
-            &Palette::new(false),
-        )
-        .unwrap();
-        assert_streamed_is_tree(tree, streamed, "\"totals\"");
+        let streamed = overview(Format::Json, summaries.clone(), snaps.clone());
+        assert_streamed_is_tree(tree, streamed, &["\"totals\"", "\"gpu\""]);
+        let streamed = overview(Format::Yaml, summaries, snaps);
+        assert_streamed_is_tree(tree_yaml, streamed, &["\ntotals:", "name: gpu\n"]);
+        // No DaemonSet at all: an empty list, in both.
+        for format in [Format::Json, Format::Yaml] {
+            let mut tree = Vec::new();
+            match format {
+                Format::Json => render::json(&mut tree, &list_value(&[], &[])).unwrap(),
+                _ => render::yaml(&mut tree, &list_value(&[], &[])).unwrap(),
+            }
+            let streamed = overview(format, Vec::new(), Vec::new());
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                String::from_utf8(tree).unwrap()
+            );
+        }
+    }
+
+    /// A sequence item written from its own YAML is what the emitter writes for it inside
+    /// the sequence, block scalars with empty lines and folded long strings included.
+    #[test]
+    fn a_sequence_item_is_its_yaml_indented() {
+        let long = "word ".repeat(40);
+        let items = [
+            serde_json::json!({"a": {"b": [{"c": "one\n\ntwo\n", "d": long}], "e": {}}, "f": []}),
+            serde_json::json!({"x": "q\"uote\u{e9}\t: - [", "y": [1, [2, 3]], "z": null}),
+        ];
+        let whole = crate::yaml::to_string(&serde_json::json!({"items": items})).unwrap();
+        assert!(whole.contains("one\n\n"), "{whole}");
+        let mut streamed = b"items:\n".to_vec();
+        for item in &items {
+            sequence_item(&mut streamed, &crate::yaml::to_string(item).unwrap());
+        }
+        assert_eq!(String::from_utf8(streamed).unwrap(), whole);
     }
 
     /// The summaries made on several threads are each DaemonSet's, in the snapshots' order.
@@ -1028,10 +1115,11 @@ spec:
         assert_eq!(made, want);
     }
 
-    /// The streamed JSON is byte for byte the tree's, which holds `key` and the gpu node.
-    fn assert_streamed_is_tree(tree: Vec<u8>, streamed: Vec<u8>, key: &str) {
+    /// The streamed output is byte for byte the tree's, which holds each of `marks` (a key, the
+    /// gpu node).
+    fn assert_streamed_is_tree(tree: Vec<u8>, streamed: Vec<u8>, marks: &[&str]) {
         let tree = String::from_utf8(tree).unwrap();
-        assert!(tree.contains(key) && tree.contains("\"gpu\""), "{tree}");
+        assert!(marks.iter().all(|m| tree.contains(m)), "{tree}");
         assert_eq!(String::from_utf8(streamed).unwrap(), tree);
     }
 }
