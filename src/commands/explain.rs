@@ -482,7 +482,7 @@ fn overview_yaml<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
         .ok_or_else(|| Error::Io("rendering YAML: the list has no items".into()))?
         + 1;
     let mut buf = Vec::new();
-    buf.extend_from_slice(top[..at].as_bytes());
+    buf.extend_from_slice(&top.as_bytes()[..at]);
     if snaps.is_empty() {
         buf.extend_from_slice(b"items: []\n");
     } else {
@@ -495,7 +495,7 @@ fn overview_yaml<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
         out.write_all(&buf).map_err(render::io_err)?;
         buf.clear();
     }
-    buf.extend_from_slice(top[at + EMPTY_ITEMS.len() - 1..].as_bytes());
+    buf.extend_from_slice(&top.as_bytes()[at + EMPTY_ITEMS.len() - 1..]);
     out.write_all(&buf).map_err(render::io_err)
 }
 
