@@ -473,8 +473,7 @@ fn overview_json<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
 /// `items:` sequence is the item's own YAML, its first line after `- `, the others indented by
 /// two spaces (the emitter's line widths do not depend on the nesting).
 fn overview_yaml<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot]) -> Result<()> {
-    let yaml_err = |e: String| Error::Io(format!("rendering YAML: {e}"));
-    let top = crate::yaml::to_string(&list_top(items)).map_err(yaml_err)?;
+    let top = render::yaml_text(&list_top(items))?;
     // A top-level key, never the first ("apiVersion" sorts before it).
     const EMPTY_ITEMS: &str = "\nitems: []\n";
     let at = top
@@ -490,8 +489,7 @@ fn overview_yaml<W: Write>(out: &mut W, items: &[Explanation], snaps: &[Snapshot
     }
     for snap in snaps {
         let e = explain::explain(snap, &NodeFilter::default());
-        let text = crate::yaml::to_string(&to_value(&e)?).map_err(yaml_err)?;
-        sequence_item(&mut buf, &text);
+        sequence_item(&mut buf, &render::yaml_text(&e)?);
         out.write_all(&buf).map_err(render::io_err)?;
         buf.clear();
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::engine::explain::{Explanation, NodeVerdict};
 use crate::engine::reason::{serialize_reasons, Reason};
 
-use super::sorted_json;
+use super::sorted_json::{self, indent};
 
 type Result = std::result::Result<(), serde_json::Error>;
 
@@ -129,12 +129,6 @@ fn close(out: &mut Vec<u8>, depth: usize, bracket: u8) {
     out.push(b'\n');
     indent(out, depth);
     out.push(bracket);
-}
-
-fn indent(out: &mut Vec<u8>, depth: usize) {
-    for _ in 0..depth {
-        out.extend_from_slice(b"  ");
-    }
 }
 
 fn flag(b: bool) -> &'static [u8] {

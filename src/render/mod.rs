@@ -33,10 +33,15 @@ pub fn json<W: Write, T: Serialize>(out: &mut W, value: &T) -> Result<()> {
 
 /// Writes `value` as YAML.
 pub fn yaml<W: Write, T: Serialize>(out: &mut W, value: &T) -> Result<()> {
+    out.write_all(yaml_text(value)?.as_bytes()).map_err(io_err)
+}
+
+/// `value` as YAML text.
+pub fn yaml_text<T: Serialize>(value: &T) -> Result<String> {
+    let yaml_err = |e: String| Error::Io(format!("rendering YAML: {e}"));
     // Through JSON so that serialize_with hooks and flattening behave exactly as in JSON.
-    let v = serde_json::to_value(value).map_err(|e| Error::Io(format!("rendering YAML: {e}")))?;
-    let text = crate::yaml::to_string(&v).map_err(|e| Error::Io(format!("rendering YAML: {e}")))?;
-    out.write_all(text.as_bytes()).map_err(io_err)
+    let v = serde_json::to_value(value).map_err(|e| yaml_err(e.to_string()))?;
+    crate::yaml::to_string(&v).map_err(yaml_err)
 }
 
 pub fn io_err(e: std::io::Error) -> Error {

@@ -54,9 +54,14 @@ struct Buf {
 
 impl Buf {
     fn indent(&mut self, depth: usize) {
-        for _ in 0..depth {
-            self.bytes.extend_from_slice(INDENT);
-        }
+        indent(&mut self.bytes, depth);
+    }
+}
+
+/// The indentation of a line at nesting `depth`, as serde_json's pretty printer writes it.
+pub fn indent(out: &mut Vec<u8>, depth: usize) {
+    for _ in 0..depth {
+        out.extend_from_slice(INDENT);
     }
 }
 
